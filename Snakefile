@@ -1,0 +1,20 @@
+# Self-distillation vs. epistemic verbalization: the whole experiment as one DAG.
+# Run: snakemake --cores N   (config/config.yaml, the toy world, by default)
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/toy.smk"
+include: "rules/data.smk"
+include: "rules/teacher.smk"
+include: "rules/train.smk"
+include: "rules/evaluate.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        "results/summary/metrics.parquet",
+        FIGURES,

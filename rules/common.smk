@@ -1,0 +1,131 @@
+# Config accessors (each returns the canonical slice one rule depends on), targets and
+# wildcard constraints. Rules stay thin; the logic is in the selfdistill package.
+import os
+import re
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from selfdistill.config import check_config
+from selfdistill.io import canonical_json
+
+# Clear messages first (naming key, value, file and fix); then Snakemake's own validation.
+check_config(config, Path(workflow.basedir) / "config/schema.yaml", workflow.configfiles)
+validate(config, "../config/schema.yaml")
+
+
+wildcard_constraints:
+    model=r"[A-Za-z0-9_.-]+",
+    dataset=r"[A-Za-z0-9_.-]+",
+    richness=r"none|answer|solution|solution_nothink|regen",
+    coverage=r"\d+",
+    seed=r"\d+",
+    method=r"sft",
+    ablation=r"standard",
+    eval_set=r"[A-Za-z0-9_.-]+",
+    variant=r"base(/c\d+_s\d+)?|sft/[a-z_]+/[a-z]+/c\d+_s\d+",
+
+
+PKG = Path(workflow.basedir) / "selfdistill"
+# Jobs import the package from this checkout, the same files the rules list as inputs.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
+
+
+def pkg(*modules):
+    """Package modules a rule's script relies on: inputs, so editing one re-runs its jobs."""
+    return [str(PKG / m) for m in modules]
+
+
+# Modules nearly every model-facing job imports.
+MODEL_CODE = pkg("models.py", "prompts.py", "io.py")
+GENERATION_CODE = MODEL_CODE + pkg(
+    "generation.py",
+    "grading.py",
+    "epistemic.py",
+    "backends/__init__.py",
+    "backends/hf.py",
+)
+
+
+def canon(value):
+    return canonical_json(value)
+
+
+# ---- model and data locations ---------------------------------------------------------
+
+
+def model_dir(model):
+    """Local directory (built by the workflow) or hub id / path of a model."""
+    source = config["models"][model]["source"]
+    return f"results/models/{model}/hf" if source == "toy" else source
+
+
+def model_input(wildcards):
+    """The model directory as a job input when the workflow builds it; nothing for hub models."""
+    source = config["models"][wildcards.model]["source"]
+    return [model_dir(wildcards.model)] if source == "toy" else []
+
+
+def model_slice(model):
+    return canon(config["models"][model])
+
+
+def dataset_file(name):
+    return f"results/data/{name}.parquet"
+
+
+def subset_file(coverage, seed):
+    return f"results/subsets/{config['train_dataset']}/c{coverage}_s{seed}.parquet"
+
+
+# ---- evaluation variants --------------------------------------------------------------
+
+VARIANT_RE = re.compile(
+    r"(?P<method>base|sft)(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+)_s(?P<seed>\d+))?$"
+)
+
+
+def parse_variant(variant):
+    return VARIANT_RE.match(variant).groupdict()
+
+
+def is_subset_eval(eval_set):
+    return config["eval_sets"][eval_set]["split"] == "subset"
+
+
+def trained_variants():
+    return [
+        f"{method}/{richness}/{ablation}/c{coverage}_s{seed}"
+        for method in config["methods"]
+        for richness in config["richness"]
+        for ablation in config["ablations"]
+        for coverage in config["coverage"]
+        for seed in config["seeds"]
+    ]
+
+
+def eval_targets():
+    """Every (model, variant, eval set) the summary needs; the base model appears once per
+    problem set, however many trained variants compare against it."""
+    targets = []
+    subsets = [f"c{c}_s{s}" for c in config["coverage"] for s in config["seeds"]]
+    for model in config["models"]:
+        for eval_set in config["eval_sets"]:
+            base = [f"base/{s}" for s in subsets] if is_subset_eval(eval_set) else ["base"]
+            for variant in base + trained_variants():
+                targets.append(f"results/{model}/eval/{variant}/{eval_set}.parquet")
+    return targets
+
+
+def train_logs():
+    return [
+        f"results/{model}/train/{variant}/log.parquet"
+        for model in config["models"]
+        for variant in trained_variants()
+    ]
+
+
+FIGURES = expand(
+    "results/figures/{name}.png",
+    name=["accuracy_by_richness", "length_by_richness", "epistemic_by_richness", "train_loss"],
+)

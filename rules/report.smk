@@ -1,0 +1,31 @@
+# Aggregation and figures: cheap, so they run in the main process.
+
+
+localrules:
+    summarize,
+    figures,
+
+
+rule summarize:
+    input:
+        evals=eval_targets(),
+        code=pkg("summary.py", "io.py"),
+    output:
+        "results/summary/metrics.parquet",
+    log:
+        "logs/summarize/summarize.log",
+    script:
+        "../scripts/summarize.py"
+
+
+rule figures:
+    input:
+        metrics="results/summary/metrics.parquet",
+        train_logs=train_logs(),
+        code=pkg("plots.py"),
+    output:
+        FIGURES,
+    log:
+        "logs/figures/figures.log",
+    script:
+        "../scripts/figures.py"

@@ -1,0 +1,25 @@
+from selfdistill.backends import Sampling, make_backend
+from selfdistill.io import read_table, write_table
+from selfdistill.jobs import param, start_job
+from selfdistill.teacher import demonstrations, teacher_table
+
+start_job(snakemake)
+wc = snakemake.wildcards
+model, teacher, grading = param(snakemake, "model"), param(snakemake, "teacher"), param(snakemake, "grading")
+templates, seed = param(snakemake, "prompts"), int(wc.seed)
+
+demos = demonstrations(read_table(snakemake.input.demos)) if wc.richness == "regen" else None
+backend = make_backend(model, snakemake.params.model_path, batch_size=param(snakemake, "generation")["batch_size"])
+table = teacher_table(
+    backend,
+    read_table(snakemake.input.subset),
+    wc.richness,
+    templates,
+    Sampling.from_config(teacher, seed),
+    grading,
+    keep=teacher["keep"],
+    chat_kwargs=model.get("chat_kwargs"),
+    demos=demos,
+)
+config_slice = {"model": model, "teacher": teacher, "prompts": templates, "grading": grading, **dict(wc)}
+write_table(table, snakemake.output[0], config_slice, seed=seed)

@@ -1,0 +1,41 @@
+import logging
+import shutil
+from pathlib import Path
+
+import pandas as pd
+
+from selfdistill.io import read_table, write_table
+from selfdistill.jobs import param, start_job
+from selfdistill.models import load_model, load_tokenizer
+from selfdistill.train.sft import add_lora, sft_examples, train_sft
+
+start_job(snakemake)
+log = logging.getLogger("train_sft")
+wc = snakemake.wildcards
+model_cfg, hp, templates, seed = param(snakemake, "model"), param(snakemake, "sft"), param(snakemake, "prompts"), int(wc.seed)
+
+tokenizer = load_tokenizer(snakemake.params.model_path)
+traces = read_table(snakemake.input.traces)
+examples, uncovered = sft_examples(
+    read_table(snakemake.input.subset), traces[traces["kept"]], tokenizer, templates, model_cfg.get("chat_kwargs")
+)
+if uncovered:
+    log.warning("%d problems have no kept teacher trace and are left out: %s", len(uncovered), uncovered[:10])
+if not examples:
+    raise RuntimeError(
+        "no teacher trace was kept for any problem of this subset: raise teacher.n_samples, "
+        "or set teacher.keep: all"
+    )
+model = add_lora(load_model(snakemake.params.model_path, dtype=model_cfg.get("dtype", "float32")), hp["lora"])
+rows = train_sft(
+    model, tokenizer, examples, hp, seed,
+    on_step=lambda r: log.info("step %d loss %.4f grad_norm %.3f", r["step"], r["loss"], r["grad_norm"]),
+)
+
+out = Path(snakemake.output.adapter)
+tmp = out.with_name(out.name + ".tmp")
+shutil.rmtree(tmp, ignore_errors=True)
+model.save_pretrained(tmp)
+tmp.rename(out)  # the adapter directory appears only when complete
+config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, **dict(wc)}
+write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)

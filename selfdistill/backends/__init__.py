@@ -1,0 +1,47 @@
+"""One generation interface; backends differ only in how they sample.
+
+Training and grading code sees `Completion`s and never knows which backend made them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Sampling:
+    n: int
+    temperature: float
+    top_p: float = 1.0
+    top_k: int = 0  # 0 = off
+    max_new_tokens: int = 256
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, cfg: dict, seed: int) -> "Sampling":
+        return cls(
+            n=cfg["n_samples"],
+            temperature=cfg["temperature"],
+            top_p=cfg["top_p"],
+            top_k=cfg.get("top_k", 0),
+            max_new_tokens=cfg["max_new_tokens"],
+            seed=seed,
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    prompt_index: int
+    sample: int
+    token_ids: list[int]  # generated ids, EOS included when the model stopped
+    text: str  # decoded without the EOS
+    finish_reason: str  # "stop" or "length"
+
+
+def make_backend(model_cfg: dict, model_path: str, adapter_path: str | None = None, **options):
+    kind = model_cfg.get("backend", "hf")
+    if kind == "hf":
+        from selfdistill.backends.hf import HFBackend
+
+        return HFBackend(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"), **options)
+    raise ValueError(f"unknown backend {kind!r} for model {model_path}: use 'hf'")

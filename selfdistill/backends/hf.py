@@ -1,0 +1,60 @@
+"""Generation with transformers' `generate` (any HF causal LM, optionally with a LoRA adapter)."""
+
+from __future__ import annotations
+
+import torch
+from tqdm import tqdm
+
+from selfdistill.backends import Completion, Sampling
+from selfdistill.models import load_model, load_tokenizer
+
+
+class HFBackend:
+    def __init__(self, model_path: str, adapter_path: str | None = None, dtype: str = "float32", batch_size: int = 256):
+        self.tokenizer = load_tokenizer(model_path)
+        self.model = load_model(model_path, adapter_path, dtype=dtype, merge=True)
+        self.model.eval()
+        self.batch_size = batch_size  # sequences per generate() call
+
+    @property
+    def device(self):
+        return self.model.device
+
+    def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]:
+        tok = self.tokenizer
+        eos, pad = tok.eos_token_id, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        per_call = max(1, self.batch_size // sampling.n)
+        torch.manual_seed(sampling.seed)
+        out = []
+        for start in tqdm(range(0, len(prompts), per_call), desc=desc, unit="batch", mininterval=5):
+            chunk = prompts[start : start + per_call]
+            width = max(map(len, chunk))
+            # Left padding, so every row's continuation starts at the same column.
+            input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(chunk), width), dtype=torch.long)
+            for row, ids in enumerate(chunk):
+                input_ids[row, width - len(ids) :] = torch.tensor(ids)
+                attention[row, width - len(ids) :] = 1
+            with torch.no_grad():
+                generated = self.model.generate(
+                    input_ids=input_ids.to(self.device),
+                    attention_mask=attention.to(self.device),
+                    do_sample=sampling.temperature > 0,
+                    temperature=sampling.temperature if sampling.temperature > 0 else None,
+                    top_p=sampling.top_p if sampling.temperature > 0 else None,
+                    top_k=sampling.top_k if sampling.temperature > 0 else None,
+                    max_new_tokens=sampling.max_new_tokens,
+                    num_return_sequences=sampling.n,
+                    eos_token_id=eos,
+                    pad_token_id=pad,
+                )[:, width:].tolist()
+            for k, ids in enumerate(generated):
+                prompt_index, sample = start + k // sampling.n, k % sampling.n
+                if eos in ids:
+                    ids, reason = ids[: ids.index(eos) + 1], "stop"
+                    text_ids = ids[:-1]
+                else:
+                    reason, text_ids = "length", ids
+                text = tok.decode(text_ids, skip_special_tokens=False)
+                out.append(Completion(prompt_index, sample, ids, text, reason))
+        return out

@@ -1,0 +1,104 @@
+"""Config checks run when the workflow starts, before any job: one clear message per problem."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jsonschema
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+def load_schema(path) -> dict:
+    return yaml.safe_load(Path(path).read_text())
+
+
+def _where(path: tuple, config_files) -> str:
+    """The last config file that sets this key path (later files override earlier ones)."""
+    found = None
+    for f in config_files or ():
+        node = yaml.safe_load(Path(f).read_text()) or {}
+        for key in path:
+            if isinstance(node, dict) and key in node:
+                node = node[key]
+            elif isinstance(node, list) and isinstance(key, int) and key < len(node):
+                node = node[key]
+            else:
+                break
+        else:
+            found = f
+    return str(found) if found else "the merged config"
+
+
+def _describe(error: jsonschema.ValidationError, config_files) -> str:
+    path = tuple(error.absolute_path)
+    key = ".".join(map(str, path)) or "(top level)"
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        unknown = sorted(set(error.instance) - set(allowed))
+        return (
+            f"{_where(path, config_files)}: unknown key(s) {', '.join(map(repr, unknown))} under {key}; "
+            f"remove or rename them (allowed: {', '.join(allowed)})"
+        )
+    if error.validator == "required":
+        return f"{_where(path, config_files)}: {key} is missing {error.message.split(' is a required')[0]}; add it"
+    if error.validator == "enum":
+        return (
+            f"{_where(path, config_files)}: {key} = {error.instance!r} is not allowed; "
+            f"use one of {', '.join(map(repr, error.validator_value))}"
+        )
+    if error.validator == "minItems" and error.validator_value == 1:
+        return f"{_where(path, config_files)}: {key} is empty; list at least one value"
+    return f"{_where(path, config_files)}: {key} = {error.instance!r}: {error.message}; fix this value"
+
+
+def schema_errors(config: dict, schema: dict, config_files=()) -> list[str]:
+    validator = jsonschema.Draft202012Validator(schema)
+    return [_describe(e, config_files) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.path))]
+
+
+def semantic_errors(config: dict) -> list[str]:
+    """What the schema cannot express: references between sections, sizes, paths."""
+    errors = []
+    datasets = config["datasets"]
+    if config["train_dataset"] not in datasets:
+        errors.append(f"train_dataset = {config['train_dataset']!r} is not under datasets; add it or fix the name")
+    for name, spec in datasets.items():
+        if spec["loader"] == "toy" and "toy" not in spec:
+            errors.append(f"datasets.{name}: loader 'toy' needs a `toy:` block")
+        if spec["loader"] != "toy" and "path" not in spec:
+            errors.append(f"datasets.{name}: loader {spec['loader']!r} needs `path`")
+        if spec["loader"] in ("parquet", "jsonl") and "path" in spec and not Path(spec["path"]).exists():
+            errors.append(f"datasets.{name}.path = {spec['path']!r} does not exist; fix the path")
+    train = datasets.get(config["train_dataset"], {})
+    if train.get("loader") == "toy":
+        n_train = train["toy"]["n_train"]
+        too_big = [c for c in config["coverage"] if c > n_train]
+        if too_big:
+            errors.append(
+                f"coverage {too_big} exceeds the {n_train} training problems of dataset "
+                f"{config['train_dataset']!r}; lower coverage or raise datasets.{config['train_dataset']}.toy.n_train"
+            )
+    for name, es in config["eval_sets"].items():
+        if es["dataset"] not in datasets:
+            errors.append(f"eval_sets.{name}.dataset = {es['dataset']!r} is not under datasets; add it or fix the name")
+    for name, model in config["models"].items():
+        if model["source"] == "toy":
+            if "toy_pretrain" not in config:
+                errors.append(f"models.{name}: source 'toy' needs a `toy_pretrain:` block")
+        elif model["source"].startswith((".", "/")) and not Path(model["source"]).exists():
+            errors.append(f"models.{name}.source = {model['source']!r} is a path that does not exist; fix it")
+    if config["sft"]["batch_size"] % config["sft"]["micro_batch_size"]:
+        errors.append("sft.batch_size must be a multiple of sft.micro_batch_size; change one of them")
+    return errors
+
+
+def check_config(config: dict, schema_path, config_files=()) -> None:
+    errors = schema_errors(config, load_schema(schema_path), config_files)
+    if not errors:
+        errors = semantic_errors(config)
+    if errors:
+        raise ConfigError("invalid config:\n  - " + "\n  - ".join(errors))

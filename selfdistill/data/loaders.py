@@ -1,0 +1,96 @@
+"""Load problems from any source into the normalized schema (see PROBLEM_COLUMNS)."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from selfdistill.data import PROBLEM_COLUMNS, toy
+
+log = logging.getLogger(__name__)
+
+
+def normalize_text(text: str) -> str:
+    """The key used for deduplication: case- and whitespace-insensitive."""
+    return re.sub(r"\s+", " ", text).strip().lower()
+
+
+def _read_source(spec: dict) -> pd.DataFrame:
+    loader = spec["loader"]
+    if loader == "toy":
+        return toy.generate_problems(spec["toy"])
+    if loader in ("parquet", "jsonl"):
+        path = Path(spec["path"])
+        if not path.exists():
+            raise FileNotFoundError(f"dataset file {path} does not exist: fix `path` in the dataset's config")
+        return pd.read_parquet(path) if loader == "parquet" else pd.read_json(path, lines=True)
+    if loader == "hf":
+        import datasets
+
+        if Path(spec["path"]).is_dir() and (Path(spec["path"]) / "dataset_info.json").exists():
+            ds = datasets.load_from_disk(spec["path"])  # a dataset saved with save_to_disk
+            if isinstance(ds, datasets.DatasetDict):
+                ds = ds[spec.get("hf_split", "train")]
+        else:
+            ds = datasets.load_dataset(spec["path"], spec.get("hf_name"), split=spec.get("hf_split", "train"))
+        return ds.to_pandas()
+    raise ValueError(f"unknown loader {loader!r}: use toy, parquet, jsonl or hf")
+
+
+def _as_text(value) -> str:
+    """Chat-style prompts (a list of {role, content}) become their last user message."""
+    if isinstance(value, (list, tuple)) or hasattr(value, "tolist") and not isinstance(value, str):
+        messages = list(value)
+        users = [m["content"] for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+        if users:
+            return users[-1]
+    return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
+
+
+def normalize(raw: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
+    """Rename mapped columns, fill defaults, deduplicate by problem text, check what is left."""
+    mapping = spec.get("columns", {})  # our column -> source column
+    missing = sorted(src for ours, src in mapping.items() if src not in raw.columns)
+    if missing:
+        raise ValueError(
+            f"dataset {name!r}: columns {missing} not found (has {sorted(raw.columns)}): fix `columns` in its config"
+        )
+    df = pd.DataFrame({ours: raw[src] for ours, src in mapping.items()})
+    for col in ("problem", "answer"):
+        if col not in df and col in raw:
+            df[col] = raw[col]
+        if col not in df:
+            raise ValueError(f"dataset {name!r} has no {col!r} column: map one under `columns` in its config")
+    df["problem"] = df["problem"].map(_as_text)
+    df["answer"] = df["answer"].map(_as_text)
+    df["solution"] = df["solution"].map(_as_text) if "solution" in df else raw.get("solution", "")
+    df["solution"] = df["solution"].fillna("") if isinstance(df["solution"], pd.Series) else ""
+    if "problem_id" not in df:
+        df["problem_id"] = (
+            raw["problem_id"].astype(str)
+            if "problem_id" in raw
+            else [f"{name}-" + hashlib.sha1(normalize_text(p).encode()).hexdigest()[:12] for p in df["problem"]]
+        )
+    df["source"] = raw["source"].astype(str) if "source" in raw and "source" not in mapping else name
+    if "split" not in df:
+        df["split"] = raw["split"] if "split" in raw else spec.get("split", "train")
+
+    empty = (df["problem"].str.strip() == "") | (df["answer"].str.strip() == "")
+    if empty.any():
+        raise ValueError(f"dataset {name!r}: {int(empty.sum())} rows have an empty problem or answer")
+    before = len(df)
+    df = df[~df["problem"].map(normalize_text).duplicated()].reset_index(drop=True)
+    if len(df) < before:
+        log.info("dataset %s: dropped %d duplicate problems (%d left)", name, before - len(df), len(df))
+    dup_ids = df["problem_id"][df["problem_id"].duplicated()]
+    if len(dup_ids):
+        raise ValueError(f"dataset {name!r}: duplicate problem_id values, e.g. {dup_ids.iloc[0]!r}")
+    return df[list(PROBLEM_COLUMNS)].astype(str)
+
+
+def load_problems(spec: dict, name: str) -> pd.DataFrame:
+    return normalize(_read_source(spec), spec, name)

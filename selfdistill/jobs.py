@@ -1,0 +1,27 @@
+"""What every workflow script does first: log to the job's log file, decode canonical params."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+
+def start_job(snakemake) -> None:
+    """Send logging, warnings and tracebacks of this job to its log file (and stderr)."""
+    handlers = [logging.StreamHandler(sys.stderr)]
+    if snakemake.log:
+        handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    logging.captureWarnings(True)
+
+    def excepthook(kind, value, tb):
+        logging.getLogger("job").error("job failed", exc_info=(kind, value, tb))
+
+    sys.excepthook = excepthook
+    logging.getLogger("job").info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
+
+
+def param(snakemake, name):
+    """A param rendered by canonical_json in the rule, decoded."""
+    return json.loads(getattr(snakemake.params, name))

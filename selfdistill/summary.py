@@ -1,0 +1,54 @@
+"""The summary table: one row per (model, method, richness, coverage, seed, ablation, eval set)."""
+
+from __future__ import annotations
+
+import re
+
+import pandas as pd
+
+EVAL_PATH = re.compile(
+    r"results/(?P<model>[^/]+)/eval/(?P<method>base|[a-z]+)"
+    r"(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+)_s(?P<seed>\d+))?/(?P<eval_set>[^/]+)\.parquet$"
+)
+TRAIN_PATH = re.compile(
+    r"results/(?P<model>[^/]+)/train/(?P<method>[a-z]+)/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+)"
+    r"/c(?P<coverage>\d+)_s(?P<seed>\d+)/log\.parquet$"
+)
+AXES = ["model", "method", "richness", "ablation", "coverage", "seed", "eval_set"]
+
+
+def parse_path(pattern: re.Pattern, path: str) -> dict:
+    match = pattern.search(str(path))
+    if not match:
+        raise ValueError(f"{path} does not look like a workflow output ({pattern.pattern})")
+    axes = match.groupdict()
+    for key in ("coverage", "seed"):
+        axes[key] = int(axes[key]) if axes.get(key) is not None else None
+    axes["ablation"] = axes["ablation"] or "standard"
+    return axes
+
+
+def sample_metrics(samples: pd.DataFrame) -> dict:
+    """avg@n, pass@n and response statistics from a per-sample evaluation table."""
+    per_problem = samples.groupby("problem_id")["correct"]
+    return {
+        "accuracy": samples["correct"].mean(),
+        "pass_at_n": per_problem.any().mean(),
+        "mean_tokens": samples["n_tokens"].mean(),
+        "epistemic_count": samples["epistemic_count"].mean(),
+        "epistemic_words": samples["epistemic_words"].mean(),
+        "epistemic_density": samples["epistemic_density"].mean(),
+        "truncation_rate": samples["truncated"].mean(),
+        "no_boxed_rate": (samples["grade_status"] == "no_boxed").mean(),
+        "n_problems": samples["problem_id"].nunique(),
+        "n_samples": int(per_problem.size().max()),
+    }
+
+
+def summarize(tables: dict) -> pd.DataFrame:
+    """tables: eval path -> per-sample table."""
+    rows = [{**parse_path(EVAL_PATH, path), **sample_metrics(t)} for path, t in tables.items()]
+    df = pd.DataFrame(rows)
+    df["coverage"] = df["coverage"].astype("Int64")
+    df["seed"] = df["seed"].astype("Int64")
+    return df.sort_values(AXES, na_position="first").reset_index(drop=True)

@@ -1,0 +1,121 @@
+"""Build and pretrain the toy model: a ~1M-parameter Qwen2 with a locally trained BPE tokenizer."""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
+
+from selfdistill import prompts
+from selfdistill.data import toy
+from selfdistill.epistemic import EPISTEMIC_WORDS
+from selfdistill.train.batching import build_batch, completion_nll_sum
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+
+
+def build_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
+    """Byte-level BPE with single-digit tokens (so arithmetic is digit by digit)."""
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(texts, trainer)
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
+    )
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def build_model(tokenizer, arch: dict) -> Qwen2ForCausalLM:
+    config = Qwen2Config(
+        vocab_size=len(tokenizer),
+        hidden_size=arch["hidden_size"],
+        intermediate_size=arch["intermediate_size"],
+        num_hidden_layers=arch["num_layers"],
+        num_attention_heads=arch["num_heads"],
+        num_key_value_heads=arch["num_kv_heads"],
+        max_position_embeddings=arch["max_positions"],
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=None,
+    )
+    return Qwen2ForCausalLM(config)
+
+
+def corpus_example(rng: random.Random, terms, templates: dict, mix: dict, traces: dict):
+    """(user turn, response) for one pretraining example of a randomly chosen kind."""
+    problem = toy.problem_text(terms)
+    solution = toy.solution_text(terms)
+    kind = rng.choices(list(mix), weights=list(mix.values()))[0]
+    if kind == "none":
+        response = toy.unguided_trace(terms, rng, traces["p_error"], traces["p_verify"])
+    else:  # with any context the trace is the clean, unhedged solution
+        response = solution
+    user = prompts.teacher_user_turn(templates, kind, problem, answer=str(sum(terms)), solution=solution)
+    return user, response
+
+
+def pretrain(spec: dict, templates: dict, held_out: set[str], seed: int):
+    """Train tokenizer and model from scratch on generated traces; returns (model, tokenizer, log rows)."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+
+    def draw_terms():
+        while True:
+            terms = toy.sample_terms(rng, spec["train_terms"], spec["max_operand"])
+            if toy.problem_text(terms) not in held_out:
+                return terms
+
+    # The tokenizer sees the epistemic words in every casing used, so each stays one token.
+    sample = [" ".join(corpus_example(rng, draw_terms(), templates, spec["mix"], spec["traces"])) for _ in range(2000)]
+    sample += [" " + " ".join(EPISTEMIC_WORDS), " ".join(w.capitalize() for w in EPISTEMIC_WORDS)] * 50
+    tokenizer = build_tokenizer(sample, spec["vocab_size"])
+    model = build_model(tokenizer, spec["arch"])
+    log.info("toy model: %d parameters, vocabulary %d", model.num_parameters(), len(tokenizer))
+
+    opt = torch.optim.AdamW(model.parameters(), lr=spec["lr"], weight_decay=0.01, betas=(0.9, 0.98))
+    steps, warmup = spec["steps"], max(1, spec["steps"] // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+    )
+    rows, start = [], time.time()
+    model.train()
+    for step in range(steps):
+        batch_prompts, batch_completions = [], []
+        for _ in range(spec["batch_size"]):
+            user, response = corpus_example(rng, draw_terms(), templates, spec["mix"], spec["traces"])
+            batch_prompts.append(prompts.prompt_ids(tokenizer, user))
+            batch_completions.append(tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+        batch = build_batch(batch_prompts, batch_completions, tokenizer.pad_token_id)
+        nll, n_tokens = completion_nll_sum(model, batch)
+        loss = nll / n_tokens
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        rows.append({"step": step, "loss": loss.item(), "tokens": n_tokens, "lr": sched.get_last_lr()[0]})
+        if step % 100 == 0 or step == steps - 1:
+            log.info("pretrain step %d/%d loss %.4f (%.0fs)", step, steps, loss.item(), time.time() - start)
+    model.eval()
+    return model, tokenizer, rows

@@ -1,0 +1,40 @@
+"""Prompt + completion batches with a completion-only loss mask."""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE = -100
+
+
+def build_batch(prompts: list[list[int]], completions: list[list[int]], pad_id: int) -> dict:
+    """Right-padded input_ids / attention_mask / labels.
+
+    Labels are -100 on prompt and padding positions only, decided by position and never by
+    token value, so an EOS inside the completion keeps its label even when pad_id == eos_id.
+    """
+    lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]
+    width = max(lengths)
+    input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    labels = torch.full((len(prompts), width), IGNORE, dtype=torch.long)
+    for row, (p, c) in enumerate(zip(prompts, completions)):
+        n = len(p) + len(c)
+        input_ids[row, :n] = torch.tensor(p + c)
+        attention[row, :n] = 1
+        labels[row, len(p) : n] = torch.tensor(c)
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def completion_nll_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
+    """Summed next-token NLL over labelled positions and their count.
+
+    Returning the sum (not the mean) lets callers normalize by the token count of the whole
+    accumulated batch, so micro-batches with more tokens weigh more, as they should.
+    """
+    logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+    targets = batch["labels"][:, 1:]
+    mask = targets != IGNORE
+    logits = logits[:, :-1][mask]  # only labelled positions reach the softmax
+    nll = torch.nn.functional.cross_entropy(logits.float(), targets[mask], reduction="sum")
+    return nll, int(mask.sum())

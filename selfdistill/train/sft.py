@@ -1,0 +1,88 @@
+"""Offline self-distillation: LoRA SFT of the student (bare question) on teacher completions."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import pandas as pd
+import torch
+from peft import LoraConfig, get_peft_model
+
+from selfdistill import prompts
+from selfdistill.train.batching import build_batch, completion_nll_sum
+
+log = logging.getLogger(__name__)
+
+
+def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, templates: dict, chat_kwargs=None):
+    """(student prompt ids, teacher completion ids) per subset row.
+
+    The k-th repeat of a problem takes its k-th kept trace (cyclically), so a repeated problem
+    contributes different traces. Completion ids are the teacher's own ids, never re-tokenized.
+    """
+    by_problem = {pid: g["token_ids"].tolist() for pid, g in traces.groupby("problem_id", sort=False)}
+    examples, uncovered = [], set()
+    for row in subset.itertuples():
+        options = by_problem.get(row.problem_id)
+        if not options:
+            uncovered.add(row.problem_id)
+            continue
+        student = prompts.prompt_ids(tokenizer, prompts.student_user_turn(templates, row.problem), chat_kwargs)
+        examples.append((student, list(options[row.repeat % len(options)])))
+    return examples, sorted(uncovered)
+
+
+def add_lora(model, lora: dict):
+    config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["alpha"],
+        lora_dropout=lora["dropout"],
+        target_modules=lora["target_modules"],
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, config)
+
+
+def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None) -> list[dict]:
+    """Train in place; returns per-step log rows (step, epoch, loss, tokens, lr, grad_norm).
+
+    Each optimizer step covers `batch_size` examples in micro-batches of `micro_batch_size`;
+    the loss is the summed NLL divided by the completion tokens of the whole step.
+    """
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
+    steps_per_epoch = max(1, len(examples) // hp["batch_size"])
+    total = steps_per_epoch * hp["epochs"]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(1, total))  # linear decay
+    pad = tokenizer.pad_token_id
+    rows, step = [], 0
+    model.train()
+    for epoch in range(hp["epochs"]):
+        order = list(range(len(examples)))
+        rng.shuffle(order)
+        for s in range(steps_per_epoch):
+            idx = order[s * hp["batch_size"] : (s + 1) * hp["batch_size"]]
+            micro = [idx[i : i + hp["micro_batch_size"]] for i in range(0, len(idx), hp["micro_batch_size"])]
+            n_total = sum(len(examples[i][1]) for i in idx)
+            opt.zero_grad(set_to_none=True)
+            loss_sum = 0.0
+            for m in micro:
+                batch = build_batch([examples[i][0] for i in m], [examples[i][1] for i in m], pad)
+                nll, _ = completion_nll_sum(model, {k: v.to(model.device) for k, v in batch.items()})
+                (nll / n_total).backward()
+                loss_sum += nll.item()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"]).item()
+            lr = sched.get_last_lr()[0]
+            opt.step()
+            sched.step()
+            rows.append(
+                {"step": step, "epoch": epoch, "loss": loss_sum / n_total, "tokens": n_total, "lr": lr, "grad_norm": grad_norm}
+            )
+            if on_step:
+                on_step(rows[-1])
+            step += 1
+    model.eval()
+    return rows

@@ -1,0 +1,20 @@
+import pytest
+
+from selfdistill.toy_model import build_tokenizer
+from selfdistill.data import toy
+import random
+
+
+@pytest.fixture(scope="session")
+def toy_tokenizer_dir(tmp_path_factory):
+    """A toy tokenizer trained on generated traces, saved like the workflow saves it."""
+    rng = random.Random(0)
+    texts = []
+    for _ in range(300):
+        terms = toy.sample_terms(rng, (3, 4), 9)
+        texts.append(toy.problem_text(terms) + " " + toy.unguided_trace(terms, rng, 0.5, 0.5))
+    texts += [" wait hmm perhaps maybe actually alternatively seems might likely check the"] * 20
+    tok = build_tokenizer(texts, vocab_size=320)
+    path = tmp_path_factory.mktemp("tok")
+    tok.save_pretrained(path)
+    return str(path)

@@ -1,0 +1,47 @@
+import torch
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+from selfdistill.train.batching import IGNORE, build_batch, completion_nll_sum
+
+EOS = 2
+
+
+def test_labels_cover_completion_and_eos_only():
+    batch = build_batch([[5, 6, 7], [5]], [[8, 9, EOS], [8, EOS]], pad_id=0)
+    assert batch["input_ids"].tolist() == [[5, 6, 7, 8, 9, EOS], [5, 8, EOS, 0, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1] * 6, [1, 1, 1, 0, 0, 0]]
+    assert batch["labels"].tolist() == [[IGNORE] * 3 + [8, 9, EOS], [IGNORE, 8, EOS, IGNORE, IGNORE, IGNORE]]
+
+
+def test_eos_kept_when_pad_equals_eos():
+    batch = build_batch([[5, 6], [5]], [[8, EOS], [EOS]], pad_id=EOS)
+    # EOS completes both rows and keeps its label; the padding EOS after it does not.
+    assert batch["labels"].tolist() == [[IGNORE, IGNORE, 8, EOS], [IGNORE, EOS, IGNORE, IGNORE]]
+
+
+def _tiny_model():
+    torch.manual_seed(0)
+    cfg = Qwen2Config(vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
+                      num_key_value_heads=1, max_position_embeddings=32)
+    return Qwen2ForCausalLM(cfg).eval()
+
+
+def test_completion_nll_matches_a_direct_computation():
+    model = _tiny_model()
+    prompts, completions = [[3, 4, 5], [3]], [[6, 7, EOS], [9, EOS]]
+    nll, n = completion_nll_sum(model, build_batch(prompts, completions, pad_id=0))
+    assert n == 5
+    expected = 0.0
+    for p, c in zip(prompts, completions):
+        ids = torch.tensor([p + c])
+        logp = torch.log_softmax(model(ids).logits[0].double(), -1)
+        expected -= sum(logp[len(p) - 1 + i, tok].item() for i, tok in enumerate(c))
+    assert abs(nll.item() - expected) < 1e-4
+
+
+def test_padding_does_not_change_the_loss():
+    model = _tiny_model()
+    alone, _ = completion_nll_sum(model, build_batch([[3]], [[9, EOS]], pad_id=0))
+    padded, _ = completion_nll_sum(model, build_batch([[3], [3, 4, 5, 6, 7]], [[9, EOS], [1, 1, 1, EOS]], pad_id=0))
+    row2, _ = completion_nll_sum(model, build_batch([[3, 4, 5, 6, 7]], [[1, 1, 1, EOS]], pad_id=0))
+    assert abs(padded.item() - (alone.item() + row2.item())) < 1e-4

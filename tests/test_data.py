@@ -1,0 +1,119 @@
+import json
+
+import pandas as pd
+import pytest
+
+from selfdistill.data import PROBLEM_COLUMNS, toy
+from selfdistill.data.coverage import coverage_subset
+from selfdistill.data.loaders import load_problems
+
+TOY = {"seed": 1, "n_train": 100, "n_test": 20, "n_ood": 20, "train_terms": [3, 4], "ood_terms": [5, 6], "max_operand": 9}
+
+
+@pytest.fixture
+def problems():
+    return load_problems({"loader": "toy", "toy": TOY}, "toy")
+
+
+def test_toy_problems_are_correct_and_distinct(problems):
+    assert list(problems.columns) == list(PROBLEM_COLUMNS)
+    assert problems["problem"].is_unique
+    assert problems.groupby("split").size().to_dict() == {"train": 100, "test": 20, "ood": 20}
+    for p in problems.itertuples():
+        assert str(sum(toy.parse_terms(p.problem))) == p.answer
+        assert p.solution.endswith(f"\\boxed{{{p.answer}}}.")
+    ood_lengths = {len(toy.parse_terms(p)) for p in problems.loc[problems["split"] == "ood", "problem"]}
+    assert ood_lengths <= {5, 6}
+
+
+def test_toy_is_deterministic():
+    a = load_problems({"loader": "toy", "toy": TOY}, "toy")
+    b = load_problems({"loader": "toy", "toy": TOY}, "toy")
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_unguided_traces_hedge_and_correct():
+    import random
+
+    rng = random.Random(0)
+    trace = toy.unguided_trace([5, 8, 9], rng, p_error=1.0, p_verify=0.0)
+    assert trace.count("Wait") + trace.count("Hmm") == 2
+    assert trace.endswith("\\boxed{22}.")
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_coverage_subsets_are_nested(problems, seed):
+    ids = [set(coverage_subset(problems, c, seed, 64)["problem_id"]) for c in (1, 8, 64)]
+    assert [len(s) for s in ids] == [1, 8, 64]
+    assert ids[0] < ids[1] < ids[2]
+
+
+def test_small_subsets_are_repeated_to_fill_the_batch(problems):
+    one = coverage_subset(problems, 1, 0, 64)
+    eight = coverage_subset(problems, 8, 0, 64)
+    assert len(one) == 64 and one["problem_id"].nunique() == 1
+    assert len(eight) == 64 and eight["problem_id"].value_counts().eq(8).all()
+    assert len(coverage_subset(problems, 100, 0, 64)) == 100
+
+
+def test_seeds_give_different_subsets(problems):
+    assert set(coverage_subset(problems, 8, 0, 8)["problem_id"]) != set(coverage_subset(problems, 8, 1, 8)["problem_id"])
+
+
+def test_coverage_larger_than_dataset_is_refused(problems):
+    with pytest.raises(ValueError, match="coverage 500 exceeds the 100 training problems"):
+        coverage_subset(problems, 500, 0, 64)
+
+
+def _raw():
+    return pd.DataFrame(
+        {
+            "question": ["What is 1+1?", "what is  1+1?", "What is 2+2?"],
+            "gold": ["2", "2", "4"],
+            "src": ["a", "a", "b"],
+        }
+    )
+
+
+def test_local_files_with_column_mapping_and_dedupe(tmp_path):
+    raw = _raw()
+    raw.to_parquet(tmp_path / "p.parquet")
+    (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in raw.to_dict("records")))
+    for loader, name in (("parquet", "p.parquet"), ("jsonl", "p.jsonl")):
+        spec = {"loader": loader, "path": str(tmp_path / name), "columns": {"problem": "question", "answer": "gold"}, "split": "test"}
+        df = load_problems(spec, "mine")
+        assert list(df.columns) == list(PROBLEM_COLUMNS)
+        assert df["problem"].tolist() == ["What is 1+1?", "What is 2+2?"]  # case/space duplicate dropped
+        assert set(df["split"]) == {"test"} and set(df["source"]) == {"mine"}
+        assert df["problem_id"].is_unique
+
+
+def test_hf_dataset_saved_locally(tmp_path):
+    datasets = pytest.importorskip("datasets")
+    # The shape of DAPO-Math-17k: a chat-style prompt list and the answer nested in a dict column.
+    ds = datasets.Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": "Find 2+3."}], [{"role": "user", "content": "Find 4+4."}]],
+            "answer": ["5", "8"],
+        }
+    )
+    ds.save_to_disk(str(tmp_path / "ds"))
+    df = load_problems({"loader": "hf", "path": str(tmp_path / "ds"), "columns": {"problem": "prompt", "answer": "answer"}}, "dapo")
+    assert df["problem"].tolist() == ["Find 2+3.", "Find 4+4."]
+    assert df["answer"].tolist() == ["5", "8"]
+
+
+def test_missing_column_is_named(tmp_path):
+    _raw().to_parquet(tmp_path / "p.parquet")
+    spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "columns": {"problem": "prompt", "answer": "gold"}}
+    with pytest.raises(ValueError, match=r"columns \['prompt'\] not found"):
+        load_problems(spec, "mine")
+
+
+def test_empty_answers_are_refused(tmp_path):
+    raw = _raw()
+    raw.loc[2, "gold"] = " "
+    raw.to_parquet(tmp_path / "p.parquet")
+    spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "columns": {"problem": "question", "answer": "gold"}}
+    with pytest.raises(ValueError, match="empty problem or answer"):
+        load_problems(spec, "mine")
