@@ -2,9 +2,12 @@
 # wildcard constraints. Rules stay thin; the logic is in the selfdistill package.
 import os
 import re
+import sys
 from pathlib import Path
 
 from snakemake.utils import validate
+
+sys.path.insert(0, workflow.basedir)  # the package in this checkout, not another installed copy
 
 from selfdistill.config import check_config
 from selfdistill.io import canonical_json
