@@ -23,10 +23,11 @@ wildcard_constraints:
     richness=r"none|answer|solution|solution_nothink|regen",
     coverage=r"\d+",
     seed=r"\d+",
-    method=r"sft",
-    ablation=r"standard",
+    method=r"sft|onpolicy|grpo",
+    rollout_method=r"onpolicy|grpo",
+    ablation=r"standard|preserve|suppress",
     eval_set=r"[A-Za-z0-9_.-]+",
-    variant=r"base(/c\d+_s\d+)?|sft/[a-z_]+/[a-z]+/c\d+_s\d+",
+    variant=r"base(/c\d+_s\d+)?|(sft|onpolicy|grpo)/[a-z_]+/[a-z]+/c\d+_s\d+",
 
 
 PKG = Path(workflow.basedir) / "selfdistill"
@@ -84,7 +85,7 @@ def subset_file(coverage, seed):
 # ---- evaluation variants --------------------------------------------------------------
 
 VARIANT_RE = re.compile(
-    r"(?P<method>base|sft)(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+)_s(?P<seed>\d+))?$"
+    r"(?P<method>base|sft|onpolicy|grpo)(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+)_s(?P<seed>\d+))?$"
 )
 
 
@@ -96,12 +97,24 @@ def is_subset_eval(eval_set):
     return config["eval_sets"][eval_set]["split"] == "subset"
 
 
+def method_cells(method):
+    """(richness, ablation) pairs a method runs. GRPO has no teacher, hence no context or ablation."""
+    if method == "grpo":
+        return [("none", "standard")]
+    return [(r, a) for r in config["richness"] for a in config[method]["ablations"]]
+
+
+def method_slice(method):
+    """A method's hyperparameters; its list of ablations is a grid axis, not a hyperparameter."""
+    hp = {k: v for k, v in config[method].items() if k != "ablations"}
+    return canon({**hp, "lora": config["lora"]})
+
+
 def trained_variants():
     return [
         f"{method}/{richness}/{ablation}/c{coverage}_s{seed}"
         for method in config["methods"]
-        for richness in config["richness"]
-        for ablation in config["ablations"]
+        for richness, ablation in method_cells(method)
         for coverage in config["coverage"]
         for seed in config["seeds"]
     ]
@@ -120,15 +133,21 @@ def eval_targets():
     return targets
 
 
-def train_logs():
+def train_outputs(name, methods=("sft", "onpolicy", "grpo")):
     return [
-        f"results/{model}/train/{variant}/log.parquet"
+        f"results/{model}/train/{variant}/{name}"
         for model in config["models"]
         for variant in trained_variants()
+        if variant.split("/")[0] in methods
     ]
 
 
-FIGURES = expand(
-    "results/figures/{name}.png",
-    name=["accuracy_by_richness", "length_by_richness", "epistemic_by_richness", "train_loss"],
-)
+FIGURE_NAMES = [
+    "accuracy_by_richness",
+    "length_by_richness",
+    "epistemic_by_richness",
+    "train_loss",
+    "training_curves",
+    "factorial_ood_vs_epistemic",
+]
+FIGURES = expand("results/figures/{name}.png", name=FIGURE_NAMES)

@@ -21,8 +21,9 @@ rule summarize:
 rule figures:
     input:
         metrics="results/summary/metrics.parquet",
-        train_logs=train_logs(),
-        code=pkg("plots.py"),
+        train_logs=train_outputs("log.parquet"),
+        curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
+        code=pkg("plots.py", "summary.py"),
     output:
         FIGURES,
     log:

@@ -11,7 +11,10 @@ rule pretrain_toy:
         log_table="results/models/{model}/pretrain_log.parquet",
     params:
         spec=lambda wc: canon(
-            {**config["toy_pretrain"], **{k: config["datasets"][config["train_dataset"]]["toy"][k] for k in ("train_terms", "max_operand")}}
+            {
+                **config["toy_pretrain"],
+                "max_operand": config["datasets"][config["train_dataset"]]["toy"]["max_operand"],
+            }
         ),
         prompts=lambda wc: canon(config["prompts"]),
     log:

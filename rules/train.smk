@@ -1,19 +1,33 @@
-# Offline self-distillation: LoRA SFT of the bare-question student on teacher traces.
+# Training: offline self-distillation (sft), on-policy self-distillation and GRPO. Each writes a
+# LoRA adapter and a per-step log.
+
+
+def sft_inputs(wc):
+    inputs = {
+        "model": model_input(wc),
+        "subset": subset_file(wc.coverage, wc.seed),
+        "traces": f"results/{wc.model}/teacher/{wc.richness}/c{wc.coverage}_s{wc.seed}.parquet",
+    }
+    if wc.ablation != "standard":
+        # Trace selection matches (or minimizes) the model's own unguided epistemic counts.
+        inputs["unguided"] = f"results/{wc.model}/teacher/none/c{wc.coverage}_s{wc.seed}.parquet"
+    return inputs
 
 
 rule train_sft:
     input:
-        model=model_input,
-        subset=lambda wc: subset_file(wc.coverage, wc.seed),
-        traces="results/{model}/teacher/{richness}/c{coverage}_s{seed}.parquet",
+        unpack(sft_inputs),
         code=MODEL_CODE + pkg("train/sft.py", "train/batching.py"),
     output:
-        adapter=directory("results/{model}/train/sft/{richness}/{ablation}/c{coverage}_s{seed}/adapter"),
+        adapter=directory(
+            "results/{model}/train/sft/{richness}/{ablation}/c{coverage}_s{seed}/adapter"
+        ),
         log_table="results/{model}/train/sft/{richness}/{ablation}/c{coverage}_s{seed}/log.parquet",
+        selection="results/{model}/train/sft/{richness}/{ablation}/c{coverage}_s{seed}/selection.parquet",
     params:
         model_path=lambda wc: model_dir(wc.model),
         model=lambda wc: model_slice(wc.model),
-        sft=canon(config["sft"]),
+        sft=lambda wc: method_slice("sft"),
         prompts=lambda wc: canon(config["prompts"]),
     log:
         "logs/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.log",
@@ -25,3 +39,42 @@ rule train_sft:
         gpu=1,
     script:
         "../scripts/train_sft.py"
+
+
+def rollout_eval_set(wc):
+    return config[wc.rollout_method]["eval_set"]
+
+
+rule train_rollouts:
+    input:
+        model=model_input,
+        subset=lambda wc: subset_file(wc.coverage, wc.seed),
+        eval_problems=lambda wc: dataset_file(config["eval_sets"][rollout_eval_set(wc)]["dataset"]),
+        code=GENERATION_CODE
+        + pkg("train/onpolicy.py", "train/losses.py", "train/batching.py", "train/sft.py"),
+    output:
+        adapter=directory(
+            "results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/adapter"
+        ),
+        checkpoints=directory(
+            "results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/checkpoints"
+        ),
+        log_table="results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/log.parquet",
+        curves="results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/curves.parquet",
+    params:
+        model_path=lambda wc: model_dir(wc.model),
+        model=lambda wc: model_slice(wc.model),
+        hp=lambda wc: method_slice(wc.rollout_method),
+        eval_set=lambda wc: canon(config["eval_sets"][rollout_eval_set(wc)]),
+        prompts=lambda wc: canon(config["prompts"]),
+        grading=canon(config["grading"]),
+    log:
+        "logs/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.log",
+    benchmark:
+        "benchmarks/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        gpu=1,
+    script:
+        "../scripts/train_rollouts.py"

@@ -7,25 +7,29 @@ import pandas as pd
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import param, start_job
 from selfdistill.models import load_model, load_tokenizer
-from selfdistill.train.sft import add_lora, sft_examples, train_sft
+from selfdistill.train.sft import add_lora, select_traces, sft_examples, train_sft
 
 start_job(snakemake)
 log = logging.getLogger("train_sft")
 wc = snakemake.wildcards
 model_cfg, hp, templates, seed = param(snakemake, "model"), param(snakemake, "sft"), param(snakemake, "prompts"), int(wc.seed)
+config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, **dict(wc)}
 
 tokenizer = load_tokenizer(snakemake.params.model_path)
 traces = read_table(snakemake.input.traces)
-examples, uncovered = sft_examples(
-    read_table(snakemake.input.subset), traces[traces["kept"]], tokenizer, templates, model_cfg.get("chat_kwargs")
+unguided = read_table(snakemake.input.unguided) if wc.ablation != "standard" else traces.iloc[:0]
+selected, selection = select_traces(traces, unguided, wc.ablation, hp["select_per_problem"])
+log.info(
+    "trace selection (%s): epistemic count %.2f -> %.2f (model's own unguided: %.2f), tokens %.1f -> %.1f",
+    wc.ablation, selection["before_epistemic_count"].mean(), selection["after_epistemic_count"].mean(),
+    selection["target_epistemic_count"].mean(), selection["before_mean_tokens"].mean(), selection["after_mean_tokens"].mean(),
 )
+examples, uncovered = sft_examples(read_table(snakemake.input.subset), selected, tokenizer, templates, model_cfg.get("chat_kwargs"))
 if uncovered:
     log.warning("%d problems have no kept teacher trace and are left out: %s", len(uncovered), uncovered[:10])
 if not examples:
-    raise RuntimeError(
-        "no teacher trace was kept for any problem of this subset: raise teacher.n_samples, "
-        "or set teacher.keep: all"
-    )
+    raise RuntimeError("no teacher trace was kept for any problem of this subset: raise teacher.n_samples, or set teacher.keep: all")
+
 model = add_lora(load_model(snakemake.params.model_path, dtype=model_cfg.get("dtype", "float32")), hp["lora"])
 rows = train_sft(
     model, tokenizer, examples, hp, seed,
@@ -37,5 +41,5 @@ tmp = out.with_name(out.name + ".tmp")
 shutil.rmtree(tmp, ignore_errors=True)
 model.save_pretrained(tmp)
 tmp.rename(out)  # the adapter directory appears only when complete
-config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, **dict(wc)}
+write_table(selection, snakemake.output.selection, config_slice, seed=seed)
 write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)

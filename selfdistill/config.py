@@ -85,6 +85,12 @@ def semantic_errors(config: dict) -> list[str]:
     for name, es in config["eval_sets"].items():
         if es["dataset"] not in datasets:
             errors.append(f"eval_sets.{name}.dataset = {es['dataset']!r} is not under datasets; add it or fix the name")
+    for method in ("onpolicy", "grpo"):
+        eval_set = config[method]["eval_set"]
+        if eval_set not in config["eval_sets"]:
+            errors.append(f"{method}.eval_set = {eval_set!r} is not under eval_sets; add it or fix the name")
+        elif config["eval_sets"][eval_set]["split"] == "subset":
+            errors.append(f"{method}.eval_set = {eval_set!r} uses split 'subset'; pick a fixed split such as ood")
     for name, model in config["models"].items():
         if model["source"] == "toy":
             if "toy_pretrain" not in config:

@@ -1,4 +1,5 @@
-"""Figures: students vs the base model across richness and coverage, and training curves."""
+"""Figures: students vs the base model across richness and coverage, training curves, and the
+factorial uncertainty ablation. Every comparison shows mean ± sd over seeds."""
 
 from __future__ import annotations
 
@@ -12,50 +13,109 @@ METRIC_LABELS = {
     "accuracy": "accuracy (avg@n)",
     "mean_tokens": "mean response length (tokens)",
     "epistemic_count": "epistemic words per response",
+    "epistemic_density": "epistemic words per 1k tokens",
+    "reward": "in-domain rollout accuracy (reward)",
+    "mean_length": "rollout length (tokens)",
+    "loss": "loss",
 }
+CELL = ["method", "richness", "ablation"]
 
 
-def plot_metric_by_coverage(metrics: pd.DataFrame, metric: str, path, method: str = "sft"):
-    """One panel per eval set: the metric vs coverage, a line per richness (mean ± sd over seeds),
-    the base model as a dashed line."""
+def _label(method, richness, ablation):
+    return method if method == "grpo" else f"{method}, {richness}" + ("" if ablation == "standard" else f", {ablation}")
+
+
+def _save(fig, path):
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_metric_by_coverage(metrics: pd.DataFrame, metric: str, path):
+    """A panel per eval set: metric vs coverage, a line per (method, richness, ablation), the base
+    model as a dashed line."""
     eval_sets = list(dict.fromkeys(metrics["eval_set"]))
-    fig, axes = plt.subplots(1, len(eval_sets), figsize=(4.2 * len(eval_sets), 3.6), squeeze=False)
-    trained = metrics[metrics["method"] == method]
+    fig, axes = plt.subplots(1, len(eval_sets), figsize=(4.6 * len(eval_sets), 4), squeeze=False)
+    trained = metrics[metrics["method"] != "base"]
     for ax, eval_set in zip(axes[0], eval_sets):
         base = metrics[(metrics["method"] == "base") & (metrics["eval_set"] == eval_set)][metric]
         if len(base):
             ax.axhline(base.mean(), color="black", linestyle="--", linewidth=1, label="base model")
-        cells = trained[trained["eval_set"] == eval_set].groupby(["richness", "coverage"])[metric]
-        stats = cells.agg(["mean", "std"]).reset_index()
-        for richness, g in stats.groupby("richness"):
-            ax.errorbar(g["coverage"], g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, label=f"{method}, {richness}")
+        stats = trained[trained["eval_set"] == eval_set].groupby(CELL + ["coverage"])[metric].agg(["mean", "std"]).reset_index()
+        for cell, g in stats.groupby(CELL):
+            ax.errorbar(g["coverage"], g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, label=_label(*cell))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("task coverage (distinct training problems)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_title(f"eval set: {eval_set}")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
-    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} by teacher context richness (mean ± sd over seeds)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    axes[0][-1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} by method and teacher context (mean ± sd over seeds)")
+    _save(fig, path)
 
 
 def plot_train_loss(logs: pd.DataFrame, path):
-    """Loss vs step, a panel per coverage, a colour per richness, a line per seed."""
-    coverages = sorted(logs["coverage"].unique())
+    """SFT loss vs step: a panel per coverage, a colour per richness/ablation, a line per seed."""
+    logs = logs[logs["method"] == "sft"]
+    coverages = sorted(logs["coverage"].unique()) or [None]
     fig, axes = plt.subplots(1, len(coverages), figsize=(4.2 * len(coverages), 3.4), squeeze=False, sharey=True)
-    colours = {r: f"C{i}" for i, r in enumerate(sorted(logs["richness"].unique()))}
     for ax, coverage in zip(axes[0], coverages):
-        for (richness, seed), g in logs[logs["coverage"] == coverage].groupby(["richness", "seed"]):
-            ax.plot(g["step"], g["loss"], color=colours[richness], alpha=0.8, label=f"{richness}" if seed == g["seed"].min() else None)
+        for i, (cell, g) in enumerate(logs[logs["coverage"] == coverage].groupby(CELL)):
+            for j, (_, run) in enumerate(g.groupby("seed")):
+                ax.plot(run["step"], run["loss"], color=f"C{i}", alpha=0.8, label=_label(*cell) if j == 0 else None)
         ax.set_title(f"coverage {coverage}")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     axes[0][0].set_ylabel("SFT loss (NLL per completion token)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
+    _save(fig, path)
+
+
+def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path):
+    """On-policy runs: eval accuracy, rollout reward, length and epistemic count vs step; a row
+    per coverage, a line per (method, richness, ablation), mean ± sd band over seeds."""
+    logs = logs[logs["method"] != "sft"]
+    panels = [(curves, "accuracy"), (logs, "reward"), (logs, "mean_length"), (logs, "epistemic_count")]
+    coverages = sorted(logs["coverage"].unique()) or [None]
+    fig, axes = plt.subplots(len(coverages), 4, figsize=(17, 3.3 * len(coverages)), squeeze=False)
+    for row, coverage in enumerate(coverages):
+        for col, (table, metric) in enumerate(panels):
+            ax = axes[row][col]
+            sub = table[table["coverage"] == coverage]
+            for i, (cell, g) in enumerate(sub.groupby(CELL)):
+                stats = g.groupby("step")[metric].agg(["mean", "std"]).reset_index().fillna(0)
+                ax.plot(stats["step"], stats["mean"], color=f"C{i}", label=_label(*cell))
+                ax.fill_between(stats["step"], stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{i}", alpha=0.15)
+            title = f"{curves['eval_set'].iloc[0]} accuracy" if metric == "accuracy" and len(curves) else METRIC_LABELS[metric]
+            ax.set_title(f"{title} (coverage {coverage})", fontsize=9)
+            ax.set_xlabel("training step")
+            ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7)
+    _save(fig, path)
+
+
+def plot_factorial(metrics: pd.DataFrame, path, eval_set: str = "ood"):
+    """On-policy cells: eval-set accuracy vs epistemic density, mean ± sd over seeds; colour =
+    ablation, marker = richness, one point per coverage."""
+    cells = metrics[(metrics["method"] == "onpolicy") & (metrics["eval_set"] == eval_set)]
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    markers = {"none": "o", "answer": "s", "solution": "^", "solution_nothink": "v", "regen": "D"}
+    colours = {"standard": "C0", "preserve": "C2", "suppress": "C3"}
+    stats = cells.groupby(["richness", "ablation", "coverage"])[["epistemic_density", "accuracy"]].agg(["mean", "std"]).fillna(0)
+    for (richness, ablation, coverage), s in stats.iterrows():
+        ax.errorbar(s[("epistemic_density", "mean")], s[("accuracy", "mean")], xerr=s[("epistemic_density", "std")],
+                    yerr=s[("accuracy", "std")], marker=markers.get(richness, "x"), color=colours.get(ablation, "C7"),
+                    capsize=3, linestyle="none", label=f"{richness}, {ablation}")
+        ax.annotate(f"c{coverage}", (s[("epistemic_density", "mean")], s[("accuracy", "mean")]), fontsize=7,
+                    xytext=(4, 4), textcoords="offset points")
+    base = metrics[(metrics["method"] == "base") & (metrics["eval_set"] == eval_set)]
+    if len(base):
+        ax.scatter(base["epistemic_density"], base["accuracy"], marker="*", s=150, color="black", label="base model", zorder=3)
+    handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
-    axes[0][0].legend(unique.values(), unique.keys(), fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    ax.legend(unique.values(), unique.keys(), fontsize=7)
+    ax.set_xlabel("epistemic words per 1k tokens")
+    ax.set_ylabel(f"{eval_set} accuracy (avg@n)")
+    ax.set_title("Uncertainty ablation: does OOD accuracy follow hedging or context?", fontsize=10)
+    ax.grid(alpha=0.3)
+    _save(fig, path)

@@ -12,7 +12,7 @@ EVAL_PATH = re.compile(
 )
 TRAIN_PATH = re.compile(
     r"results/(?P<model>[^/]+)/train/(?P<method>[a-z]+)/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+)"
-    r"/c(?P<coverage>\d+)_s(?P<seed>\d+)/log\.parquet$"
+    r"/c(?P<coverage>\d+)_s(?P<seed>\d+)/\w+\.parquet$"
 )
 AXES = ["model", "method", "richness", "ablation", "coverage", "seed", "eval_set"]
 

@@ -82,7 +82,7 @@ def pretrain(spec: dict, templates: dict, held_out: set[str], seed: int):
 
     def draw_terms():
         while True:
-            terms = toy.sample_terms(rng, spec["train_terms"], spec["max_operand"])
+            terms = toy.sample_terms(rng, spec["terms"], spec["max_operand"])
             if toy.problem_text(terms) not in held_out:
                 return terms
 

@@ -18,3 +18,20 @@ def toy_tokenizer_dir(tmp_path_factory):
     path = tmp_path_factory.mktemp("tok")
     tok.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(toy_tokenizer_dir, tmp_path_factory):
+    """A randomly initialized tiny Qwen2 with the toy tokenizer, saved in HF format."""
+    import torch
+    from transformers import AutoTokenizer
+
+    from selfdistill.toy_model import build_model
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
+    arch = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "max_positions": 256}
+    path = tmp_path_factory.mktemp("tiny_model")
+    build_model(tok, arch).save_pretrained(path)
+    tok.save_pretrained(path)
+    return str(path)

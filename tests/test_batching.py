@@ -45,3 +45,17 @@ def test_padding_does_not_change_the_loss():
     padded, _ = completion_nll_sum(model, build_batch([[3], [3, 4, 5, 6, 7]], [[9, EOS], [1, 1, 1, EOS]], pad_id=0))
     row2, _ = completion_nll_sum(model, build_batch([[3, 4, 5, 6, 7]], [[1, 1, 1, EOS]], pad_id=0))
     assert abs(padded.item() - (alone.item() + row2.item())) < 1e-4
+
+
+def test_completion_logits_equal_a_direct_forward_on_the_concatenation():
+    from selfdistill.train.batching import completion_logits
+
+    model = _tiny_model()
+    prompts, completions = [[3, 4, 5, 6], [3]], [[7, EOS], [9, 8, 1, EOS]]
+    logits, mask, ids = completion_logits(model, prompts, completions, pad_id=0)
+    assert logits.shape[:2] == (2, 4)
+    assert mask.tolist() == [[True, True, False, False], [True] * 4]
+    for row, (p, c) in enumerate(zip(prompts, completions)):
+        assert ids[row, : len(c)].tolist() == c  # the identical completion ids, not re-tokenized
+        direct = model(torch.tensor([p + c])).logits[0, len(p) - 1 : len(p) + len(c) - 1]
+        torch.testing.assert_close(logits[row, : len(c)], direct, atol=1e-5, rtol=1e-4)

@@ -43,5 +43,5 @@ def make_backend(model_cfg: dict, model_path: str, adapter_path: str | None = No
     if kind == "hf":
         from selfdistill.backends.hf import HFBackend
 
-        return HFBackend(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"), **options)
+        return HFBackend.load(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"), **options)
     raise ValueError(f"unknown backend {kind!r} for model {model_path}: use 'hf'")

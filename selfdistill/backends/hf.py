@@ -10,11 +10,17 @@ from selfdistill.models import load_model, load_tokenizer
 
 
 class HFBackend:
-    def __init__(self, model_path: str, adapter_path: str | None = None, dtype: str = "float32", batch_size: int = 256):
-        self.tokenizer = load_tokenizer(model_path)
-        self.model = load_model(model_path, adapter_path, dtype=dtype, merge=True)
-        self.model.eval()
+    """Samples from an in-memory model (e.g. the student being trained, adapter live)."""
+
+    def __init__(self, model, tokenizer, batch_size: int = 256):
+        self.model, self.tokenizer = model, tokenizer
         self.batch_size = batch_size  # sequences per generate() call
+
+    @classmethod
+    def load(cls, model_path: str, adapter_path: str | None = None, dtype: str = "float32", batch_size: int = 256):
+        """A model from disk or hub; a LoRA adapter is merged, since generation is all it will do."""
+        model = load_model(model_path, adapter_path, dtype=dtype, merge=True).eval()
+        return cls(model, load_tokenizer(model_path), batch_size)
 
     @property
     def device(self):
@@ -24,6 +30,8 @@ class HFBackend:
         tok = self.tokenizer
         eos, pad = tok.eos_token_id, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
         per_call = max(1, self.batch_size // sampling.n)
+        was_training = self.model.training
+        self.model.eval()
         torch.manual_seed(sampling.seed)
         out = []
         for start in tqdm(range(0, len(prompts), per_call), desc=desc, unit="batch", mininterval=5):
@@ -57,4 +65,5 @@ class HFBackend:
                     reason, text_ids = "length", ids
                 text = tok.decode(text_ids, skip_special_tokens=False)
                 out.append(Completion(prompt_index, sample, ids, text, reason))
+        self.model.train(was_training)
         return out

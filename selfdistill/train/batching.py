@@ -38,3 +38,29 @@ def completion_nll_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     logits = logits[:, :-1][mask]  # only labelled positions reach the softmax
     nll = torch.nn.functional.cross_entropy(logits.float(), targets[mask], reduction="sum")
     return nll, int(mask.sum())
+
+
+def completion_logits(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int):
+    """Logits predicting each completion token, materialized for completion positions only.
+
+    Prompts are left-padded and completions right-padded, so every completion starts at the same
+    column and `logits_to_keep` can skip the prompt; position ids come from the attention mask,
+    so padding changes nothing. Returns (logits [B, Lc, V], mask [B, Lc], ids [B, Lc]).
+    """
+    width_p, width_c = max(map(len, prompts)), max(map(len, completions))
+    n = len(prompts)
+    input_ids = torch.full((n, width_p + width_c), pad_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    for row, (p, c) in enumerate(zip(prompts, completions)):
+        input_ids[row, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
+        attention[row, width_p - len(p) : width_p + len(c)] = 1
+    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    device = next(model.parameters()).device
+    logits = model(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        position_ids=position_ids.to(device),
+        logits_to_keep=width_c + 1,
+    ).logits[:, :width_c]
+    mask = attention[:, width_p:].bool().to(device)
+    return logits, mask, input_ids[:, width_p:].to(device)

@@ -86,3 +86,45 @@ def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None) -> 
             step += 1
     model.eval()
     return rows
+
+
+def select_traces(traces: pd.DataFrame, unguided: pd.DataFrame, ablation: str, per_problem: int):
+    """The offline analogue of the uncertainty ablation: choose, per problem, which kept teacher
+    traces to train on.
+
+    standard: all of them. preserve: the `per_problem` traces whose epistemic count is closest to
+    the median count of the model's own correct unguided traces of that problem (equal
+    correctness: both sides are correct traces). suppress: the `per_problem` lowest counts.
+    Returns (selected traces, per-problem report of the achieved match).
+    """
+    kept = traces[traces["kept"]]
+    target = unguided[unguided["correct"]].groupby("problem_id")["epistemic_count"].median()
+    fallback = unguided["epistemic_count"].median() if len(unguided) else 0.0
+    chosen, report = [], []
+    for pid, group in kept.groupby("problem_id", sort=False):
+        goal = float(target.get(pid, fallback))
+        if ablation == "standard":
+            pick = group
+        elif ablation == "preserve":
+            pick = group.assign(_d=(group["epistemic_count"] - goal).abs()).sort_values(["_d", "sample"]).head(per_problem)
+        elif ablation == "suppress":
+            pick = group.sort_values(["epistemic_count", "sample"]).head(per_problem)
+        else:
+            raise ValueError(f"unknown ablation {ablation!r} for sft: use standard, preserve or suppress")
+        chosen.append(pick.drop(columns="_d", errors="ignore"))
+        own = unguided[unguided["problem_id"] == pid]
+        report.append(
+            {
+                "problem_id": pid,
+                "target_epistemic_count": goal,
+                "unguided_mean_tokens": own["n_tokens"].mean() if len(own) else float("nan"),
+                "candidates": len(group),
+                "selected": len(pick),
+                "before_epistemic_count": group["epistemic_count"].mean(),
+                "after_epistemic_count": pick["epistemic_count"].mean(),
+                "before_mean_tokens": group["n_tokens"].mean(),
+                "after_mean_tokens": pick["n_tokens"].mean(),
+            }
+        )
+    selected = pd.concat(chosen) if chosen else kept.iloc[:0]
+    return selected, pd.DataFrame(report)

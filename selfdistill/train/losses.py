@@ -1,0 +1,73 @@
+"""Per-token divergences between student and teacher, and the uncertainty-ablation targets.
+
+All functions work on log-probabilities over a shared support (last dim): the full vocabulary,
+or the student's top-k plus one tail bucket. Shapes: [..., support].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
+    """KL(a‖b) over the last dim; terms where a = 0 contribute 0 (even where b = 0 too)."""
+    a = log_a.exp()
+    return torch.where(a > 0, a * (log_a - log_b), torch.zeros_like(a)).sum(-1)
+
+
+def generalized_jsd(student_logp: torch.Tensor, teacher_logp: torch.Tensor, alpha: float) -> torch.Tensor:
+    """(1-α)·KL(t‖m) + α·KL(s‖m) with m = α·t + (1-α)·s.
+
+    α = 0 gives forward KL(teacher‖student), α = 1 reverse KL(student‖teacher), α = 0.5 the
+    Jensen-Shannon divergence; the function is continuous in α.
+    """
+    if alpha == 0.0:
+        return _kl(teacher_logp, student_logp)
+    if alpha == 1.0:
+        return _kl(student_logp, teacher_logp)
+    log_m = torch.logaddexp(teacher_logp + math.log(alpha), student_logp + math.log(1 - alpha))
+    return (1 - alpha) * _kl(teacher_logp, log_m) + alpha * _kl(student_logp, log_m)
+
+
+def topk_tail(student_logp: torch.Tensor, teacher_logp: torch.Tensor, k: int):
+    """Restrict both full-vocabulary distributions to the student's top-k ids plus one tail bucket
+    holding the remaining mass. Returns (student, teacher, ids) with support k+1 (k ids, then tail)."""
+    ids = student_logp.topk(k, dim=-1).indices
+    s_top, t_top = student_logp.gather(-1, ids), teacher_logp.gather(-1, ids)
+    return torch.cat([s_top, _log_tail(s_top)], -1), torch.cat([t_top, _log_tail(t_top)], -1), ids
+
+
+def _log_tail(top_logp: torch.Tensor) -> torch.Tensor:
+    """log(1 - Σ exp(top)), kept finite when the top-k hold (almost) all the mass."""
+    covered = torch.logsumexp(top_logp, -1, keepdim=True).clamp(max=-1e-7)
+    return torch.log(-torch.expm1(covered))
+
+
+def ablation_target(teacher_logp: torch.Tensor, student_logp: torch.Tensor, in_e: torch.Tensor, mode: str):
+    """The teacher target q̃ for the uncertainty ablation.
+
+    in_e marks support entries that begin an epistemic word (the set E; a tail bucket is never in E).
+    standard: q̃ = q. preserve: q̃ = the student's own detached p on E, and q rescaled into the
+    remaining mass off E, so the teacher cannot move the student's propensity to hedge.
+    suppress: q̃(E) = 0 and q renormalized off E.
+    """
+    if mode == "standard":
+        return teacher_logp
+    neg_inf = torch.full_like(teacher_logp, float("-inf"))
+    q_off_e = torch.where(in_e, neg_inf, teacher_logp)
+    log_q_off_total = torch.logsumexp(q_off_e, -1, keepdim=True)  # log(1 - q(E))
+    if mode == "suppress":
+        return q_off_e - log_q_off_total
+    if mode == "preserve":
+        p = student_logp.detach()
+        log_p_e = torch.logsumexp(torch.where(in_e, p, neg_inf), -1, keepdim=True)
+        log_rest = torch.log(-torch.expm1(log_p_e.clamp(max=-1e-7)))  # log(1 - p(E))
+        return torch.where(in_e, p, q_off_e - log_q_off_total + log_rest)
+    raise ValueError(f"unknown ablation {mode!r}: use standard, preserve or suppress")
+
+
+def masked_token_sum(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Sum over valid completion tokens; the caller divides by the step's total valid tokens."""
+    return (per_token * mask).sum()

@@ -1,0 +1,240 @@
+"""On-policy training from the student's own rollouts: self-distillation (SDPO-style) and GRPO.
+
+Both share one loop: sample n rollouts per training problem from the current student, grade
+them, compute a per-token loss over completion positions only, step. They differ only in the
+per-token loss: a divergence to the context-conditioned teacher, or a clipped policy gradient.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from selfdistill import epistemic, prompts
+from selfdistill.backends import Sampling
+from selfdistill.backends.hf import HFBackend
+from selfdistill.grading import grade_responses
+from selfdistill.train.batching import completion_logits
+from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail
+
+log = logging.getLogger(__name__)
+
+
+# ---- per-token losses -------------------------------------------------------------------
+
+
+def distill_token_loss(student_logits, teacher_logits, ids, in_e_vocab, hp: dict, ablation: str):
+    """Per-token loss and divergence [B, L] of the student to the (ablated) teacher target.
+
+    Logits are divided by the sampling temperature: the loss is defined on the distribution the
+    rollouts were sampled from. support: full vocabulary, top-k + tail, or the sampled token.
+    """
+    s = torch.log_softmax(student_logits.float() / hp["temperature"], -1)
+    t = torch.log_softmax(teacher_logits.float() / hp["temperature"], -1)
+    in_e = in_e_vocab.expand_as(s)
+    if hp["support"] == "topk":
+        s, t, top = topk_tail(s, t, hp["topk"])
+        in_e = torch.cat([in_e_vocab[top], torch.zeros_like(top[..., :1], dtype=torch.bool)], -1)
+    target = ablation_target(t, s, in_e, ablation)
+    if hp["support"] == "sampled":
+        # Sampled-token reverse KL: the per-token reward log q̃(y) - log p(y) weights log p(y).
+        s_y, t_y = s.gather(-1, ids[..., None])[..., 0], target.gather(-1, ids[..., None])[..., 0]
+        reward = (t_y - s_y).detach()
+        return -reward * s_y, -reward
+    div = generalized_jsd(s, target, hp["alpha"])
+    return div, div.detach()
+
+
+def grpo_token_loss(new_logp, old_logp, advantages, hp: dict):
+    """Clipped-ratio policy gradient per token (asymmetric clip, no KL term)."""
+    ratio = torch.exp(new_logp - old_logp)
+    clipped = ratio.clamp(1 - hp["clip_low"], 1 + hp["clip_high"])
+    adv = advantages[:, None]
+    return -torch.minimum(ratio * adv, clipped * adv)
+
+
+def group_advantages(rewards: np.ndarray, n: int, scale: bool) -> np.ndarray:
+    """Reward minus its group mean (a group = the n rollouts of one prompt), optionally / std."""
+    groups = rewards.reshape(-1, n)
+    adv = groups - groups.mean(1, keepdims=True)
+    if scale:
+        adv = adv / (groups.std(1, keepdims=True) + 1e-4)
+    return adv.reshape(-1)
+
+
+def sampled_logp(logits, ids, temperature):
+    return torch.log_softmax(logits.float() / temperature, -1).gather(-1, ids[..., None])[..., 0]
+
+
+# ---- teacher ----------------------------------------------------------------------------
+
+
+class Teacher:
+    """The context-conditioned scorer: frozen initial model (adapter disabled), an EMA of the
+    student's adapter, or the live student; always without gradient."""
+
+    def __init__(self, model, mode: str, ema_rate: float):
+        self.model, self.mode, self.rate = model, mode, ema_rate
+        if mode == "ema":
+            self.ema = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def logits(self, prompts_ids, completions, pad_id):
+        was_training = self.model.training
+        self.model.eval()
+        if self.mode == "frozen":
+            with self.model.disable_adapter():
+                out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
+        elif self.mode == "ema":
+            live = self._swap(self.ema)
+            out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
+            self._swap(live)
+        else:
+            out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
+        self.model.train(was_training)
+        return out
+
+    def _swap(self, weights):
+        params = dict(self.model.named_parameters())
+        previous = {n: params[n].detach().clone() for n in weights}
+        for n, w in weights.items():
+            params[n].data.copy_(w)
+        return previous
+
+    @torch.no_grad()
+    def update(self):
+        if self.mode == "ema":
+            for n, p in self.model.named_parameters():
+                if n in self.ema:
+                    self.ema[n].lerp_(p.detach(), self.rate)
+
+
+# ---- the shared loop --------------------------------------------------------------------
+
+
+def rollout_rewards(completions, golds, grading: dict) -> list[bool]:
+    """Verifiable 0/1 reward: graded correct and not cut off by the token budget."""
+    graded = grade_responses([c.text for c in completions], golds, grading["workers"], grading["timeout_s"])
+    return [g["correct"] and c.finish_reason == "stop" for g, c in zip(graded, completions)]
+
+
+def teacher_turns(rows, completions, texts, correct, richness, templates, n):
+    """Teacher user turn per rollout; None where a demonstration is needed and missing.
+
+    regen (SDPO's demonstration mode): the context is another successful rollout of the same group.
+    """
+    turns = []
+    for k, c in enumerate(completions):
+        row = rows[c.prompt_index]
+        demo = ""
+        if richness == "regen":
+            group = range(c.prompt_index * n, (c.prompt_index + 1) * n)
+            others = [j for j in group if j != k and correct[j]]
+            if not others:
+                turns.append(None)
+                continue
+            demo = texts[others[0]]
+        turns.append(prompts.teacher_user_turn(templates, richness, row.problem, row.answer, row.solution, demo))
+    return turns
+
+
+def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablation: str, templates: dict, hp: dict,
+                   grading: dict, seed: int, chat_kwargs=None, evaluate=None, checkpoint_dir=None, on_step=None):
+    """Train the LoRA student in place; returns (per-step log rows, checkpoint eval rows)."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    pad = tokenizer.pad_token_id
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
+    backend = HFBackend(model, tokenizer, batch_size=hp["generation_batch_size"])
+    teacher = Teacher(model, hp.get("teacher", "frozen"), hp.get("ema_rate", 0.0)) if method == "onpolicy" else None
+    in_e_vocab = torch.zeros(len(tokenizer), dtype=torch.bool, device=model.device)
+    in_e_vocab[epistemic.epistemic_token_ids(tokenizer)] = True
+    n = hp["n_rollouts"]
+
+    rows = list(subset.itertuples())
+    order = []
+    log_rows, eval_rows = [], []
+    if evaluate:
+        eval_rows.append({"step": 0, **evaluate(model)})
+    for step in range(hp["steps"]):
+        batch = []
+        while len(batch) < hp["prompts_per_step"]:
+            if not order:
+                order = list(range(len(rows)))
+                rng.shuffle(order)
+            batch.append(rows[order.pop()])
+        student_prompts = [
+            prompts.prompt_ids(tokenizer, prompts.student_user_turn(templates, r.problem), chat_kwargs) for r in batch
+        ]
+        sampling = Sampling(n, hp["temperature"], hp["top_p"], hp["top_k"], hp["max_new_tokens"], seed * 100_003 + step)
+        completions = backend.generate(student_prompts, sampling, desc=f"rollouts step {step}")
+        texts = [c.text for c in completions]
+        correct = rollout_rewards(completions, [batch[c.prompt_index].answer for c in completions], grading)
+        comp_ids = [c.token_ids for c in completions]
+        stu_ids = [student_prompts[c.prompt_index] for c in completions]
+
+        keep = list(range(len(completions)))
+        if method == "onpolicy":
+            turns = teacher_turns(batch, completions, texts, correct, richness, templates, n)
+            keep = [k for k, t in enumerate(turns) if t is not None]
+            tea_ids = {k: prompts.prompt_ids(tokenizer, turns[k], chat_kwargs) for k in keep}
+        else:
+            advantages = group_advantages(np.array(correct, dtype=np.float64), n, hp["scale_rewards"])
+
+        n_tokens = sum(len(comp_ids[k]) for k in keep)
+        micros = [keep[i : i + hp["micro_batch_size"]] for i in range(0, len(keep), hp["micro_batch_size"])]
+        old_logp = {}  # GRPO: log-probs of the sampling policy, fixed across the updates of this batch
+        model.train()
+        for update in range(1 if method == "onpolicy" else hp["updates_per_batch"]):
+            opt.zero_grad(set_to_none=True)
+            loss_sum, div_sum = 0.0, 0.0
+            for m, micro in enumerate(micros):
+                logits, mask, ids = completion_logits(model, [stu_ids[k] for k in micro], [comp_ids[k] for k in micro], pad)
+                if method == "onpolicy":
+                    t_logits = teacher.logits([tea_ids[k] for k in micro], [comp_ids[k] for k in micro], pad)
+                    per_token, div = distill_token_loss(logits, t_logits, ids, in_e_vocab, hp, ablation)
+                else:
+                    new_logp = sampled_logp(logits, ids, hp["temperature"])
+                    old_logp.setdefault(m, new_logp.detach())
+                    adv = torch.tensor(advantages[micro], device=logits.device, dtype=new_logp.dtype)
+                    per_token, div = grpo_token_loss(new_logp, old_logp[m], adv, hp), torch.zeros_like(new_logp)
+                loss = (per_token * mask).sum()
+                (loss / max(1, n_tokens)).backward()  # normalized by the valid tokens of the whole step
+                loss_sum += loss.item()
+                div_sum += (div * mask).sum().item()
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"]).item() if keep else 0.0
+            if keep:
+                opt.step()
+        if teacher:
+            teacher.update()
+
+        counts = [epistemic.substring_count(t) for t in texts]
+        log_rows.append(
+            {
+                "step": step,
+                "loss": loss_sum / max(1, n_tokens),
+                "reward": float(np.mean(correct)),
+                "mean_length": float(np.mean([len(i) for i in comp_ids])),
+                "epistemic_count": float(np.mean(counts)),
+                "epistemic_words": float(np.mean([epistemic.word_count(t) for t in texts])),
+                "divergence": div_sum / max(1, n_tokens) if method == "onpolicy" else math.nan,
+                "grad_norm": grad_norm,
+                "masked_fraction": 1 - len(keep) / len(completions),
+                "tokens": n_tokens,
+            }
+        )
+        if on_step:
+            on_step(log_rows[-1])
+        done = step + 1
+        if checkpoint_dir and hp["checkpoint_every"] and done % hp["checkpoint_every"] == 0:
+            model.save_pretrained(Path(checkpoint_dir) / f"step{done}")
+        if evaluate and hp["eval_every"] and (done % hp["eval_every"] == 0 or done == hp["steps"]):
+            eval_rows.append({"step": done, **evaluate(model)})
+    model.eval()
+    return log_rows, eval_rows
