@@ -27,5 +27,5 @@ table = generate_table(
     model.get("chat_kwargs"),
     desc=f"eval {wc.variant} {wc.eval_set}",
 )
-config_slice = {"model": model, "eval_set": eval_set, "student_prompt": template, "grading": grading, **dict(wc)}
+config_slice = {"model": model, "eval_set": eval_set, "student_prompt": template, "grading": grading, "wildcards": dict(wc)}
 write_table(table, snakemake.output[0], config_slice, seed=eval_set["seed"])

@@ -21,5 +21,5 @@ table = teacher_table(
     chat_kwargs=model.get("chat_kwargs"),
     demos=demos,
 )
-config_slice = {"model": model, "teacher": teacher, "prompts": templates, "grading": grading, **dict(wc)}
+config_slice = {"model": model, "teacher": teacher, "prompts": templates, "grading": grading, "wildcards": dict(wc)}
 write_table(table, snakemake.output[0], config_slice, seed=seed)

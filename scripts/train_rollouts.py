@@ -20,7 +20,7 @@ log = logging.getLogger("train_rollouts")
 wc = snakemake.wildcards
 model_cfg, hp, templates = param(snakemake, "model"), param(snakemake, "hp"), param(snakemake, "prompts")
 eval_set, grading, seed = param(snakemake, "eval_set"), param(snakemake, "grading"), int(wc.seed)
-config_slice = {"model": model_cfg, "hp": hp, "prompts": templates, "eval_set": eval_set, "grading": grading, **dict(wc)}
+config_slice = {"model": model_cfg, "hp": hp, "prompts": templates, "eval_set": eval_set, "grading": grading, "wildcards": dict(wc)}
 
 tokenizer = load_tokenizer(snakemake.params.model_path)
 model = add_lora(load_model(snakemake.params.model_path, dtype=model_cfg.get("dtype", "float32")), hp["lora"])

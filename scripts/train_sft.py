@@ -13,7 +13,7 @@ start_job(snakemake)
 log = logging.getLogger("train_sft")
 wc = snakemake.wildcards
 model_cfg, hp, templates, seed = param(snakemake, "model"), param(snakemake, "sft"), param(snakemake, "prompts"), int(wc.seed)
-config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, **dict(wc)}
+config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, "wildcards": dict(wc)}
 
 tokenizer = load_tokenizer(snakemake.params.model_path)
 traces = read_table(snakemake.input.traces)

@@ -24,6 +24,8 @@ from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail
 
 log = logging.getLogger(__name__)
 
+SAMPLED_LOGP_FLOOR = -20.0
+
 
 # ---- per-token losses -------------------------------------------------------------------
 
@@ -44,7 +46,8 @@ def distill_token_loss(student_logits, teacher_logits, ids, in_e_vocab, hp: dict
     if hp["support"] == "sampled":
         # Sampled-token reverse KL: the per-token reward log q̃(y) - log p(y) weights log p(y).
         s_y, t_y = s.gather(-1, ids[..., None])[..., 0], target.gather(-1, ids[..., None])[..., 0]
-        reward = (t_y - s_y).detach()
+        # A token the target rules out (suppress, y in E) has log q̃ = -inf: bound its penalty.
+        reward = (t_y.clamp(min=SAMPLED_LOGP_FLOOR) - s_y).detach()
         return -reward * s_y, -reward
     div = generalized_jsd(s, target, hp["alpha"])
     return div, div.detach()
