@@ -17,4 +17,5 @@ include: "rules/report.smk"
 rule all:
     input:
         "results/summary/metrics.parquet",
+        "results/findings.md",
         FIGURES,

@@ -142,6 +142,26 @@ def train_outputs(name, methods=("sft", "onpolicy", "grpo")):
     ]
 
 
+RICHEST_FIRST = ["solution", "regen", "solution_nothink", "answer"]
+
+
+def richest_context():
+    """The richest context level in the grid: the one the paper's claims are about ('' if none)."""
+    return next((r for r in RICHEST_FIRST if r in config["richness"]), "")
+
+
+def teacher_targets():
+    """Teacher traces with the richest context and with none, for claim (a)."""
+    levels = ["none"] + ([richest_context()] if richest_context() else [])
+    return [
+        f"results/{model}/teacher/{r}/c{c}_s{s}.parquet"
+        for model in config["models"]
+        for r in levels
+        for c in config["coverage"]
+        for s in config["seeds"]
+    ]
+
+
 FIGURE_NAMES = [
     "accuracy_by_richness",
     "length_by_richness",

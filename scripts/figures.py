@@ -6,7 +6,7 @@ from selfdistill.jobs import start_job
 from selfdistill.summary import TRAIN_PATH, parse_path
 
 start_job(snakemake)
-metrics = read_table(snakemake.input.metrics)
+cells = read_table(snakemake.input.cells)
 figures = {p.rsplit("/", 1)[1].removesuffix(".png"): p for p in snakemake.output}
 
 
@@ -17,9 +17,9 @@ def load_all(paths):
 
 logs = load_all(snakemake.input.train_logs)
 curves = load_all(snakemake.input.curves)
-plots.plot_metric_by_coverage(metrics, "accuracy", figures["accuracy_by_richness"])
-plots.plot_metric_by_coverage(metrics, "mean_tokens", figures["length_by_richness"])
-plots.plot_metric_by_coverage(metrics, "epistemic_count", figures["epistemic_by_richness"])
+plots.plot_metric_by_coverage(cells, "accuracy", figures["accuracy_by_richness"])
+plots.plot_metric_by_coverage(cells, "mean_tokens", figures["length_by_richness"])
+plots.plot_metric_by_coverage(cells, "epistemic_count", figures["epistemic_by_richness"])
 plots.plot_train_loss(logs, figures["train_loss"])
 plots.plot_training_curves(logs, curves, figures["training_curves"])
-plots.plot_factorial(metrics, figures["factorial_ood_vs_epistemic"])
+plots.plot_factorial(cells, figures["factorial_ood_vs_epistemic"], snakemake.params.eval_set)

@@ -1,5 +1,5 @@
 """Figures: students vs the base model across richness and coverage, training curves, and the
-factorial uncertainty ablation. Every comparison shows mean ± sd over seeds."""
+factorial uncertainty ablation. Comparisons of cells show 95% CIs (bootstrap over problems)."""
 
 from __future__ import annotations
 
@@ -31,26 +31,34 @@ def _save(fig, path):
     plt.close(fig)
 
 
-def plot_metric_by_coverage(metrics: pd.DataFrame, metric: str, path):
-    """A panel per eval set: metric vs coverage, a line per (method, richness, ablation), the base
-    model as a dashed line."""
-    eval_sets = list(dict.fromkeys(metrics["eval_set"]))
+def _ci_err(rows: pd.DataFrame, metric: str):
+    """Asymmetric error bars from a cell table's 95% CI (0 where no CI could be computed)."""
+    low = (rows[metric] - rows[f"{metric}_ci_low"]).fillna(0).clip(lower=0)
+    high = (rows[f"{metric}_ci_high"] - rows[metric]).fillna(0).clip(lower=0)
+    return [low.to_numpy(), high.to_numpy()]
+
+
+def plot_metric_by_coverage(cells: pd.DataFrame, metric: str, path):
+    """A panel per eval set: metric vs coverage, a line per (method, richness, ablation) with 95%
+    CIs, the base model as a dashed line with its CI as a band."""
+    eval_sets = list(dict.fromkeys(cells["eval_set"]))
     fig, axes = plt.subplots(1, len(eval_sets), figsize=(4.6 * len(eval_sets), 4), squeeze=False)
-    trained = metrics[metrics["method"] != "base"]
     for ax, eval_set in zip(axes[0], eval_sets):
-        base = metrics[(metrics["method"] == "base") & (metrics["eval_set"] == eval_set)][metric]
+        here = cells[cells["eval_set"] == eval_set]
+        base = here[here["method"] == "base"]
         if len(base):
-            ax.axhline(base.mean(), color="black", linestyle="--", linewidth=1, label="base model")
-        stats = trained[trained["eval_set"] == eval_set].groupby(CELL + ["coverage"])[metric].agg(["mean", "std"]).reset_index()
-        for cell, g in stats.groupby(CELL):
-            ax.errorbar(g["coverage"], g["mean"], yerr=g["std"].fillna(0), marker="o", capsize=3, label=_label(*cell))
+            ax.axhline(base[metric].mean(), color="black", linestyle="--", linewidth=1, label="base model")
+            ax.axhspan(base[f"{metric}_ci_low"].mean(), base[f"{metric}_ci_high"].mean(), color="black", alpha=0.08)
+        for cell, g in here[here["method"] != "base"].groupby(CELL):
+            g = g.sort_values("coverage")
+            ax.errorbar(g["coverage"], g[metric], yerr=_ci_err(g, metric), marker="o", capsize=3, label=_label(*cell))
         ax.set_xscale("log", base=2)
         ax.set_xlabel("task coverage (distinct training problems)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
         ax.set_title(f"eval set: {eval_set}")
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} by method and teacher context (mean ± sd over seeds)")
+    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} by method and teacher context (95% CI over problems)")
     _save(fig, path)
 
 
@@ -94,21 +102,20 @@ def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path):
     _save(fig, path)
 
 
-def plot_factorial(metrics: pd.DataFrame, path, eval_set: str = "ood"):
-    """On-policy cells: eval-set accuracy vs epistemic density, mean ± sd over seeds; colour =
-    ablation, marker = richness, one point per coverage."""
-    cells = metrics[(metrics["method"] == "onpolicy") & (metrics["eval_set"] == eval_set)]
+def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood"):
+    """On-policy cells: eval-set accuracy vs epistemic density with 95% CIs on both axes;
+    colour = ablation, marker = richness, one point per coverage."""
+    here = cells[(cells["method"] == "onpolicy") & (cells["eval_set"] == eval_set)]
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     markers = {"none": "o", "answer": "s", "solution": "^", "solution_nothink": "v", "regen": "D"}
     colours = {"standard": "C0", "preserve": "C2", "suppress": "C3"}
-    stats = cells.groupby(["richness", "ablation", "coverage"])[["epistemic_density", "accuracy"]].agg(["mean", "std"]).fillna(0)
-    for (richness, ablation, coverage), s in stats.iterrows():
-        ax.errorbar(s[("epistemic_density", "mean")], s[("accuracy", "mean")], xerr=s[("epistemic_density", "std")],
-                    yerr=s[("accuracy", "std")], marker=markers.get(richness, "x"), color=colours.get(ablation, "C7"),
-                    capsize=3, linestyle="none", label=f"{richness}, {ablation}")
-        ax.annotate(f"c{coverage}", (s[("epistemic_density", "mean")], s[("accuracy", "mean")]), fontsize=7,
-                    xytext=(4, 4), textcoords="offset points")
-    base = metrics[(metrics["method"] == "base") & (metrics["eval_set"] == eval_set)]
+    for row in here.itertuples():
+        one = here.loc[[row.Index]]
+        ax.errorbar(row.epistemic_density, row.accuracy, xerr=_ci_err(one, "epistemic_density"), yerr=_ci_err(one, "accuracy"),
+                    marker=markers.get(row.richness, "x"), color=colours.get(row.ablation, "C7"), capsize=3,
+                    linestyle="none", label=f"{row.richness}, {row.ablation}")
+        ax.annotate(f"c{row.coverage}", (row.epistemic_density, row.accuracy), fontsize=7, xytext=(4, 4), textcoords="offset points")
+    base = cells[(cells["method"] == "base") & (cells["eval_set"] == eval_set)]
     if len(base):
         ax.scatter(base["epistemic_density"], base["accuracy"], marker="*", s=150, color="black", label="base model", zorder=3)
     handles, labels = ax.get_legend_handles_labels()

@@ -12,10 +12,10 @@ REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "config" / "smoke.yaml"
 CFG = yaml.safe_load(SMOKE.read_text())
 EVALS = "results/toy/eval/{}/{}.parquet"
-SUBSET = f"c{CFG['coverage'][0]}_s{CFG['seeds'][0]}"
-SFT = [f"sft/{r}/{a}/{SUBSET}" for r in CFG["richness"] for a in CFG["sft"]["ablations"]]
-ONPOLICY = [f"onpolicy/{r}/{a}/{SUBSET}" for r in CFG["richness"] for a in CFG["onpolicy"]["ablations"]]
-GRPO = [f"grpo/none/standard/{SUBSET}"]
+SUBSETS = [f"c{c}_s{s}" for c in CFG["coverage"] for s in CFG["seeds"]]
+SFT = [f"sft/{r}/{a}/{sub}" for r in CFG["richness"] for a in CFG["sft"]["ablations"] for sub in SUBSETS]
+ONPOLICY = [f"onpolicy/{r}/{a}/{sub}" for r in CFG["richness"] for a in CFG["onpolicy"]["ablations"] for sub in SUBSETS]
+GRPO = [f"grpo/none/standard/{sub}" for sub in SUBSETS]
 ROLLOUT_FILES = ("adapter", "checkpoints", "log.parquet", "curves.parquet")
 
 
@@ -51,7 +51,7 @@ def smoke_run(tmp_path_factory):
 def test_summary_has_a_row_per_cell(smoke_run):
     metrics = pd.read_parquet(smoke_run / "results/summary/metrics.parquet")
     n_variants = len(SFT + ONPOLICY + GRPO)
-    n_base = 2 + len(CFG["coverage"]) * len(CFG["seeds"])  # test + ood once, train once per subset
+    n_base = 2 + len(SUBSETS)  # test + ood once, train once per subset
     assert len(metrics) == n_base + n_variants * len(CFG["eval_sets"])
     for column in ["model", "method", "richness", "coverage", "seed", "ablation", "eval_set", "accuracy", "pass_at_n",
                    "mean_tokens", "epistemic_count", "epistemic_words", "epistemic_density", "n_problems", "n_samples"]:
@@ -125,7 +125,7 @@ CASES = {
     "teacher samples": (
         lambda c: c["teacher"].update(n_samples=3),
         {
-            "teacher_traces": {f"results/toy/teacher/{r}/{SUBSET}.parquet" for r in ("none", "solution")},
+            "teacher_traces": {f"results/toy/teacher/{r}/{sub}.parquet" for r in ("none", "solution") for sub in SUBSETS},
             "train_sft": _sft_jobs(),
             "evaluate": _evals(SFT),
         },
@@ -133,6 +133,8 @@ CASES = {
 }
 REPORT = {
     "summarize": {"results/summary/metrics.parquet"},
+    "statistics": {f"results/summary/{t}.parquet" for t in ("cells", "comparisons", "mechanism", "claims")},
+    "findings": {"results/findings.md"},
     "figures": {f"results/figures/{n}.png" for n in ["accuracy_by_richness", "length_by_richness", "epistemic_by_richness",
                                                       "train_loss", "training_curves", "factorial_ood_vs_epistemic"]},
 }
@@ -144,3 +146,17 @@ def test_config_edit_reruns_exactly_the_dependent_jobs(smoke_run, tmp_path, case
     planned = planned_outputs(smoke_run, _edited(tmp_path, edit))
     planned.pop("all", None)
     assert planned == {**expected, **REPORT}
+
+
+def test_findings_page_has_every_claim_with_numbers(smoke_run):
+    text = (smoke_run / "results/findings.md").read_text()
+    sections = re.split(r"^## ", text, flags=re.M)[1:]
+    assert [s[:3] for s in sections] == ["(a)", "(b)", "(c)", "(d)", "Mec"]
+    for section in sections[:4]:
+        assert "Not tested" not in section
+        row = next(line for line in section.splitlines() if line.startswith("| ") and "comparison" not in line)
+        assert re.search(r"\| -?\d+\.\d+ \|", row), row  # a measured effect, not a placeholder
+        assert re.search(r"\*\*(supported|not supported|inconclusive)", row)
+    assert "**Answer (" in sections[4]
+    claims = pd.read_parquet(smoke_run / "results/summary/claims.parquet")
+    assert set(claims["claim"]) == {"a", "b", "c", "d"}

@@ -1,0 +1,87 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from selfdistill.stats import bootstrap_ci, cell_estimates, hierarchical_ci, holm, mechanism_regression, paired_difference
+
+
+def test_fixed_difference_gives_a_tight_ci_at_that_difference():
+    a = pd.Series(np.linspace(0.2, 0.8, 40), index=[f"p{i}" for i in range(40)])
+    result = paired_difference(a + 0.1, a)
+    assert result["effect"] == pytest.approx(0.1)
+    assert result["ci_low"] == pytest.approx(0.1) and result["ci_high"] == pytest.approx(0.1)
+    assert result["p_value"] < 0.01
+
+
+def test_identical_arms_give_p_of_one():
+    a = pd.Series(np.random.default_rng(0).random(30), index=[f"p{i}" for i in range(30)])
+    result = paired_difference(a, a.copy())
+    assert result["effect"] == 0 and result["p_value"] == 1.0
+
+
+def test_strong_effect_is_significant_and_noise_is_not():
+    rng = np.random.default_rng(1)
+    index = [f"p{i}" for i in range(60)]
+    base = pd.Series(rng.random(60), index=index)
+    strong = paired_difference(base + 0.3 + rng.normal(0, 0.1, 60), base)
+    noise = paired_difference(base + rng.normal(0, 0.1, 60), base)
+    assert strong["p_value"] < 0.01 and strong["ci_low"] > 0.2
+    assert noise["p_value"] > 0.05 and noise["ci_low"] < 0 < noise["ci_high"]
+
+
+def test_pairing_uses_shared_problems_only():
+    a = pd.Series([1.0, 1.0, 0.0], index=["x", "y", "z"])
+    b = pd.Series([0.0, 0.0], index=["x", "y"])
+    assert paired_difference(a, b)["n_problems"] == 2
+
+
+def test_bootstrap_is_deterministic_and_covers_the_mean():
+    values = np.random.default_rng(2).random(50)
+    assert bootstrap_ci(values) == bootstrap_ci(values)
+    low, high = bootstrap_ci(values)
+    assert low < values.mean() < high
+    assert np.isnan(bootstrap_ci(values[:1])[0])
+
+
+def test_hierarchical_ci_is_wider_when_seeds_disagree():
+    rng = np.random.default_rng(3)
+    agree = rng.random((1, 40)).repeat(4, 0)
+    disagree = agree + np.array([[-0.2], [0.2], [-0.1], [0.1]])
+    w_agree = np.diff(hierarchical_ci(agree))[0]
+    w_disagree = np.diff(hierarchical_ci(disagree))[0]
+    assert w_disagree > w_agree
+
+
+def test_holm():
+    np.testing.assert_allclose(holm([0.01, 0.04, 0.03]), [0.03, 0.06, 0.06])
+    np.testing.assert_allclose(holm([0.5, np.nan]), [0.5, np.nan])
+
+
+def test_cell_estimates_average_seeds_and_report_spread():
+    rows = []
+    for seed, shift in [(0, 0.0), (1, 0.2)]:
+        for i in range(10):
+            rows.append({"model": "m", "method": "sft", "richness": "none", "ablation": "standard", "coverage": 8,
+                         "eval_set": "ood", "seed": seed, "problem_id": f"p{i}", "accuracy": 0.4 + shift,
+                         "mean_tokens": 50.0, "epistemic_count": 1.0, "epistemic_density": 20.0})
+    cells = cell_estimates(pd.DataFrame(rows))
+    assert len(cells) == 1
+    row = cells.iloc[0]
+    assert row["accuracy"] == pytest.approx(0.5) and row["n_seeds"] == 2 and row["n_problems"] == 10
+    assert row["accuracy_sd_seeds"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
+
+
+def test_mechanism_regression_recovers_a_planted_effect():
+    rng = np.random.default_rng(4)
+    rows = []
+    for run in range(12):
+        richness = ["none", "solution"][run % 2]
+        for step in range(5):
+            density = rng.uniform(0, 30)
+            tokens = rng.uniform(30, 60)
+            acc = 0.3 + 0.01 * density + 0.001 * tokens + (0.05 if richness == "solution" else 0) + rng.normal(0, 0.01)
+            rows.append({"run": run, "richness": richness, "epistemic_density": density, "mean_tokens": tokens, "accuracy": acc})
+    table = mechanism_regression(pd.DataFrame(rows)).set_index("term")
+    assert table.loc["epistemic_density", "coefficient"] == pytest.approx(0.01, abs=0.002)
+    assert table.loc["epistemic_density", "ci_low"] > 0
+    assert table.loc["richness_solution", "coefficient"] == pytest.approx(0.05, abs=0.02)
