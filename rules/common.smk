@@ -1,19 +1,27 @@
-# Config accessors (each returns the canonical slice one rule depends on), targets and
-# wildcard constraints. Rules stay thin; the logic is in the selfdistill package.
-import os
+# Config accessors (each returns the canonical slice one rule depends on), input functions,
+# targets and wildcard constraints. Rules stay thin; the logic is in the selfdistill package.
 import re
-import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-sys.path.insert(0, workflow.basedir)  # the package in this checkout, not another installed copy
-
+import selfdistill
 from selfdistill.config import check_config
 from selfdistill.io import canonical_json
 
+PKG = Path(workflow.basedir) / "selfdistill"
+# Jobs import the installed package: it must be this checkout's, whose files rules list as inputs.
+if Path(selfdistill.__file__).resolve().parent != PKG.resolve():
+    raise WorkflowError(
+        f"the selfdistill package in use is {Path(selfdistill.__file__).parent}, not this "
+        f"checkout's {PKG}: run `pip install -e {workflow.basedir}`"
+    )
+
 # Clear messages first (naming key, value, file and fix); then Snakemake's own validation.
-check_config(config, Path(workflow.basedir) / "config/schema.yaml", workflow.configfiles)
+check_config(
+    config, Path(workflow.basedir) / "config/schema.yaml", workflow.configfiles
+)
 validate(config, "../config/schema.yaml")
 
 
@@ -28,11 +36,6 @@ wildcard_constraints:
     ablation=r"standard|preserve|suppress",
     eval_set=r"[A-Za-z0-9_.-]+",
     variant=r"base(/c\d+_s\d+)?|(sft|onpolicy|grpo)/[a-z_]+/[a-z]+/c\d+_s\d+",
-
-
-PKG = Path(workflow.basedir) / "selfdistill"
-# Jobs import the package from this checkout, the same files the rules list as inputs.
-os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [workflow.basedir, os.environ.get("PYTHONPATH")]))
 
 
 def pkg(*modules):
@@ -127,7 +130,9 @@ def eval_targets():
     subsets = [f"c{c}_s{s}" for c in config["coverage"] for s in config["seeds"]]
     for model in config["models"]:
         for eval_set in config["eval_sets"]:
-            base = [f"base/{s}" for s in subsets] if is_subset_eval(eval_set) else ["base"]
+            base = (
+                [f"base/{s}" for s in subsets] if is_subset_eval(eval_set) else ["base"]
+            )
             for variant in base + trained_variants():
                 targets.append(f"results/{model}/eval/{variant}/{eval_set}.parquet")
     return targets
@@ -171,3 +176,55 @@ FIGURE_NAMES = [
     "factorial_ood_vs_epistemic",
 ]
 FIGURES = expand("results/figures/{name}.png", name=FIGURE_NAMES)
+FIGURE_CATEGORIES = {
+    "accuracy_by_richness": "Richness and coverage",
+    "length_by_richness": "Richness and coverage",
+    "epistemic_by_richness": "Richness and coverage",
+    "train_loss": "Training (method)",
+    "training_curves": "Training (method)",
+    "factorial_ood_vs_epistemic": "Uncertainty ablation",
+}
+
+
+# ---- input functions ----------------------------------------------------------------
+
+
+def teacher_inputs(wc):
+    inputs = {"model": model_input(wc), "subset": subset_file(wc.coverage, wc.seed)}
+    if wc.richness == "regen":
+        # The regen context is a response the model produced while given the solution.
+        inputs["demos"] = (
+            f"results/{wc.model}/teacher/solution/c{wc.coverage}_s{wc.seed}.parquet"
+        )
+    return inputs
+
+
+def sft_inputs(wc):
+    inputs = {
+        "model": model_input(wc),
+        "subset": subset_file(wc.coverage, wc.seed),
+        "traces": f"results/{wc.model}/teacher/{wc.richness}/c{wc.coverage}_s{wc.seed}.parquet",
+    }
+    if wc.ablation != "standard":
+        # Trace selection matches (or minimizes) the model's own unguided epistemic counts.
+        inputs["unguided"] = (
+            f"results/{wc.model}/teacher/none/c{wc.coverage}_s{wc.seed}.parquet"
+        )
+    return inputs
+
+
+def rollout_eval_set(wc):
+    return config[wc.rollout_method]["eval_set"]
+
+
+def eval_inputs(wc):
+    v = parse_variant(wc.variant)
+    es = config["eval_sets"][wc.eval_set]
+    inputs = {"model": model_input(wc)}
+    if es["split"] == "subset":
+        inputs["problems"] = subset_file(v["coverage"], v["seed"])
+    else:
+        inputs["problems"] = dataset_file(es["dataset"])
+    if v["method"] != "base":
+        inputs["adapter"] = f"results/{wc.model}/train/{wc.variant}/adapter"
+    return inputs

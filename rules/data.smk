@@ -6,12 +6,14 @@ rule prepare_dataset:
         code=pkg("data/__init__.py", "data/loaders.py", "data/toy.py", "io.py"),
     output:
         "results/data/{dataset}.parquet",
-    params:
-        spec=lambda wc: canon(config["datasets"][wc.dataset]),
     log:
         "logs/prepare_dataset/{dataset}.log",
+    conda:
+        "../envs/cpu.yaml"
     resources:
         mem_mb=2000,
+    params:
+        spec=lambda wc: canon(config["datasets"][wc.dataset]),
     script:
         "../scripts/prepare_dataset.py"
 
@@ -22,11 +24,13 @@ rule coverage_subset:
         code=pkg("data/coverage.py", "io.py"),
     output:
         "results/subsets/{dataset}/c{coverage}_s{seed}.parquet",
-    params:
-        batch_size=config["train_batch_size"],
     log:
         "logs/coverage_subset/{dataset}/c{coverage}_s{seed}.log",
+    conda:
+        "../envs/cpu.yaml"
     resources:
         mem_mb=1000,
+    params:
+        batch_size=config["train_batch_size"],
     script:
         "../scripts/coverage_subset.py"

@@ -15,6 +15,8 @@ rule summarize:
         "results/summary/metrics.parquet",
     log:
         "logs/summarize/summarize.log",
+    conda:
+        "../envs/cpu.yaml"
     script:
         "../scripts/summarize.py"
 
@@ -31,14 +33,16 @@ rule statistics:
         comparisons="results/summary/comparisons.parquet",
         mechanism="results/summary/mechanism.parquet",
         claims="results/summary/claims.parquet",
-    params:
-        rich=richest_context(),
-        eval_set=config["onpolicy"]["eval_set"],
     log:
         "logs/statistics/statistics.log",
+    conda:
+        "../envs/cpu.yaml"
     threads: 1
     resources:
         mem_mb=2000,
+    params:
+        rich=richest_context(),
+        eval_set=config["onpolicy"]["eval_set"],
     script:
         "../scripts/statistics.py"
 
@@ -50,11 +54,22 @@ rule findings:
         figures=FIGURES,
         code=pkg("findings.py"),
     output:
-        "results/findings.md",
-    params:
-        grid=lambda wc: canon({k: config[k] for k in ("models", "richness", "coverage", "seeds", "methods")}),
+        report(
+            "results/findings.md",
+            caption="../report/findings.rst",
+            category="Findings",
+        ),
     log:
         "logs/findings/findings.log",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        grid=lambda wc: canon(
+            {
+                k: config[k]
+                for k in ("models", "richness", "coverage", "seeds", "methods")
+            }
+        ),
     script:
         "../scripts/findings.py"
 
@@ -66,10 +81,19 @@ rule figures:
         curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
         code=pkg("plots.py", "summary.py"),
     output:
-        FIGURES,
-    params:
-        eval_set=config["onpolicy"]["eval_set"],
+        [
+            report(
+                f"results/figures/{name}.png",
+                caption=f"../report/{name}.rst",
+                category=FIGURE_CATEGORIES[name],
+            )
+            for name in FIGURE_NAMES
+        ],
     log:
         "logs/figures/figures.log",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        eval_set=config["onpolicy"]["eval_set"],
     script:
         "../scripts/figures.py"

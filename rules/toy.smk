@@ -5,24 +5,30 @@ rule pretrain_toy:
     input:
         # Held-out problems are excluded from pretraining, so "test" and "ood" stay unseen.
         problems=dataset_file(config["train_dataset"]),
-        code=pkg("toy_model.py", "data/toy.py", "prompts.py", "train/batching.py", "io.py"),
+        code=pkg(
+            "toy_model.py", "data/toy.py", "prompts.py", "train/batching.py", "io.py"
+        ),
     output:
         model=directory("results/models/{model}/hf"),
         log_table="results/models/{model}/pretrain_log.parquet",
-    params:
-        spec=lambda wc: canon(
-            {
-                **config["toy_pretrain"],
-                "max_operand": config["datasets"][config["train_dataset"]]["toy"]["max_operand"],
-            }
-        ),
-        prompts=lambda wc: canon(config["prompts"]),
     log:
         "logs/pretrain_toy/{model}.log",
     benchmark:
         "benchmarks/pretrain_toy/{model}.tsv"
+    conda:
+        "../envs/cpu.yaml"
     threads: 2
     resources:
         mem_mb=4000,
+    params:
+        spec=lambda wc: canon(
+            {
+                **config["toy_pretrain"],
+                "max_operand": config["datasets"][config["train_dataset"]]["toy"][
+                    "max_operand"
+                ],
+            }
+        ),
+        prompts=lambda wc: canon(config["prompts"]),
     script:
         "../scripts/pretrain_toy.py"

@@ -2,18 +2,6 @@
 # LoRA adapter and a per-step log.
 
 
-def sft_inputs(wc):
-    inputs = {
-        "model": model_input(wc),
-        "subset": subset_file(wc.coverage, wc.seed),
-        "traces": f"results/{wc.model}/teacher/{wc.richness}/c{wc.coverage}_s{wc.seed}.parquet",
-    }
-    if wc.ablation != "standard":
-        # Trace selection matches (or minimizes) the model's own unguided epistemic counts.
-        inputs["unguided"] = f"results/{wc.model}/teacher/none/c{wc.coverage}_s{wc.seed}.parquet"
-    return inputs
-
-
 rule train_sft:
     input:
         unpack(sft_inputs),
@@ -24,34 +12,36 @@ rule train_sft:
         ),
         log_table="results/{model}/train/sft/{richness}/{ablation}/c{coverage}_s{seed}/log.parquet",
         selection="results/{model}/train/sft/{richness}/{ablation}/c{coverage}_s{seed}/selection.parquet",
+    log:
+        "logs/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.log",
+    benchmark:
+        "benchmarks/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        gpu=1,
     params:
         model_path=lambda wc: model_dir(wc.model),
         model=lambda wc: model_slice(wc.model),
         sft=lambda wc: method_slice("sft"),
         prompts=lambda wc: canon(config["prompts"]),
-    log:
-        "logs/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.log",
-    benchmark:
-        "benchmarks/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        gpu=1,
     script:
         "../scripts/train_sft.py"
-
-
-def rollout_eval_set(wc):
-    return config[wc.rollout_method]["eval_set"]
 
 
 rule train_rollouts:
     input:
         model=model_input,
         subset=lambda wc: subset_file(wc.coverage, wc.seed),
-        eval_problems=lambda wc: dataset_file(config["eval_sets"][rollout_eval_set(wc)]["dataset"]),
+        eval_problems=lambda wc: dataset_file(
+            config["eval_sets"][rollout_eval_set(wc)]["dataset"]
+        ),
         code=GENERATION_CODE
-        + pkg("train/onpolicy.py", "train/losses.py", "train/batching.py", "train/sft.py"),
+        + pkg(
+            "train/onpolicy.py", "train/losses.py", "train/batching.py", "train/sft.py"
+        ),
     output:
         adapter=directory(
             "results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/adapter"
@@ -61,6 +51,16 @@ rule train_rollouts:
         ),
         log_table="results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/log.parquet",
         curves="results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/curves.parquet",
+    log:
+        "logs/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.log",
+    benchmark:
+        "benchmarks/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
+    conda:
+        "../envs/cpu.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        gpu=1,
     params:
         model_path=lambda wc: model_dir(wc.model),
         model=lambda wc: model_slice(wc.model),
@@ -68,13 +68,5 @@ rule train_rollouts:
         eval_set=lambda wc: canon(config["eval_sets"][rollout_eval_set(wc)]),
         prompts=lambda wc: canon(config["prompts"]),
         grading=canon(config["grading"]),
-    log:
-        "logs/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.log",
-    benchmark:
-        "benchmarks/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
-    threads: 2
-    resources:
-        mem_mb=4000,
-        gpu=1,
     script:
         "../scripts/train_rollouts.py"

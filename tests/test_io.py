@@ -1,0 +1,55 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from selfdistill.io import atomic_path, config_hash, read_provenance, write_table
+from selfdistill.provenance import main as provenance_main
+
+
+def test_write_table_records_provenance(tmp_path):
+    path = tmp_path / "t.parquet"
+    write_table(pd.DataFrame({"a": [1, 2]}), path, {"lr": 0.1, "name": "x"}, seed=3)
+    meta = read_provenance(path)
+    assert meta["config"] == {"lr": 0.1, "name": "x"} and meta["seed"] == 3
+    assert meta["config_hash"] == config_hash({"name": "x", "lr": 0.1})  # key order does not matter
+    assert meta["code_version"] and "torch" in meta["packages"]
+    assert pd.read_parquet(path)["a"].tolist() == [1, 2]
+
+
+def test_provenance_command(tmp_path, capsys):
+    path = tmp_path / "t.parquet"
+    write_table(pd.DataFrame({"a": [1]}), path, {"k": 1})
+    assert provenance_main([str(path)]) == 0
+    assert json.loads(capsys.readouterr().out)["config"] == {"k": 1}
+    pd.DataFrame({"a": [1]}).to_parquet(tmp_path / "plain.parquet")
+    assert provenance_main([str(tmp_path / "plain.parquet")]) == 1
+
+
+def test_failed_write_leaves_nothing(tmp_path):
+    path = tmp_path / "out.parquet"
+    with pytest.raises(RuntimeError):
+        with atomic_path(path) as tmp:
+            tmp.write_text("partial")
+            raise RuntimeError("crash mid-write")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_killed_writer_never_leaves_a_complete_looking_file(tmp_path):
+    """SIGKILL a process while it writes: the target name either does not exist or is complete."""
+    path = tmp_path / "big.parquet"
+    code = (
+        "import pandas as pd, numpy as np, sys; from selfdistill.io import write_table\n"
+        "df = pd.DataFrame({'x': np.arange(30_000_000)})\n"
+        "print('ready', flush=True)\n"
+        f"write_table(df, {str(path)!r}, {{}})\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not path.exists() or len(pd.read_parquet(path)) == 30_000_000
