@@ -13,7 +13,7 @@ rule evaluate:
         "benchmarks/evaluate/{model}/{variant}/{eval_set}.tsv"
     conda:
         "../envs/cpu.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         gpu=1,

@@ -13,7 +13,7 @@ rule teacher_traces:
         "benchmarks/teacher_traces/{model}/{richness}/c{coverage}_s{seed}.tsv"
     conda:
         "../envs/cpu.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         gpu=1,

@@ -18,7 +18,7 @@ rule train_sft:
         "benchmarks/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
     conda:
         "../envs/cpu.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         gpu=1,
@@ -57,7 +57,7 @@ rule train_rollouts:
         "benchmarks/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
     conda:
         "../envs/cpu.yaml"
-    threads: 2
+    threads: 1
     resources:
         mem_mb=4000,
         gpu=1,

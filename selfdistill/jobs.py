@@ -19,7 +19,11 @@ def start_job(snakemake) -> None:
         logging.getLogger("job").error("job failed", exc_info=(kind, value, tb))
 
     sys.excepthook = excepthook
-    logging.getLogger("job").info("rule %s, wildcards %s", snakemake.rule, dict(snakemake.wildcards))
+    # Snakemake schedules by `threads`; torch would otherwise take every core and oversubscribe.
+    import torch
+
+    torch.set_num_threads(max(1, snakemake.threads))
+    logging.getLogger("job").info("rule %s, wildcards %s, threads %d", snakemake.rule, dict(snakemake.wildcards), snakemake.threads)
 
 
 def param(snakemake, name):

@@ -18,7 +18,8 @@ CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
 def default_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("default")
     targets = ["results/models/toy/hf", "results/toy/eval/base/test.parquet", "results/toy/eval/base/ood.parquet"]
-    run = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--cores", "2", *targets],
+    run = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
+                          str(REPO / "config/config.yaml"), "--cores", "2", *targets],
                          capture_output=True, text=True, timeout=1800)
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir
