@@ -1,6 +1,7 @@
 """The toy model the default config produces has the behaviour the experiment needs.
 
-Slow (pretrains the default toy model, about 5 minutes on 2 cores): `python -m pytest -m slow`.
+Pretrains the default toy model (about 5 minutes on 2 cores): `python -m pytest -m toy_properties`.
+KNOWN FAILING: the 500-step default gives OOD 0.9375 vs in-domain 0.9625 (not 3 points lower).
 """
 
 import subprocess
@@ -25,7 +26,7 @@ def default_run(tmp_path_factory):
     return workdir
 
 
-@pytest.mark.slow
+@pytest.mark.toy_properties
 def test_default_toy_model_properties(default_run):
     from selfdistill import prompts
     from selfdistill.backends import Sampling
