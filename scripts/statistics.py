@@ -1,12 +1,10 @@
-import re
-
 import pandas as pd
 
 from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.io import read_provenance, read_table, write_table
 from selfdistill.jobs import start_job
 from selfdistill.stats import cell_estimates, mechanism_regression, per_problem, standard_comparisons
-from selfdistill.summary import EVAL_PATH, TRAIN_PATH, parse_path
+from selfdistill.summary import EVAL_PATH, TEACHER_PATH, TRAIN_PATH, parse_path
 
 start_job(snakemake)
 rich, eval_set = snakemake.params.rich, snakemake.params.eval_set
@@ -17,11 +15,7 @@ def long_table(paths, pattern, transform=per_problem):
 
 
 problems = long_table(snakemake.input.evals, EVAL_PATH)
-teacher_path = r"results/(?P<model>[^/]+)/teacher/(?P<richness>[a-z_]+)/c(?P<coverage>\d+)_s(?P<seed>\d+)\.parquet$"
-teacher = pd.concat(
-    [per_problem(read_table(p)).assign(**re.search(teacher_path, p).groupdict()) for p in snakemake.input.teacher],
-    ignore_index=True,
-)
+teacher = long_table(snakemake.input.teacher, TEACHER_PATH)
 logs = long_table(snakemake.input.logs, TRAIN_PATH, transform=lambda t: t) if snakemake.input.logs else pd.DataFrame()
 curves = long_table(snakemake.input.curves, TRAIN_PATH, transform=lambda t: t) if snakemake.input.curves else pd.DataFrame()
 

@@ -31,7 +31,7 @@ def last_boxed(text: str) -> str | None:
     """Content of the last \\boxed{...} with matched braces, or None if there is none."""
     start = text.rfind("\\boxed{")
     while start != -1:
-        depth, i = 0, start + len("\\boxed")
+        depth = 0
         for i in range(start + len("\\boxed"), len(text)):
             if text[i] == "{":
                 depth += 1

@@ -14,6 +14,9 @@ TRAIN_PATH = re.compile(
     r"results/(?P<model>[^/]+)/train/(?P<method>[a-z]+)/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+)"
     r"/c(?P<coverage>\d+)_s(?P<seed>\d+)/\w+\.parquet$"
 )
+TEACHER_PATH = re.compile(
+    r"results/(?P<model>[^/]+)/teacher/(?P<richness>[a-z_]+)/c(?P<coverage>\d+)_s(?P<seed>\d+)\.parquet$"
+)
 AXES = ["model", "method", "richness", "ablation", "coverage", "seed", "eval_set"]
 
 
@@ -24,7 +27,8 @@ def parse_path(pattern: re.Pattern, path: str) -> dict:
     axes = match.groupdict()
     for key in ("coverage", "seed"):
         axes[key] = int(axes[key]) if axes.get(key) is not None else None
-    axes["ablation"] = axes["ablation"] or "standard"
+    if "ablation" in axes:
+        axes["ablation"] = axes["ablation"] or "standard"
     return axes
 
 
