@@ -38,10 +38,17 @@ class Completion:
     finish_reason: str  # "stop" or "length"
 
 
-def make_backend(model_cfg: dict, model_path: str, adapter_path: str | None = None, **options):
+def make_backend(model_cfg: dict, model_path: str, adapter_path: str | None = None, batch_size: int = 256,
+                 seed: int = 0):
+    """The backend a model's config names: `hf` (transformers) or `vllm` (offline engine)."""
     kind = model_cfg.get("backend", "hf")
     if kind == "hf":
         from selfdistill.backends.hf import HFBackend
 
-        return HFBackend.load(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"), **options)
-    raise ValueError(f"unknown backend {kind!r} for model {model_path}: use 'hf'")
+        return HFBackend.load(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"), batch_size=batch_size)
+    if kind == "vllm":
+        from selfdistill.backends.vllm import VLLMBackend
+
+        return VLLMBackend(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"),
+                           lora=model_cfg.get("lora", "request"), engine=model_cfg.get("vllm", {}), seed=seed)
+    raise ValueError(f"unknown backend {kind!r} for model {model_path}: use 'hf' or 'vllm'")

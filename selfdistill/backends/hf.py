@@ -43,16 +43,19 @@ class HFBackend:
             for row, ids in enumerate(chunk):
                 input_ids[row, width - len(ids) :] = torch.tensor(ids)
                 attention[row, width - len(ids) :] = 1
+            greedy = sampling.temperature == 0
+            if greedy:  # generate() refuses several sequences per prompt without sampling: repeat rows
+                input_ids, attention = input_ids.repeat_interleave(sampling.n, 0), attention.repeat_interleave(sampling.n, 0)
             with torch.no_grad():
                 generated = self.model.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=attention.to(self.device),
-                    do_sample=sampling.temperature > 0,
-                    temperature=sampling.temperature if sampling.temperature > 0 else None,
-                    top_p=sampling.top_p if sampling.temperature > 0 else None,
-                    top_k=sampling.top_k if sampling.temperature > 0 else None,
+                    do_sample=not greedy,
+                    temperature=None if greedy else sampling.temperature,
+                    top_p=None if greedy else sampling.top_p,
+                    top_k=None if greedy else sampling.top_k,
                     max_new_tokens=sampling.max_new_tokens,
-                    num_return_sequences=sampling.n,
+                    num_return_sequences=1 if greedy else sampling.n,
                     eos_token_id=eos,
                     pad_token_id=pad,
                 )[:, width:].tolist()
