@@ -2,7 +2,11 @@
 # Run: snakemake --cores N   (config/config.yaml, the toy world, by default)
 
 
-configfile: "config/config.yaml"
+# A --configfile replaces this embedded default rather than being merged into it.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
+
 
 
 report: "report/workflow.rst"

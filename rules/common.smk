@@ -50,8 +50,32 @@ GENERATION_CODE = MODEL_CODE + pkg(
     "grading.py",
     "epistemic.py",
     "backends/__init__.py",
-    "backends/hf.py",
 )
+
+
+def generation_code(wc):
+    """Generation modules, with only the backend this model uses (editing another re-runs nothing)."""
+    backend = config["models"][wc.model].get("backend", "hf")
+    return GENERATION_CODE + pkg(f"backends/{backend}.py")
+
+
+# Per-rule resources; `resources:` in the config overrides them (GPU counts, memory, runtime for
+# a cluster). Model jobs ask for one `gpu` so a workstation run with --resources gpu=N never
+# oversubscribes its GPUs; on CPU, leave gpu unset and they are unlimited.
+RULE_RESOURCES = {
+    "prepare_dataset": {"mem_mb": 2000, "runtime": 30},
+    "coverage_subset": {"mem_mb": 1000, "runtime": 10},
+    "pretrain_toy": {"mem_mb": 4000, "runtime": 60},
+    "teacher_traces": {"mem_mb": 4000, "runtime": 120, "gpu": 1},
+    "train_sft": {"mem_mb": 4000, "runtime": 120, "gpu": 1},
+    "train_rollouts": {"mem_mb": 4000, "runtime": 240, "gpu": 1},
+    "evaluate": {"mem_mb": 4000, "runtime": 120, "gpu": 1},
+    "statistics": {"mem_mb": 2000, "runtime": 10},
+}
+
+
+def rule_resources(rule):
+    return {**RULE_RESOURCES[rule], **config.get("resources", {}).get(rule, {})}
 
 
 def canon(value):

@@ -11,7 +11,7 @@ rule prepare_dataset:
     conda:
         "../envs/cpu.yaml"
     resources:
-        mem_mb=2000,
+        **rule_resources("prepare_dataset"),
     params:
         spec=lambda wc: canon(config["datasets"][wc.dataset]),
     script:
@@ -29,7 +29,7 @@ rule coverage_subset:
     conda:
         "../envs/cpu.yaml"
     resources:
-        mem_mb=1000,
+        **rule_resources("coverage_subset"),
     params:
         batch_size=config["train_batch_size"],
     script:

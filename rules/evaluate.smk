@@ -4,7 +4,7 @@
 rule evaluate:
     input:
         unpack(eval_inputs),
-        code=GENERATION_CODE + pkg("evaluate.py"),
+        code=lambda wc: generation_code(wc) + pkg("evaluate.py"),
     output:
         "results/{model}/eval/{variant}/{eval_set}.parquet",
     log:
@@ -15,8 +15,7 @@ rule evaluate:
         "../envs/cpu.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        gpu=1,
+        **rule_resources("evaluate"),
     params:
         model_path=lambda wc: model_dir(wc.model),
         model=lambda wc: model_slice(wc.model),

@@ -39,7 +39,7 @@ rule statistics:
         "../envs/cpu.yaml"
     threads: 1
     resources:
-        mem_mb=2000,
+        **rule_resources("statistics"),
     params:
         rich=richest_context(),
         eval_set=config["onpolicy"]["eval_set"],

@@ -4,7 +4,7 @@
 rule teacher_traces:
     input:
         unpack(teacher_inputs),
-        code=GENERATION_CODE + pkg("teacher.py"),
+        code=lambda wc: generation_code(wc) + pkg("teacher.py"),
     output:
         "results/{model}/teacher/{richness}/c{coverage}_s{seed}.parquet",
     log:
@@ -15,8 +15,7 @@ rule teacher_traces:
         "../envs/cpu.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        gpu=1,
+        **rule_resources("teacher_traces"),
     params:
         model_path=lambda wc: model_dir(wc.model),
         model=lambda wc: model_slice(wc.model),

@@ -19,7 +19,7 @@ rule pretrain_toy:
         "../envs/cpu.yaml"
     threads: 2
     resources:
-        mem_mb=4000,
+        **rule_resources("pretrain_toy"),
     params:
         spec=lambda wc: canon(
             {

@@ -20,8 +20,7 @@ rule train_sft:
         "../envs/cpu.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        gpu=1,
+        **rule_resources("train_sft"),
     params:
         model_path=lambda wc: model_dir(wc.model),
         model=lambda wc: model_slice(wc.model),
@@ -40,7 +39,11 @@ rule train_rollouts:
         ),
         code=GENERATION_CODE
         + pkg(
-            "train/onpolicy.py", "train/losses.py", "train/batching.py", "train/sft.py"
+            "backends/hf.py",
+            "train/onpolicy.py",
+            "train/losses.py",
+            "train/batching.py",
+            "train/sft.py",
         ),
     output:
         adapter=directory(
@@ -59,8 +62,7 @@ rule train_rollouts:
         "../envs/cpu.yaml"
     threads: 1
     resources:
-        mem_mb=4000,
-        gpu=1,
+        **rule_resources("train_rollouts"),
     params:
         model_path=lambda wc: model_dir(wc.model),
         model=lambda wc: model_slice(wc.model),

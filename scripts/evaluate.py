@@ -22,7 +22,7 @@ table = generate_table(
     backend,
     problems,
     turns,
-    Sampling.from_config(eval_set, eval_set["seed"]),
+    Sampling.from_config(eval_set, eval_set["seed"], model),
     grading,
     model.get("chat_kwargs"),
     desc=f"eval {wc.variant} {wc.eval_set}",

@@ -15,7 +15,7 @@ table = teacher_table(
     read_table(snakemake.input.subset),
     wc.richness,
     templates,
-    Sampling.from_config(teacher, seed),
+    Sampling.from_config(teacher, seed, model),
     grading,
     keep=teacher["keep"],
     chat_kwargs=model.get("chat_kwargs"),

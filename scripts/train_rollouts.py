@@ -35,7 +35,7 @@ def evaluate(current):
         HFBackend(current, tokenizer, hp["generation_batch_size"]),
         checkpoint_problems,
         [student_user_turn(templates, p) for p in checkpoint_problems["problem"]],
-        Sampling.from_config(eval_set, eval_set["seed"]),
+        Sampling.from_config(eval_set, eval_set["seed"], model_cfg),
         grading,
         model_cfg.get("chat_kwargs"),
         desc="checkpoint eval",

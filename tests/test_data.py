@@ -1,4 +1,5 @@
 import json
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -116,4 +117,60 @@ def test_empty_answers_are_refused(tmp_path):
     raw.to_parquet(tmp_path / "p.parquet")
     spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "columns": {"problem": "question", "answer": "gold"}}
     with pytest.raises(ValueError, match="empty problem or answer"):
+        load_problems(spec, "mine")
+
+
+DAPO_INSTRUCTION = (
+    "Solve the following math problem step by step. The last line of your response should be of the form "
+    "Answer: $Answer (without quotes) where $Answer is the answer to the problem.\n\n{}\n\n"
+    'Remember to put your answer on its own line after "Answer:".'
+)
+
+
+def paper_config():
+    import yaml
+
+    return yaml.safe_load((Path(__file__).resolve().parents[1] / "config/paper.yaml").read_text())
+
+
+def test_paper_datasets_load_from_local_files_of_the_same_shape(tmp_path):
+    """Each paper dataset's spec from config/paper.yaml, pointed at a small local file of its layout."""
+    datasets = pytest.importorskip("datasets")
+    shapes = {
+        # DAPO-Math-17k: chat prompt wrapped in its own "Answer:" instruction, answer nested, each prompt repeated.
+        "dapo": {
+            "data_source": ["math_dapo"] * 3,
+            "prompt": [[{"role": "user", "content": DAPO_INSTRUCTION.format(p)}] for p in ("Find $2+3$.", "Find $x$ if $x^2=4$, $x>0$.", "Find $2+3$.")],
+            "ability": ["MATH"] * 3,
+            "reward_model": [{"ground_truth": "5", "style": "rule-lighteval/MATH_v2"}, {"ground_truth": "2", "style": "x"}, {"ground_truth": "5", "style": "x"}],
+            "extra_info": [{"index": "a"}, {"index": "b"}, {"index": "c"}],
+        },
+        "aime24": {"id": [60, 61], "problem": ["Find $m+n$.", "How many?"], "solution": ["...", "..."], "answer": ["204", "25"], "url": ["u", "v"]},
+        "aime25": {"problem": ["Find $k$.", "Find $N$."], "answer": ["70", "588"], "id": ["0", "1"]},
+        "amc23": {"id": [0, 1], "question": ["What is $1+1$?", "What is $x$?"], "answer": [2.0, 27.0], "url": ["u", "v"]},
+        "math500": {"problem": ["Convert $(0,3)$ to polar.", "Compute $1+1$."], "solution": ["...", "..."],
+                    "answer": ["\\left( 3, \\frac{\\pi}{2} \\right)", "2"], "subject": ["Precalculus", "Algebra"],
+                    "level": [2, 1], "unique_id": ["test/precalculus/807.json", "test/algebra/1.json"]},
+    }
+    config = paper_config()
+    for name, columns in shapes.items():
+        path = tmp_path / name
+        datasets.Dataset.from_dict(columns).save_to_disk(str(path))
+        spec = {**config["datasets"][name], "path": str(path)}
+        df = load_problems(spec, name)
+        assert list(df.columns) == list(PROBLEM_COLUMNS) and df["problem_id"].is_unique
+        assert (df["problem"].str.len() > 0).all() and (df["answer"].str.len() > 0).all()
+        eval_splits = {es["split"] for es in config["eval_sets"].values() if es["dataset"] == name}
+        assert eval_splits <= set(df["split"]) | {"subset"}
+    dapo = load_problems({**config["datasets"]["dapo"], "path": str(tmp_path / "dapo")}, "dapo")
+    assert dapo["problem"].tolist() == ["Find $2+3$.", "Find $x$ if $x^2=4$, $x>0$."]  # unwrapped, deduplicated
+    assert dapo["answer"].tolist() == ["5", "2"]
+    amc = load_problems({**config["datasets"]["amc23"], "path": str(tmp_path / "amc23")}, "amc23")
+    assert amc["answer"].tolist() == ["2.0", "27.0"]
+
+
+def test_problem_pattern_mismatch_is_named(tmp_path):
+    pd.DataFrame({"problem": ["Solve: 1+1", "no wrapper here"], "answer": ["2", "3"]}).to_parquet(tmp_path / "p.parquet")
+    spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "problem_pattern": r"Solve: (?P<problem>.*)"}
+    with pytest.raises(ValueError, match=r"1 problems do not match problem_pattern, e.g. 'no wrapper here'"):
         load_problems(spec, "mine")

@@ -18,7 +18,10 @@ class Sampling:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, cfg: dict, seed: int) -> "Sampling":
+    def from_config(cls, cfg: dict, seed: int, model_cfg: dict | None = None) -> "Sampling":
+        """Sampling of an eval set / the teacher, with the model's own `sampling` overrides on top
+        (e.g. Qwen3 with thinking off samples at T = 0.7, top_p = 0.8)."""
+        cfg = {**cfg, **(model_cfg or {}).get("sampling", {})}
         return cls(
             n=cfg["n_samples"],
             temperature=cfg["temperature"],

@@ -51,15 +51,27 @@ def _as_text(value) -> str:
     return "" if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)
 
 
+def _column(raw: pd.DataFrame, source: str) -> pd.Series:
+    """A source column; "a.b" reads key b of the dicts in column a (DAPO's reward_model.ground_truth)."""
+    top, _, key = source.partition(".")
+    return raw[top].map(lambda d: d.get(key) if isinstance(d, dict) else None) if key else raw[top]
+
+
+def extract_problem(text: str, pattern: re.Pattern) -> str | None:
+    """The bare problem inside a source's own instruction wrapper (group `problem` of the pattern)."""
+    match = pattern.fullmatch(text)
+    return match.group("problem").strip() if match else None
+
+
 def normalize(raw: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     """Rename mapped columns, fill defaults, deduplicate by problem text, check what is left."""
     mapping = spec.get("columns", {})  # our column -> source column
-    missing = sorted(src for ours, src in mapping.items() if src not in raw.columns)
+    missing = sorted(src for ours, src in mapping.items() if src.partition(".")[0] not in raw.columns)
     if missing:
         raise ValueError(
             f"dataset {name!r}: columns {missing} not found (has {sorted(raw.columns)}): fix `columns` in its config"
         )
-    df = pd.DataFrame({ours: raw[src] for ours, src in mapping.items()})
+    df = pd.DataFrame({ours: _column(raw, src) for ours, src in mapping.items()})
     for col in ("problem", "answer"):
         if col not in df and col in raw:
             df[col] = raw[col]
@@ -67,6 +79,16 @@ def normalize(raw: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
             raise ValueError(f"dataset {name!r} has no {col!r} column: map one under `columns` in its config")
     df["problem"] = df["problem"].map(_as_text)
     df["answer"] = df["answer"].map(_as_text)
+    if spec.get("problem_pattern"):
+        # Re-prompting: drop the source's own answer-format instruction; our prompt template adds \boxed{}.
+        bare = df["problem"].map(lambda t: extract_problem(t, re.compile(spec["problem_pattern"], re.S)))
+        if bare.isna().any():
+            example = df["problem"][bare.isna()].iloc[0][:200]
+            raise ValueError(
+                f"dataset {name!r}: {int(bare.isna().sum())} problems do not match problem_pattern, e.g. {example!r}: "
+                "fix `problem_pattern` in its config"
+            )
+        df["problem"] = bare
     df["solution"] = df["solution"].map(_as_text) if "solution" in df else raw.get("solution", "")
     df["solution"] = df["solution"].fillna("") if isinstance(df["solution"], pd.Series) else ""
     if "problem_id" not in df:
