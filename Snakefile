@@ -8,7 +8,6 @@ if not workflow.overwrite_configfiles:
     configfile: "config/config.yaml"
 
 
-
 report: "report/workflow.rst"
 
 

@@ -59,7 +59,7 @@ def generation_code(wc):
     return GENERATION_CODE + pkg(f"backends/{backend}.py")
 
 
-# Per-rule resources; `resources:` in the config overrides them (GPU counts, memory, runtime for
+# Resources of each job kind; the config's `resources` section overrides them (GPU counts, memory, runtime for
 # a cluster). Model jobs ask for one `gpu` so a workstation run with --resources gpu=N never
 # oversubscribes its GPUs; on CPU, leave gpu unset and they are unlimited.
 RULE_RESOURCES = {
