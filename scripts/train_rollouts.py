@@ -52,13 +52,14 @@ def evaluate(current):
 
 
 out = Path(snakemake.output.adapter)
-checkpoints = Path(snakemake.output.checkpoints)
-shutil.rmtree(checkpoints, ignore_errors=True)
-checkpoints.mkdir(parents=True)
+# Work in progress (checkpoints, resumable state) lives outside the declared outputs, which
+# Snakemake deletes before a re-run; a re-run after a crash resumes from it.
+partial = out.parent / "partial"
+(partial / "checkpoints").mkdir(parents=True, exist_ok=True)
 rows, curves = train_onpolicy(
     model, tokenizer, read_table(snakemake.input.subset), wc.rollout_method, wc.richness, wc.ablation, templates, hp,
     grading, seed, chat_kwargs=model_cfg.get("chat_kwargs"), evaluate=evaluate if hp["eval_every"] else None,
-    checkpoint_dir=checkpoints,
+    checkpoint_dir=partial / "checkpoints", state_path=partial / "state.pt",
     on_step=lambda r: log.info(
         "step %d loss %.4f reward %.3f length %.1f epistemic %.2f divergence %.4f masked %.2f",
         r["step"], r["loss"], r["reward"], r["mean_length"], r["epistemic_count"], r["divergence"], r["masked_fraction"],
@@ -68,6 +69,9 @@ tmp = out.with_name(out.name + ".tmp")
 shutil.rmtree(tmp, ignore_errors=True)
 model.save_pretrained(tmp)
 tmp.rename(out)  # the adapter directory appears only when complete
+shutil.rmtree(snakemake.output.checkpoints, ignore_errors=True)
+(partial / "checkpoints").rename(snakemake.output.checkpoints)
+shutil.rmtree(partial)
 write_table(pd.DataFrame(curves, columns=["step", "eval_set", "accuracy", "mean_tokens", "epistemic_count", "epistemic_density"]),
             snakemake.output.curves, config_slice, seed=seed)
 write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)

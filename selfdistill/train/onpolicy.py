@@ -19,6 +19,7 @@ from selfdistill import epistemic, prompts
 from selfdistill.backends import Sampling
 from selfdistill.backends.hf import HFBackend
 from selfdistill.grading import grade_responses
+from selfdistill.train import state
 from selfdistill.train.batching import completion_logits
 from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail
 
@@ -147,8 +148,13 @@ def teacher_turns(rows, completions, texts, correct, richness, templates, n):
 
 
 def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablation: str, templates: dict, hp: dict,
-                   grading: dict, seed: int, chat_kwargs=None, evaluate=None, checkpoint_dir=None, on_step=None):
-    """Train the LoRA student in place; returns (per-step log rows, checkpoint eval rows)."""
+                   grading: dict, seed: int, chat_kwargs=None, evaluate=None, checkpoint_dir=None, on_step=None,
+                   state_path=None):
+    """Train the LoRA student in place; returns (per-step log rows, checkpoint eval rows).
+
+    With `state_path`, the full training state is saved there every `checkpoint_every` steps and,
+    if present at the start, training resumes from it with the same result as an uninterrupted run.
+    """
     rng = random.Random(seed)
     torch.manual_seed(seed)
     pad = tokenizer.pad_token_id
@@ -163,9 +169,15 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
     rows = list(subset.itertuples())
     order = []
     log_rows, eval_rows = [], []
-    if evaluate:
+    resumed = state.restore(state_path, model, opt, rng)
+    if resumed:
+        order, log_rows, eval_rows = resumed["order"], resumed["log_rows"], resumed["eval_rows"]
+        if teacher and teacher.mode == "ema":
+            teacher.ema = resumed["teacher_ema"]
+        log.info("resumed from %s at step %d", state_path, resumed["step"])
+    elif evaluate:
         eval_rows.append({"step": 0, **evaluate(model)})
-    for step in range(hp["steps"]):
+    for step in range(resumed["step"] if resumed else 0, hp["steps"]):
         batch = []
         while len(batch) < hp["prompts_per_step"]:
             if not order:
@@ -239,5 +251,9 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
             model.save_pretrained(Path(checkpoint_dir) / f"step{done}")
         if evaluate and hp["eval_every"] and (done % hp["eval_every"] == 0 or done == hp["steps"]):
             eval_rows.append({"step": done, **evaluate(model)})
+        if state_path and hp["checkpoint_every"] and done % hp["checkpoint_every"] == 0:
+            ema = teacher.ema if teacher and teacher.mode == "ema" else None
+            state.save(state_path, state.capture(model, opt, done, rng, order=order, log_rows=log_rows,
+                                                 eval_rows=eval_rows, teacher_ema=ema))
     model.eval()
     return log_rows, eval_rows

@@ -1,0 +1,49 @@
+"""Resumable training state: everything a run needs to continue exactly where it stopped.
+
+Written atomically (temporary file, then rename) every k steps, so a job killed at any moment
+leaves either the previous state or the new one, never a torn file. Lives beside, not inside,
+the job's declared outputs: Snakemake deletes incomplete outputs before a re-run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import torch
+
+
+def capture(model, optimizer, step: int, rng: random.Random, **extra) -> dict:
+    return {
+        "step": step,
+        "trainable": {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad},
+        "optimizer": optimizer.state_dict(),
+        "torch_rng": torch.get_rng_state(),
+        "python_rng": rng.getstate(),
+        **extra,
+    }
+
+
+def save(path, state: dict) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def restore(path, model, optimizer, rng: random.Random) -> dict | None:
+    """Load the state at `path` into model / optimizer / RNGs; returns it (None: start fresh)."""
+    path = Path(path) if path else None
+    if path is None or not path.exists():
+        return None
+    state = torch.load(path, weights_only=False)
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for name, value in state["trainable"].items():
+            params[name].copy_(value)
+    optimizer.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    rng.setstate(state["python_rng"])
+    return state

@@ -1,0 +1,102 @@
+"""A training job killed with SIGKILL and run again resumes and ends exactly like an uninterrupted run.
+
+Each run is a real child process training the tiny model with on-policy self-distillation (EMA
+teacher, so the teacher's state must survive too); the test kills it at several points.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+STEPS = 5
+JOB = """
+import json, sys, time
+import pandas as pd, torch, yaml
+from selfdistill.models import load_model, load_tokenizer
+from selfdistill.train.onpolicy import train_onpolicy
+from selfdistill.train.sft import add_lora
+
+model_dir, work, method = sys.argv[1], sys.argv[2], sys.argv[3]
+cfg = yaml.safe_load(open("config/config.yaml"))
+hp = {**cfg["onpolicy"], **cfg["grpo"], "steps": STEPS, "prompts_per_step": 2, "n_rollouts": 2, "max_new_tokens": 12,
+      "micro_batch_size": 4, "generation_batch_size": 16, "checkpoint_every": 1, "eval_every": 0, "teacher": "ema"}
+subset = pd.DataFrame({"problem_id": ["a", "b", "c"], "problem": ["Compute 2+3+4.", "Compute 5+5+1.", "Compute 7+1+1."],
+                       "answer": ["9", "11", "9"], "solution": ["<think>2+3=5. 5+4=9.</think> \\\\boxed{9}"] * 3})
+torch.manual_seed(0)
+model = add_lora(load_model(model_dir), {**cfg["lora"], "r": 4})
+rows, _ = train_onpolicy(model, load_tokenizer(model_dir), subset, method, "solution", "standard", cfg["prompts"], hp,
+                         {"workers": 1, "timeout_s": 10}, seed=3, state_path=f"{work}/state.pt",
+                         on_step=lambda r: (print(r["step"], flush=True), time.sleep(0.5)))  # a window to kill in
+torch.save({n: p for n, p in model.named_parameters() if p.requires_grad}, f"{work}/final.pt")
+json.dump(rows, open(f"{work}/rows.json", "w"))
+""".replace("STEPS", str(STEPS))
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def start(script, model_dir, work, method):
+    return subprocess.Popen([sys.executable, str(script), model_dir, str(work), method], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def saved_step(work) -> int:
+    path = Path(work) / "state.pt"
+    return torch.load(path, weights_only=False)["step"] if path.exists() else 0
+
+
+def run_to_end(script, model_dir, work, method):
+    """Final parameters, log rows, and the steps this process itself trained."""
+    proc = start(script, model_dir, work, method)
+    out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err[-3000:]
+    trained = [int(line) for line in out.split()]
+    return torch.load(Path(work) / "final.pt"), json.loads((Path(work) / "rows.json").read_text()), trained
+
+
+@pytest.mark.parametrize("method", ["onpolicy", "grpo"])
+def test_sigkill_then_rerun_resumes_to_the_uninterrupted_result(tiny_model_dir, tmp_path, method):
+    script = tmp_path / "job.py"
+    script.write_text(JOB)
+    reference = tmp_path / "reference"
+    reference.mkdir()
+    expected_params, expected_rows, trained = run_to_end(script, tiny_model_dir, reference, method)
+    assert trained == list(range(STEPS))
+
+    work = tmp_path / "killed"
+    work.mkdir()
+    for kill_after in (1, 3):  # kill once a state at this step is on disk, then again later
+        proc = start(script, tiny_model_dir, work, method)
+        deadline = time.time() + 300
+        while saved_step(work) < kill_after and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the job finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        assert kill_after <= saved_step(work) < STEPS
+        assert not (work / "final.pt").exists()
+    resume_at = saved_step(work)
+    params, rows, trained = run_to_end(script, tiny_model_dir, work, method)
+
+    assert trained == list(range(resume_at, STEPS))  # the re-run did only the steps left
+    assert [r["step"] for r in rows] == list(range(STEPS))  # every step logged once
+    assert rows == expected_rows
+    assert params.keys() == expected_params.keys()
+    for name in params:
+        assert torch.equal(params[name], expected_params[name]), name
+
+
+def test_no_state_is_left_torn(tmp_path):
+    """The state file is replaced by rename: a reader sees the old or the new one, never a partial."""
+    from selfdistill.train import state
+
+    path = tmp_path / "state.pt"
+    state.save(path, {"step": 1})
+    state.save(path, {"step": 2})
+    assert torch.load(path, weights_only=False) == {"step": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]
