@@ -1,4 +1,5 @@
 from selfdistill.backends import Sampling, make_backend
+from selfdistill.generation import finish_shards, shards
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import param, start_job
 from selfdistill.teacher import demonstrations, teacher_table
@@ -20,6 +21,8 @@ table = teacher_table(
     keep=teacher["keep"],
     chat_kwargs=model.get("chat_kwargs"),
     demos=demos,
+    **shards(snakemake.output[0], param(snakemake, "generation")),
 )
 config_slice = {"model": model, "teacher": teacher, "prompts": templates, "grading": grading, "wildcards": dict(wc)}
 write_table(table, snakemake.output[0], config_slice, seed=seed)
+finish_shards(snakemake.output[0])

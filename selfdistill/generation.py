@@ -2,16 +2,65 @@
 
 from __future__ import annotations
 
+import dataclasses
+import logging
+import shutil
+from pathlib import Path
+
 import pandas as pd
 
 from selfdistill import epistemic, prompts
 from selfdistill.backends import Sampling
 from selfdistill.grading import grade_responses
+from selfdistill.io import write_table
+
+log = logging.getLogger(__name__)
 
 
 def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampling: Sampling, grading: dict,
-                   chat_kwargs: dict | None = None, desc: str = "generate") -> pd.DataFrame:
-    """One row per (problem, sample): the response, its completion token ids, grade and epistemic metrics."""
+                   chat_kwargs: dict | None = None, desc: str = "generate", shard_problems: int | None = None,
+                   shard_dir=None) -> pd.DataFrame:
+    """One row per (problem, sample): the response, its completion token ids, grade and epistemic metrics.
+
+    With `shard_problems`, problems are generated in shards of that many, shard i sampled with
+    seed + i; with `shard_dir` too, each finished shard is saved there and a re-run after a crash
+    loads it instead of generating it again.
+    """
+    if not shard_problems:
+        return _generate_table(backend, problems, user_turns, sampling, grading, chat_kwargs, desc)
+    parts = []
+    for i, start in enumerate(range(0, len(problems), shard_problems)):
+        path = Path(shard_dir) / f"shard{i:05d}.parquet" if shard_dir else None
+        if path and path.exists():
+            log.info("shard %d: reusing %s", i, path)
+            parts.append(pd.read_parquet(path))
+            continue
+        end = start + shard_problems
+        part = _generate_table(backend, problems.iloc[start:end].reset_index(drop=True), user_turns[start:end],
+                               dataclasses.replace(sampling, seed=sampling.seed + i), grading, chat_kwargs,
+                               f"{desc} [shard {i}]")
+        if path:
+            write_table(part, path, {"shard": i, "problems": [start, min(end, len(problems))]}, seed=sampling.seed + i)
+        parts.append(part)
+    return pd.concat(parts, ignore_index=True)
+
+
+def shard_dir_for(output) -> Path:
+    """Where a job keeps its finished shards: beside its output, which Snakemake deletes on a re-run."""
+    return Path(str(output) + ".shards")
+
+
+def shards(output, generation: dict) -> dict:
+    """generate_table's shard arguments for a job writing `output` (no sharding if not configured)."""
+    size = generation.get("shard_problems")
+    return {"shard_problems": size, "shard_dir": shard_dir_for(output)} if size else {}
+
+
+def finish_shards(output) -> None:
+    shutil.rmtree(shard_dir_for(output), ignore_errors=True)
+
+
+def _generate_table(backend, problems, user_turns, sampling, grading, chat_kwargs, desc) -> pd.DataFrame:
     tok = backend.tokenizer
     prompt_ids = [prompts.prompt_ids(tok, u, chat_kwargs) for u in user_turns]
     completions = backend.generate(prompt_ids, sampling, desc=desc)

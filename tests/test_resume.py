@@ -100,3 +100,58 @@ def test_no_state_is_left_torn(tmp_path):
     state.save(path, {"step": 2})
     assert torch.load(path, weights_only=False) == {"step": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state.pt"]
+
+
+GENERATION_JOB = """
+import sys, time
+import pandas as pd
+from selfdistill.backends import Sampling
+from selfdistill.backends.hf import HFBackend
+from selfdistill.generation import generate_table
+
+class Slow(HFBackend):  # a window to kill in, between shards
+    def generate(self, *args, **kwargs):
+        time.sleep(0.5)
+        print("generating", flush=True)
+        return super().generate(*args, **kwargs)
+
+model_dir, work = sys.argv[1], sys.argv[2]
+base = HFBackend.load(model_dir)
+problems = pd.DataFrame({"problem_id": list("abcde"), "problem": [f"Compute {i}+{i}+1." for i in range(5)],
+                         "answer": [str(2 * i + 1) for i in range(5)]})
+table = generate_table(Slow(base.model, base.tokenizer), problems, problems["problem"].tolist(),
+                       Sampling(n=3, temperature=1.0, max_new_tokens=16, seed=4), {"workers": 1, "timeout_s": 10},
+                       shard_problems=2, shard_dir=f"{work}/shards")
+table.to_parquet(f"{work}/table.parquet")
+"""
+
+
+def test_generation_killed_between_shards_reuses_finished_shards(tiny_model_dir, tmp_path):
+    import pandas as pd
+
+    script = tmp_path / "gen.py"
+    script.write_text(GENERATION_JOB)
+
+    def run(work):
+        proc = subprocess.run([sys.executable, str(script), tiny_model_dir, str(work)], cwd=ROOT,
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return pd.read_parquet(work / "table.parquet"), proc.stdout.count("generating")
+
+    reference, calls = run(tmp_path)
+    assert calls == 3  # 5 problems in shards of 2
+
+    work = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, str(script), tiny_model_dir, str(work)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while not (work / "shards/shard00001.parquet").exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (work / "table.parquet").exists()
+    assert sorted(p.name for p in (work / "shards").iterdir()) == ["shard00000.parquet", "shard00001.parquet"]
+
+    table, calls = run(work)
+    assert calls == 1  # only the unfinished shard was generated again
+    pd.testing.assert_frame_equal(table, reference)
