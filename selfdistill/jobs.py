@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 
 
@@ -19,6 +20,10 @@ def start_job(snakemake) -> None:
         logging.getLogger("job").error("job failed", exc_info=(kind, value, tb))
 
     sys.excepthook = excepthook
+    # Before torch touches CUDA: which GPUs this job may use (see gpu_slots).
+    from selfdistill.gpu_slots import claim_for_job
+
+    claim_for_job(int(snakemake.resources.get("gpu", 0)), os.environ.get("SELFDISTILL_GPU_LOCKS", "/tmp/selfdistill-gpu-locks"))
     # Snakemake schedules by `threads`; torch would otherwise take every core and oversubscribe.
     import torch
 
