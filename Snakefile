@@ -18,6 +18,7 @@ include: "rules/teacher.smk"
 include: "rules/train.smk"
 include: "rules/evaluate.smk"
 include: "rules/report.smk"
+include: "rules/table1.smk"
 
 
 rule all:
@@ -25,3 +26,4 @@ rule all:
         "results/summary/metrics.parquet",
         "results/findings.md",
         FIGURES,
+        "results/table1.md" if "table1" in config else [],

@@ -191,6 +191,17 @@ def teacher_targets():
     ]
 
 
+def table1_targets():
+    if "table1" not in config:
+        return []
+    richness = ["none"] + [r for r in config["table1"]["richness"] if r != "none"]
+    return expand(
+        "results/{model}/table1/{richness}.parquet",
+        model=config["models"],
+        richness=richness,  # none (unguided) selects the problems, so it always runs
+    )
+
+
 FIGURE_NAMES = [
     "accuracy_by_richness",
     "length_by_richness",

@@ -8,6 +8,8 @@ rule prepare_dataset:
         "results/data/{dataset}.parquet",
     log:
         "logs/prepare_dataset/{dataset}.log",
+    # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
+    cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
     resources:
@@ -26,6 +28,8 @@ rule coverage_subset:
         "results/subsets/{dataset}/c{coverage}_s{seed}.parquet",
     log:
         "logs/coverage_subset/{dataset}/c{coverage}_s{seed}.log",
+    # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
+    cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
     resources:

@@ -9,8 +9,8 @@ rule evaluate:
         "results/{model}/eval/{variant}/{eval_set}.parquet",
     log:
         "logs/evaluate/{model}/{variant}/{eval_set}.log",
-    benchmark:
-        "benchmarks/evaluate/{model}/{variant}/{eval_set}.tsv"
+    # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
+    cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
     threads: 1

@@ -9,8 +9,8 @@ rule teacher_traces:
         "results/{model}/teacher/{richness}/c{coverage}_s{seed}.parquet",
     log:
         "logs/teacher_traces/{model}/{richness}/c{coverage}_s{seed}.log",
-    benchmark:
-        "benchmarks/teacher_traces/{model}/{richness}/c{coverage}_s{seed}.tsv"
+    # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
+    cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
     threads: 1

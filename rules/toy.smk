@@ -13,8 +13,8 @@ rule pretrain_toy:
         log_table="results/models/{model}/pretrain_log.parquet",
     log:
         "logs/pretrain_toy/{model}.log",
-    benchmark:
-        "benchmarks/pretrain_toy/{model}.tsv"
+    # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
+    cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
     threads: 2

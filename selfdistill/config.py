@@ -97,6 +97,16 @@ def semantic_errors(config: dict) -> list[str]:
                 errors.append(f"models.{name}: source 'toy' needs a `toy_pretrain:` block")
         elif model["source"].startswith((".", "/")) and not Path(model["source"]).exists():
             errors.append(f"models.{name}.source = {model['source']!r} is a path that does not exist; fix it")
+    if "table1" in config:
+        t1 = config["table1"]
+        if t1["dataset"] not in datasets:
+            errors.append(f"table1.dataset = {t1['dataset']!r} is not under datasets; add it or fix the name")
+        if t1["correct_range"][1] > t1["sampling"]["n_samples"]:
+            errors.append(f"table1.correct_range {t1['correct_range']} exceeds table1.sampling.n_samples; lower it")
+        if "regen" in t1["richness"] and "solution" not in t1["richness"]:
+            errors.append("table1.richness has regen but not solution (regen's context comes from it); add solution")
+        if t1["correct_range"][0] > t1["correct_range"][1]:
+            errors.append(f"table1.correct_range = {t1['correct_range']} is empty; use [low, high] with low <= high")
     if config["sft"]["batch_size"] % config["sft"]["micro_batch_size"]:
         errors.append("sft.batch_size must be a multiple of sft.micro_batch_size; change one of them")
     return errors

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
+import resource
 import sys
+import time
 
 
 def start_job(snakemake) -> None:
@@ -29,6 +32,11 @@ def start_job(snakemake) -> None:
 
     torch.set_num_threads(max(1, snakemake.threads))
     logging.getLogger("job").info("rule %s, wildcards %s, threads %d", snakemake.rule, dict(snakemake.wildcards), snakemake.threads)
+    # Wall time and peak memory in every log (cached rules cannot have a benchmark file).
+    started = time.perf_counter()
+    atexit.register(lambda: logging.getLogger("job").info(
+        "finished in %.1f s, peak RSS %.0f MB", time.perf_counter() - started,
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 def param(snakemake, name):
