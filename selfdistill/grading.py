@@ -65,6 +65,14 @@ def verify(gold: str, predicted: str) -> bool:
     return bool(mv_verify(as_latex(gold), as_latex(predicted)))
 
 
+def parses(answer: str) -> bool:
+    """Whether math-verify reads a gold answer as an expression (it returns only the raw string
+    when it cannot, e.g. for "\\frac{1}{"; text answers like "\\text{east}" parse as symbols)."""
+    from math_verify import parse
+
+    return any(not isinstance(value, str) for value in parse("$" + answer + "$"))
+
+
 def _worker(conn):
     import math_verify  # noqa: F401  (imported before "ready" so the import is not charged to an answer)
 

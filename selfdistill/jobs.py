@@ -11,6 +11,29 @@ import sys
 import time
 
 
+# What to lower when a job of this rule runs out of GPU memory.
+OOM_KNOBS = {
+    "generation": "generation.batch_size (transformers backend); models.<name>.vllm.gpu_memory_utilization or "
+    "max_model_len (vLLM backend); max_new_tokens of the eval set or teacher",
+    "train_sft": "sft.micro_batch_size (gradient accumulation keeps the step size); lora.r; the teacher traces' length "
+    "(teacher.max_new_tokens)",
+    "train_rollouts": "onpolicy/grpo.micro_batch_size, generation_batch_size and max_new_tokens; onpolicy.support: topk "
+    "(or sampled) instead of full; models.<name>.vllm.gpu_memory_utilization when rollouts use vLLM",
+}
+RULE_KIND = {"evaluate": "generation", "teacher_traces": "generation", "table1_traces": "generation",
+             "train_sft": "train_sft", "train_rollouts": "train_rollouts"}
+
+
+def oom_advice(rule: str, error: BaseException) -> str | None:
+    """A message naming the config knobs to lower, if `error` is an out-of-memory error."""
+    import torch
+
+    if not (isinstance(error, torch.cuda.OutOfMemoryError) or "out of memory" in str(error).lower()):
+        return None
+    knobs = OOM_KNOBS.get(RULE_KIND.get(rule, ""), "the batch sizes and max_new_tokens of this rule's config section")
+    return f"rule {rule} ran out of GPU memory: lower {knobs}; or give the job a GPU with more memory (resources)"
+
+
 def start_job(snakemake) -> None:
     """Send logging, warnings and tracebacks of this job to its log file (and stderr)."""
     handlers = [logging.StreamHandler(sys.stderr)]
@@ -21,6 +44,9 @@ def start_job(snakemake) -> None:
 
     def excepthook(kind, value, tb):
         logging.getLogger("job").error("job failed", exc_info=(kind, value, tb))
+        advice = oom_advice(snakemake.rule, value)
+        if advice:
+            logging.getLogger("job").error(advice)
 
     sys.excepthook = excepthook
     # Before torch touches CUDA: which GPUs this job may use (see gpu_slots).

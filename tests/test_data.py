@@ -111,13 +111,31 @@ def test_missing_column_is_named(tmp_path):
         load_problems(spec, "mine")
 
 
-def test_empty_answers_are_refused(tmp_path):
-    raw = _raw()
-    raw.loc[2, "gold"] = " "
+def test_bad_rows_stop_with_counts_or_are_dropped_and_logged(tmp_path, caplog):
+    raw = pd.DataFrame({
+        "id": ["p1", "p2", "p3", "p3", "p5", "p6"],
+        "question": ["What is 1+1?", " ", "What is 3+3?", "What is 4+4?", "What is 5+5?", "What is 6+6?"],
+        "gold": ["2", "4", "6", "8", "\\frac{1}{", " "],
+    })
     raw.to_parquet(tmp_path / "p.parquet")
-    spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "columns": {"problem": "question", "answer": "gold"}}
-    with pytest.raises(ValueError, match="empty problem or answer"):
+    spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"),
+            "columns": {"problem_id": "id", "problem": "question", "answer": "gold"}}
+    with pytest.raises(ValueError) as error:
         load_problems(spec, "mine")
+    message = str(error.value)
+    for part in ("1 with empty problem", "1 with empty answer", "1 with duplicate problem_id (e.g. problem_id 'p3'",
+                 "1 with answer math-verify cannot parse (e.g. problem_id 'p5'", "on_bad_rows: drop"):
+        assert part in message, message
+    with caplog.at_level("WARNING"):
+        kept = load_problems({**spec, "on_bad_rows": "drop"}, "mine")
+    assert kept["problem_id"].tolist() == ["p1", "p3"]
+    assert "excluded 4 of 6 rows" in caplog.text
+
+
+def test_non_utf8_file_is_named(tmp_path):
+    (tmp_path / "p.jsonl").write_bytes('{"problem": "Caf\xe9 costs 2+2?", "answer": "4"}\n'.encode("latin-1"))
+    with pytest.raises(ValueError, match=r"p.jsonl is not valid UTF-8 .*iconv"):
+        load_problems({"loader": "jsonl", "path": str(tmp_path / "p.jsonl")}, "mine")
 
 
 DAPO_INSTRUCTION = (

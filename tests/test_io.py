@@ -53,3 +53,16 @@ def test_killed_writer_never_leaves_a_complete_looking_file(tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not path.exists() or len(pd.read_parquet(path)) == 30_000_000
+
+
+def test_out_of_memory_errors_name_the_knobs_to_lower():
+    import torch
+
+    from selfdistill.jobs import oom_advice
+
+    advice = oom_advice("train_rollouts", torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"))
+    assert "onpolicy/grpo.micro_batch_size" in advice and "support: topk" in advice
+    vllm_style = RuntimeError("CUDA error: out of memory while allocating KV cache")
+    assert "gpu_memory_utilization" in oom_advice("evaluate", vllm_style)
+    assert "sft.micro_batch_size" in oom_advice("train_sft", torch.cuda.OutOfMemoryError())
+    assert oom_advice("evaluate", ValueError("bad answer")) is None

@@ -27,7 +27,13 @@ def _read_source(spec: dict) -> pd.DataFrame:
         path = Path(spec["path"])
         if not path.exists():
             raise FileNotFoundError(f"dataset file {path} does not exist: fix `path` in the dataset's config")
-        return pd.read_parquet(path) if loader == "parquet" else pd.read_json(path, lines=True)
+        try:
+            return pd.read_parquet(path) if loader == "parquet" else pd.read_json(path, lines=True, encoding="utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(
+                f"dataset file {path} is not valid UTF-8 ({error.reason} at byte {error.start}): "
+                "re-encode it, e.g. `iconv -f latin1 -t utf-8`"
+            ) from error
     if loader == "hf":
         import datasets
 
@@ -101,17 +107,45 @@ def normalize(raw: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     if "split" not in df:
         df["split"] = raw["split"] if "split" in raw else spec.get("split", "train")
 
-    empty = (df["problem"].str.strip() == "") | (df["answer"].str.strip() == "")
-    if empty.any():
-        raise ValueError(f"dataset {name!r}: {int(empty.sum())} rows have an empty problem or answer")
     before = len(df)
     df = df[~df["problem"].map(normalize_text).duplicated()].reset_index(drop=True)
     if len(df) < before:
         log.info("dataset %s: dropped %d duplicate problems (%d left)", name, before - len(df), len(df))
-    dup_ids = df["problem_id"][df["problem_id"].duplicated()]
-    if len(dup_ids):
-        raise ValueError(f"dataset {name!r}: duplicate problem_id values, e.g. {dup_ids.iloc[0]!r}")
-    return df[list(PROBLEM_COLUMNS)].astype(str)
+    return exclude_bad_rows(df, spec, name)[list(PROBLEM_COLUMNS)].astype(str)
+
+
+def bad_rows(df: pd.DataFrame, check_answers: bool) -> dict[str, pd.Series]:
+    """reason -> mask of the rows that no experiment can use."""
+    from selfdistill.grading import parses
+
+    empty_answer = df["answer"].str.strip() == ""
+    reasons = {
+        "empty problem": df["problem"].str.strip() == "",
+        "empty answer": empty_answer,
+        "duplicate problem_id": df["problem_id"].astype(str).duplicated(),
+    }
+    if check_answers:  # an answer math-verify cannot read can never be graded correct
+        reasons["answer math-verify cannot parse"] = ~empty_answer & ~df["answer"].map(parses)
+    return reasons
+
+
+def exclude_bad_rows(df: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
+    """Stop on bad rows (`on_bad_rows: error`, the default), or drop them and log each reason's count."""
+    reasons = {r: m for r, m in bad_rows(df, spec.get("check_answers", True)).items() if m.any()}
+    if not reasons:
+        return df
+    summary = "; ".join(
+        f"{int(m.sum())} with {r} (e.g. problem_id {df['problem_id'][m].iloc[0]!r}: {df['answer'][m].iloc[0][:60]!r})"
+        for r, m in reasons.items()
+    )
+    if spec.get("on_bad_rows", "error") == "error":
+        raise ValueError(
+            f"dataset {name!r} has unusable rows: {summary}. Fix the data, or set datasets.{name}.on_bad_rows: drop "
+            "to exclude them (each count is logged)"
+        )
+    drop = pd.concat(list(reasons.values()), axis=1).any(axis=1)
+    log.warning("dataset %s: excluded %d of %d rows: %s", name, int(drop.sum()), len(df), summary)
+    return df[~drop].reset_index(drop=True)
 
 
 def load_problems(spec: dict, name: str) -> pd.DataFrame:
