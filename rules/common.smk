@@ -78,6 +78,12 @@ def rule_resources(rule):
     return {**RULE_RESOURCES[rule], **config.get("resources", {}).get(rule, {})}
 
 
+def model_env(wc):
+    """Conda environment of a model job: the GPU one (vLLM, CUDA torch) for vLLM-backed models."""
+    backend = config["models"][wc.model].get("backend", "hf")
+    return str(Path(workflow.basedir) / f"envs/{'gpu' if backend == 'vllm' else 'cpu'}.yaml")
+
+
 def canon(value):
     return canonical_json(value)
 

@@ -12,7 +12,7 @@ rule evaluate:
     # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
     cache: "omit-software"
     conda:
-        "../envs/cpu.yaml"
+        model_env
     threads: 1
     resources:
         **rule_resources("evaluate"),

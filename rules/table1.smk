@@ -22,7 +22,7 @@ rule table1_traces:
     # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
     cache: "omit-software"
     conda:
-        "../envs/cpu.yaml"
+        model_env
     threads: 1
     resources:
         **rule_resources("teacher_traces"),

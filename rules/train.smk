@@ -17,7 +17,7 @@ rule train_sft:
     benchmark:
         "benchmarks/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
     conda:
-        "../envs/cpu.yaml"
+        model_env
     threads: 1
     resources:
         **rule_resources("train_sft"),
@@ -59,7 +59,7 @@ rule train_rollouts:
     benchmark:
         "benchmarks/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
     conda:
-        "../envs/cpu.yaml"
+        model_env
     threads: 1
     resources:
         **rule_resources("train_rollouts"),

@@ -31,15 +31,18 @@ if not examples:
     raise RuntimeError("no teacher trace was kept for any problem of this subset: raise teacher.n_samples, or set teacher.keep: all")
 
 model = add_lora(load_model(snakemake.params.model_path, dtype=model_cfg.get("dtype", "float32")), hp["lora"])
+out = Path(snakemake.output.adapter)
+partial = out.parent / "partial"  # resumable state, beside the outputs Snakemake deletes on a re-run
 rows = train_sft(
     model, tokenizer, examples, hp, seed,
     on_step=lambda r: log.info("step %d loss %.4f grad_norm %.3f", r["step"], r["loss"], r["grad_norm"]),
+    state_path=partial / "state.pt",
 )
 
-out = Path(snakemake.output.adapter)
 tmp = out.with_name(out.name + ".tmp")
 shutil.rmtree(tmp, ignore_errors=True)
 model.save_pretrained(tmp)
 tmp.rename(out)  # the adapter directory appears only when complete
+shutil.rmtree(partial, ignore_errors=True)
 write_table(selection, snakemake.output.selection, config_slice, seed=seed)
 write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)

@@ -15,6 +15,8 @@ from selfdistill.grading import grade_responses
 from selfdistill.io import write_table
 
 log = logging.getLogger(__name__)
+TABLE_COLUMNS = ["problem_id", "sample", "response", "token_ids", "n_tokens", "finish_reason", "truncated", "extracted",
+                 "correct", "grade_status", "epistemic_count", "epistemic_words", "epistemic_density"]
 
 
 def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampling: Sampling, grading: dict,
@@ -42,7 +44,8 @@ def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampl
         if path:
             write_table(part, path, {"shard": i, "problems": [start, min(end, len(problems))]}, seed=sampling.seed + i)
         parts.append(part)
-    return pd.concat(parts, ignore_index=True)
+    return pd.concat(parts, ignore_index=True) if parts else _generate_table(
+        backend, problems, user_turns, sampling, grading, chat_kwargs, desc)
 
 
 def shard_dir_for(output) -> Path:
@@ -94,4 +97,4 @@ def _generate_table(backend, problems, user_turns, sampling, grading, chat_kwarg
                 "epistemic_density": epistemic.density_per_1k(count, n_tokens),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)

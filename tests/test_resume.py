@@ -1,7 +1,7 @@
 """A training job killed with SIGKILL and run again resumes and ends exactly like an uninterrupted run.
 
-Each run is a real child process training the tiny model with on-policy self-distillation (EMA
-teacher, so the teacher's state must survive too); the test kills it at several points.
+Each run is a real child process training the tiny model (on-policy self-distillation with an EMA
+teacher, whose state must survive too; GRPO; SFT); the test kills it at several points.
 """
 
 import json
@@ -30,10 +30,18 @@ hp = {**cfg["onpolicy"], **cfg["grpo"], "steps": STEPS, "prompts_per_step": 2, "
 subset = pd.DataFrame({"problem_id": ["a", "b", "c"], "problem": ["Compute 2+3+4.", "Compute 5+5+1.", "Compute 7+1+1."],
                        "answer": ["9", "11", "9"], "solution": ["<think>2+3=5. 5+4=9.</think> \\\\boxed{9}"] * 3})
 torch.manual_seed(0)
-model = add_lora(load_model(model_dir), {**cfg["lora"], "r": 4})
-rows, _ = train_onpolicy(model, load_tokenizer(model_dir), subset, method, "solution", "standard", cfg["prompts"], hp,
-                         {"workers": 1, "timeout_s": 10}, seed=3, state_path=f"{work}/state.pt",
-                         on_step=lambda r: (print(r["step"], flush=True), time.sleep(0.5)))  # a window to kill in
+model, tok = add_lora(load_model(model_dir), {**cfg["lora"], "r": 4}), load_tokenizer(model_dir)
+on_step = lambda r: (print(r["step"], flush=True), time.sleep(0.5))  # a window to kill in
+if method == "sft":
+    from selfdistill import prompts
+    from selfdistill.train.sft import train_sft
+    examples = [(prompts.prompt_ids(tok, f"Compute {i}+{i}+1."), tok.encode(f"<think>{i}+{i}={2*i}.</think> \\boxed{{{2*i+1}}}") + [tok.eos_token_id])
+                for i in range(STEPS)]
+    hp = {**cfg["sft"], "batch_size": 1, "micro_batch_size": 1, "epochs": 1, "checkpoint_every": 1}
+    rows = train_sft(model, tok, examples, hp, seed=3, on_step=on_step, state_path=f"{work}/state.pt")
+else:
+    rows, _ = train_onpolicy(model, tok, subset, method, "solution", "standard", cfg["prompts"], hp,
+                             {"workers": 1, "timeout_s": 10}, seed=3, state_path=f"{work}/state.pt", on_step=on_step)
 torch.save({n: p for n, p in model.named_parameters() if p.requires_grad}, f"{work}/final.pt")
 json.dump(rows, open(f"{work}/rows.json", "w"))
 """.replace("STEPS", str(STEPS))
@@ -59,7 +67,7 @@ def run_to_end(script, model_dir, work, method):
     return torch.load(Path(work) / "final.pt"), json.loads((Path(work) / "rows.json").read_text()), trained
 
 
-@pytest.mark.parametrize("method", ["onpolicy", "grpo"])
+@pytest.mark.parametrize("method", ["onpolicy", "grpo", "sft"])
 def test_sigkill_then_rerun_resumes_to_the_uninterrupted_result(tiny_model_dir, tmp_path, method):
     script = tmp_path / "job.py"
     script.write_text(JOB)

@@ -10,6 +10,7 @@ import torch
 from peft import LoraConfig, get_peft_model
 
 from selfdistill import prompts
+from selfdistill.train import state
 from selfdistill.train.batching import build_batch, completion_nll_sum
 
 log = logging.getLogger(__name__)
@@ -44,46 +45,52 @@ def add_lora(model, lora: dict):
     return get_peft_model(model, config)
 
 
-def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None) -> list[dict]:
+def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, state_path=None) -> list[dict]:
     """Train in place; returns per-step log rows (step, epoch, loss, tokens, lr, grad_norm).
 
     Each optimizer step covers `batch_size` examples in micro-batches of `micro_batch_size`;
-    the loss is the summed NLL divided by the completion tokens of the whole step.
+    the loss is the summed NLL divided by the completion tokens of the whole step. With
+    `state_path`, the training state is saved every `checkpoint_every` steps and a re-run resumes.
     """
     rng = random.Random(seed)
     torch.manual_seed(seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
     steps_per_epoch = max(1, len(examples) // hp["batch_size"])
-    total = steps_per_epoch * hp["epochs"]
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(1, total))  # linear decay
-    pad = tokenizer.pad_token_id
-    rows, step = [], 0
-    model.train()
+    schedule = []  # (epoch, example indices) per step, fixed up front so a resumed run sees the same
     for epoch in range(hp["epochs"]):
         order = list(range(len(examples)))
         rng.shuffle(order)
-        for s in range(steps_per_epoch):
-            idx = order[s * hp["batch_size"] : (s + 1) * hp["batch_size"]]
-            micro = [idx[i : i + hp["micro_batch_size"]] for i in range(0, len(idx), hp["micro_batch_size"])]
-            n_total = sum(len(examples[i][1]) for i in idx)
-            opt.zero_grad(set_to_none=True)
-            loss_sum = 0.0
-            for m in micro:
-                batch = build_batch([examples[i][0] for i in m], [examples[i][1] for i in m], pad)
-                nll, _ = completion_nll_sum(model, {k: v.to(model.device) for k, v in batch.items()})
-                (nll / n_total).backward()
-                loss_sum += nll.item()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"]).item()
-            lr = sched.get_last_lr()[0]
-            opt.step()
-            sched.step()
-            rows.append(
-                {"step": step, "epoch": epoch, "loss": loss_sum / n_total, "tokens": n_total, "lr": lr, "grad_norm": grad_norm}
-            )
-            if on_step:
-                on_step(rows[-1])
-            step += 1
+        schedule += [(epoch, order[s * hp["batch_size"] : (s + 1) * hp["batch_size"]]) for s in range(steps_per_epoch)]
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(1, len(schedule)))  # linear decay
+    pad = tokenizer.pad_token_id
+    rows, first = [], 0
+    resumed = state.restore(state_path, model, opt, rng)
+    if resumed:
+        rows, first = resumed["log_rows"], resumed["step"]
+        sched.load_state_dict(resumed["scheduler"])
+    model.train()
+    for step in range(first, len(schedule)):
+        epoch, idx = schedule[step]
+        micro = [idx[i : i + hp["micro_batch_size"]] for i in range(0, len(idx), hp["micro_batch_size"])]
+        n_total = sum(len(examples[i][1]) for i in idx)
+        opt.zero_grad(set_to_none=True)
+        loss_sum = 0.0
+        for m in micro:
+            batch = build_batch([examples[i][0] for i in m], [examples[i][1] for i in m], pad)
+            nll, _ = completion_nll_sum(model, {k: v.to(model.device) for k, v in batch.items()})
+            (nll / n_total).backward()
+            loss_sum += nll.item()
+        grad_norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"]).item()
+        lr = sched.get_last_lr()[0]
+        opt.step()
+        sched.step()
+        rows.append({"step": step, "epoch": epoch, "loss": loss_sum / n_total, "tokens": n_total, "lr": lr, "grad_norm": grad_norm})
+        if on_step:
+            on_step(rows[-1])
+        every = hp.get("checkpoint_every", 0)
+        if state_path and every and (step + 1) % every == 0:
+            state.save(state_path, state.capture(model, opt, step + 1, rng, log_rows=rows, scheduler=sched.state_dict()))
     model.eval()
     return rows
 
