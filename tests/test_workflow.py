@@ -160,3 +160,10 @@ def test_findings_page_has_every_claim_with_numbers(smoke_run):
     assert "**Answer (" in sections[4]
     claims = pd.read_parquet(smoke_run / "results/summary/claims.parquet")
     assert set(claims["claim"]) == {"a", "b", "c", "d"}
+
+
+def test_report_builds_with_figures_and_findings(smoke_run):
+    out = snakemake(smoke_run, "--report", "results/report.html")
+    assert out.returncode == 0, out.stderr[-3000:]
+    html = (smoke_run / "results/report.html").read_text()
+    assert "findings" in html.lower() and "accuracy_by_richness" in html

