@@ -28,7 +28,7 @@ def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampl
     seed + i; with `shard_dir` too, each finished shard is saved there and a re-run after a crash
     loads it instead of generating it again.
     """
-    if not shard_problems:
+    if not shard_problems or problems.empty:
         return _generate_table(backend, problems, user_turns, sampling, grading, chat_kwargs, desc)
     parts = []
     for i, start in enumerate(range(0, len(problems), shard_problems)):
@@ -44,8 +44,7 @@ def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampl
         if path:
             write_table(part, path, {"shard": i, "problems": [start, min(end, len(problems))]}, seed=sampling.seed + i)
         parts.append(part)
-    return pd.concat(parts, ignore_index=True) if parts else _generate_table(
-        backend, problems, user_turns, sampling, grading, chat_kwargs, desc)
+    return pd.concat(parts, ignore_index=True)
 
 
 def shard_dir_for(output) -> Path:

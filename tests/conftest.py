@@ -20,8 +20,7 @@ def toy_tokenizer_dir(tmp_path_factory):
     return str(path)
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(toy_tokenizer_dir, tmp_path_factory):
+def save_tiny_model(tokenizer_dir, path, arch: dict, init_std: float | None = None) -> str:
     """A randomly initialized tiny Qwen2 with the toy tokenizer, saved in HF format."""
     import torch
     from transformers import AutoTokenizer
@@ -29,9 +28,18 @@ def tiny_model_dir(toy_tokenizer_dir, tmp_path_factory):
     from selfdistill.toy_model import build_model
 
     torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
-    arch = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "max_positions": 256}
-    path = tmp_path_factory.mktemp("tiny_model")
-    build_model(tok, arch).save_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    model = build_model(tok, arch)
+    if init_std is not None:
+        with torch.no_grad():
+            for p in model.parameters():
+                p.normal_(0, init_std)
+    model.save_pretrained(path)
     tok.save_pretrained(path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(toy_tokenizer_dir, tmp_path_factory):
+    arch = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "max_positions": 256}
+    return save_tiny_model(toy_tokenizer_dir, tmp_path_factory.mktemp("tiny_model"), arch)

@@ -27,22 +27,12 @@ LOGP_TOLERANCE = 1e-4  # float32 on both sides
 
 @pytest.fixture(scope="module")
 def model_dir(toy_tokenizer_dir, tmp_path_factory):
-    from transformers import AutoTokenizer
+    from conftest import save_tiny_model
 
-    from selfdistill.toy_model import build_model
-
-    torch.manual_seed(0)
-    tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
     arch = {"hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1,
             "max_positions": 256}
-    model = build_model(tok, arch)
-    with torch.no_grad():  # a wider random init, so greedy decoding does not repeat one token
-        for p in model.parameters():
-            p.normal_(0, 0.3)
-    path = tmp_path_factory.mktemp("vllm_model")
-    model.save_pretrained(path)
-    tok.save_pretrained(path)
-    return str(path)
+    # A wider random init, so greedy decoding does not repeat one token.
+    return save_tiny_model(toy_tokenizer_dir, tmp_path_factory.mktemp("vllm_model"), arch, init_std=0.3)
 
 
 @pytest.fixture(scope="module")
