@@ -1,22 +1,29 @@
-"""Benchmark suite: DAG building, grading throughput, generation throughput (transformers vs vLLM).
+"""Benchmark suite: DAG building, incremental precision, grading and generation throughput, the main job.
 
-    python bench/suite.py [--model results/models/toy/hf] [--vllm-python /tmp/vllm-cpu-env/bin/python]
+    python bench/suite.py                       # everything, ~45 min on 2 cores
+    python bench/suite.py --only dag grading    # some parts; others keep their last results
+    [--model results/models/toy/hf] [--vllm-python /opt/vllmenv/bin/python]
 
 Writes bench/results/suite.json. Run it on an idle machine: every number is wall time.
-- dag: `snakemake -n` on config/paper.yaml (4,106 jobs, nothing downloaded), median of 3, next to
-  the same dry run of a no-op Snakefile with as many jobs (one rule, no inputs);
+- dag: `snakemake -n` on config/paper.yaml (4,106 jobs, nothing downloaded) next to the same DAG as a
+  no-op workflow (same rules, jobs, edges, input files, output/log counts; empty scripts), runs
+  alternating, medians of 5; and the no-op re-run of the default config once it has completed here;
+- incremental: bench/incremental.py's config and code edits after a smoke run: extra and missed jobs;
 - grading: answers per second through the math-verify process pool (2 workers), on responses
   with a boxed answer, half of them correct;
 - generation: new tokens per second sampling from the toy model with each backend, same prompts,
-  sampling and seed (vLLM through vllm-cpu in its own environment, when given).
-The default main job's time and memory come from `/usr/bin/time -v snakemake --cores 2` (README).
+  sampling and seed (vLLM through vllm-cpu in its own environment, when given);
+- main_job: the default config from scratch in a copy of this checkout (`/usr/bin/time -v
+  snakemake --cores 2`): wall time, peak RSS, and the no-op second invocation.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -27,25 +34,93 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def timed_run(cmd, cwd=ROOT, repeats=3) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, check=True, capture_output=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def timed(cmd, cwd=ROOT, env=None) -> float:
+    start = time.perf_counter()
+    subprocess.run(cmd, cwd=cwd, env=env, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
-def bench_dag() -> dict:
-    paper = timed_run(["snakemake", "-n", "--quiet", "all", "--configfile", "config/paper.yaml"])
-    n_jobs = 4106
+def dry_run_jobs(text: str) -> list[dict]:
+    """Jobs of a `snakemake -n` listing: rule name and lists of input, output and log paths."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:\n)", text):
+        m = re.match(r"(?:local)?rule (\w+):\n", block)
+        if m:
+            job = {"rule": m.group(1)}
+            for key in ("input", "output", "log"):
+                line = re.search(rf"^    {key}: (.*)$", block, re.M)
+                job[key] = line.group(1).split(", ") if line else []
+            jobs.append(job)
+    return jobs
+
+
+def same_shape_noop(jobs: list[dict], directory: Path) -> None:
+    """A Snakefile with the same rules, jobs, dependency edges, input files and output/log counts,
+    whose jobs run an empty script: what Snakemake itself costs for this DAG."""
+    made, deps, shape = {}, {}, {}
+    for job in jobs:
+        rule_jobs = deps.setdefault(job["rule"], [])
+        job["id"] = len(rule_jobs)
+        rule_jobs.append(None)
+        made.update({path: f"jobs/{job['rule']}/{job['id']}.{i}" for i, path in enumerate(job["output"])})
+        shape[job["rule"]] = (len(job["output"]), len(job["log"]))
+    for job in jobs:
+        deps[job["rule"]][job["id"]] = [made.get(path, path) for path in job["input"]]
+    rules = ["import json\n\nDEPS = json.load(open('deps.json'))\n\nwildcard_constraints:\n    id=r'\\d+'\n",
+             "rule all:\n    input: DEPS['all'][0]\n"]
+    for rule, (n_out, n_log) in shape.items():
+        if rule != "all":
+            outs = ", ".join(f"'jobs/{rule}/{{id}}.{i}'" for i in range(n_out))
+            logs = "".join(f"\n    log: " + ", ".join(f"'logs/{rule}/{{id}}.{i}'" for i in range(n_log))) if n_log else ""
+            rules.append(f"rule {rule}:\n    input: lambda wc: DEPS['{rule}'][int(wc.id)]\n    output: {outs}{logs}\n"
+                         "    script: 'noop.py'\n")
+    (directory / "Snakefile").write_text("\n".join(rules))
+    (directory / "deps.json").write_text(json.dumps(deps))
+    (directory / "noop.py").write_text("")
+
+
+def bench_dag(repeats: int = 5) -> dict:
+    """Dry run of config/paper.yaml vs the same DAG as a no-op workflow; runs alternate, medians."""
+    paper = ["snakemake", "-n", "all", "--configfile", "config/paper.yaml"]
+    jobs = dry_run_jobs(subprocess.run(paper, cwd=ROOT, check=True, capture_output=True, text=True).stdout)
+    times = {"paper": [], "noop": []}
     with tempfile.TemporaryDirectory() as tmp:
-        (Path(tmp) / "Snakefile").write_text(
-            f"rule all:\n    input: expand('out/{{i}}.txt', i=range({n_jobs - 1}))\n\n"
-            "rule one:\n    output: 'out/{i}.txt'\n    shell: 'touch {output}'\n"
-        )
-        noop = timed_run(["snakemake", "-n", "--quiet", "all", "--cores", "1"], cwd=tmp)
-    return {"paper_dry_run_s": paper, "noop_same_job_count_s": noop, "ratio": paper / noop, "jobs": n_jobs}
+        same_shape_noop(jobs, Path(tmp))
+        for _ in range(repeats):
+            times["paper"].append(timed(paper + ["--quiet"]))
+            times["noop"].append(timed(["snakemake", "-n", "--quiet", "all", "--cores", "1"], cwd=tmp))
+    paper_s, noop_s = statistics.median(times["paper"]), statistics.median(times["noop"])
+    return {"jobs": len(jobs), "paper_dry_run_s": paper_s, "noop_same_shape_s": noop_s, "ratio": paper_s / noop_s,
+            "runs_s": times}
+
+
+def bench_noop_rerun(repeats: int = 3) -> dict:
+    """`snakemake -n` of the default config in this checkout, after `snakemake` completed there."""
+    out = subprocess.run(["snakemake", "-n"], cwd=ROOT, capture_output=True, text=True)
+    if "Nothing to be done" not in out.stdout + out.stderr:
+        return {"skipped": "run `snakemake --cores 2` here first: the default config has jobs left"}
+    return {"seconds": statistics.median(timed(["snakemake", "-n", "--quiet"]) for _ in range(repeats))}
+
+
+def bench_main_job(cores: int = 2) -> dict:
+    """The default config from scratch in a copy of this checkout: wall time and peak RSS (/usr/bin/time -v),
+    then a second, no-op invocation."""
+    sys.path.insert(0, str(ROOT / "bench"))
+    from incremental import copy_checkout
+
+    with tempfile.TemporaryDirectory() as tmp:
+        checkout = copy_checkout(Path(tmp) / "checkout")
+        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        run = subprocess.run(["/usr/bin/time", "-v", "snakemake", "--cores", str(cores)], cwd=checkout, env=env,
+                             capture_output=True, text=True)
+        if run.returncode:
+            return {"error": run.stderr[-2000:]}
+        stats = dict(re.findall(r"^\s*(.+?): (.+)$", run.stderr.split("Command being timed")[-1], re.M))
+        h, m, sec = ([0] + stats["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":"))[-3:]
+        return {"cores": cores, "wall_s": int(h) * 3600 + int(m) * 60 + float(sec),
+                "peak_rss_mb": int(stats["Maximum resident set size (kbytes)"]) / 1024,
+                "jobs": len(re.findall(r"^\[.*\]\nFinished job", run.stderr, re.M)) or None,
+                "noop_rerun_s": timed(["snakemake", "-n", "--quiet"], cwd=checkout, env=env)}
 
 
 def bench_grading(n: int = 2000) -> dict:
@@ -98,22 +173,37 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
     return json.loads([line for line in out.stdout.splitlines() if line.startswith('{"sequences"')][-1])
 
 
+def bench_incremental() -> dict:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import incremental
+
+    results = incremental.run_cases()
+    return {name: {"expected": r["expected"], "extra": len(r["extra"]), "missed": len(r["missed"])}
+            for name, r in results.items()}
+
+
+PARTS = ["dag", "noop_rerun", "incremental", "grading", "generation", "main_job"]
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", choices=PARTS, default=PARTS)
     parser.add_argument("--model", default=str(ROOT / "results/models/toy/hf"))
     parser.add_argument("--vllm-python", help="a Python with vllm-cpu (scripts/vllm_cpu_env.sh makes one)")
     parser.add_argument("--out", default=str(ROOT / "bench/results/suite.json"))
     args = parser.parse_args()
-    result = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores", "python": platform.python_version()}
-    result["dag"] = bench_dag()
-    print(json.dumps(result["dag"]), flush=True)
-    result["grading"] = bench_grading()
-    print(json.dumps(result["grading"]), flush=True)
-    result["generation"] = {"hf": bench_generation(args.model, sys.executable, "hf")}
-    if args.vllm_python:
-        result["generation"]["vllm"] = bench_generation(args.model, args.vllm_python, "vllm")
-    print(json.dumps(result["generation"]), flush=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    out = Path(args.out)
+    result = json.loads(out.read_text()) if out.exists() else {}
+    result.update(machine=f"{platform.machine()}, {os.cpu_count()} cores", python=platform.python_version())
+    for part in args.only:
+        if part == "generation":
+            result[part] = {"hf": bench_generation(args.model, sys.executable, "hf")}
+            if args.vllm_python:
+                result[part]["vllm"] = bench_generation(args.model, args.vllm_python, "vllm")
+        else:
+            result[part] = globals()[f"bench_{part}"]()
+        print(part, json.dumps(result[part]), flush=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
 
 
 if __name__ == "__main__":

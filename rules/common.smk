@@ -1,5 +1,6 @@
 # Config accessors (each returns the canonical slice one rule depends on), input functions,
 # targets and wildcard constraints. Rules stay thin; the logic is in the selfdistill package.
+import json
 import re
 from pathlib import Path
 
@@ -7,11 +8,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 import selfdistill
+from selfdistill.code import code_hash
 from selfdistill.config import check_config
-from selfdistill.io import canonical_json
 
 PKG = Path(workflow.basedir) / "selfdistill"
-# Jobs import the installed package: it must be this checkout's, whose files rules list as inputs.
+SCRIPTS = Path(workflow.basedir) / "scripts"
+# Jobs import the installed package: it must be this checkout's, whose modules the code params hash.
 if Path(selfdistill.__file__).resolve().parent != PKG.resolve():
     raise WorkflowError(
         f"the selfdistill package in use is {Path(selfdistill.__file__).parent}, not this "
@@ -38,25 +40,12 @@ wildcard_constraints:
     variant=r"base(/c\d+_s\d+)?|(sft|onpolicy|grpo)/[a-z_]+/[a-z]+/c\d+_s\d+",
 
 
-def pkg(*modules):
-    """Package modules a rule's script relies on: inputs, so editing one re-runs its jobs."""
-    return [str(PKG / m) for m in modules]
-
-
-# Modules nearly every model-facing job imports.
-MODEL_CODE = pkg("models.py", "prompts.py", "io.py")
-GENERATION_CODE = MODEL_CODE + pkg(
-    "generation.py",
-    "grading.py",
-    "epistemic.py",
-    "backends/__init__.py",
-)
-
-
-def generation_code(wc):
-    """Generation modules, with only the backend this model uses (editing another re-runs nothing)."""
-    backend = config["models"][wc.model].get("backend", "hf")
-    return GENERATION_CODE + pkg(f"backends/{backend}.py")
+def code(script, wc=None):
+    """The code param: a hash of the package modules the rule's script imports, and of the model's
+    generation backend when given the job's wildcards (so editing vllm.py re-runs no hf job).
+    """
+    backend = config["models"][wc.model].get("backend", "hf") if wc else None
+    return code_hash(SCRIPTS / f"{script}.py", backend)
 
 
 # Resources of each job kind; the config's `resources` section overrides them (GPU counts, memory, runtime for
@@ -78,29 +67,35 @@ def rule_resources(rule):
     return {**RULE_RESOURCES[rule], **config.get("resources", {}).get(rule, {})}
 
 
-def model_env(wc):
-    """Conda environment of a model job: the GPU one (vLLM, CUDA torch) for vLLM-backed models."""
-    backend = config["models"][wc.model].get("backend", "hf")
-    return str(Path(workflow.basedir) / f"envs/{'gpu' if backend == 'vllm' else 'cpu'}.yaml")
+# Conda environment of model jobs: the GPU one (vLLM, CUDA torch) when a model is served by vLLM.
+# One per config, not per job: a per-job function costs DAG time on the paper's 4,000-job grid.
+MODEL_ENV = "../envs/{}.yaml".format(
+    "gpu"
+    if any(m.get("backend", "hf") == "vllm" for m in config["models"].values())
+    else "cpu"
+)
 
 
 def canon(value):
-    return canonical_json(value)
+    """A config slice as a param: sorted, compact JSON (as selfdistill.io.canonical_json, which
+    imports pyarrow: not at parse time). A brace that would read as a wildcard (a template's
+    {problem}: Snakemake formats string params) is written as its JSON escape \\u007b.
+    """
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return re.sub(r"\{(?=\s*[.\w])", r"\\u007b", text)
 
 
 # ---- model and data locations ---------------------------------------------------------
 
 
-def model_dir(model):
-    """Local directory (built by the workflow) or hub id / path of a model."""
-    source = config["models"][model]["source"]
-    return f"results/models/{model}/hf" if source == "toy" else source
-
-
 def model_input(wildcards):
-    """The model directory as a job input when the workflow builds it; nothing for hub models."""
-    source = config["models"][wildcards.model]["source"]
-    return [model_dir(wildcards.model)] if source == "toy" else []
+    """The model directory when the workflow builds it (a toy model); nothing for hub ids and paths."""
+    model = wildcards.model
+    return (
+        f"results/models/{model}/hf"
+        if config["models"][model]["source"] == "toy"
+        else []
+    )
 
 
 def model_slice(model):

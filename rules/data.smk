@@ -2,8 +2,6 @@
 
 
 rule prepare_dataset:
-    input:
-        code=pkg("data/__init__.py", "data/loaders.py", "data/toy.py", "io.py"),
     output:
         "results/data/{dataset}.parquet",
     log:
@@ -15,6 +13,7 @@ rule prepare_dataset:
     resources:
         **rule_resources("prepare_dataset"),
     params:
+        code=code("prepare_dataset"),
         spec=lambda wc: canon(config["datasets"][wc.dataset]),
     script:
         "../scripts/prepare_dataset.py"
@@ -23,7 +22,6 @@ rule prepare_dataset:
 rule coverage_subset:
     input:
         problems="results/data/{dataset}.parquet",
-        code=pkg("data/coverage.py", "io.py"),
     output:
         "results/subsets/{dataset}/c{coverage}_s{seed}.parquet",
     log:
@@ -35,6 +33,7 @@ rule coverage_subset:
     resources:
         **rule_resources("coverage_subset"),
     params:
+        code=code("coverage_subset"),
         batch_size=config["train_batch_size"],
     script:
         "../scripts/coverage_subset.py"

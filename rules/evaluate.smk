@@ -4,7 +4,6 @@
 rule evaluate:
     input:
         unpack(eval_inputs),
-        code=lambda wc: generation_code(wc) + pkg("evaluate.py"),
     output:
         "results/{model}/eval/{variant}/{eval_set}.parquet",
     log:
@@ -12,15 +11,15 @@ rule evaluate:
     # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
     cache: "omit-software"
     conda:
-        model_env
+        MODEL_ENV
     threads: 1
     resources:
         **rule_resources("evaluate"),
     params:
-        model_path=lambda wc: model_dir(wc.model),
+        code=lambda wc: code("evaluate", wc),
         model=lambda wc: model_slice(wc.model),
         eval_set=lambda wc: canon(config["eval_sets"][wc.eval_set]),
-        prompts=lambda wc: canon(config["prompts"]["student"]),
+        prompts=canon(config["prompts"]["student"]),
         grading=canon(config["grading"]),
         generation=canon(config["generation"]),
     script:

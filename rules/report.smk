@@ -10,13 +10,14 @@ localrules:
 rule summarize:
     input:
         evals=eval_targets(),
-        code=pkg("summary.py", "io.py"),
     output:
         "results/summary/metrics.parquet",
     log:
         "logs/summarize/summarize.log",
     conda:
         "../envs/cpu.yaml"
+    params:
+        code=code("summarize"),
     script:
         "../scripts/summarize.py"
 
@@ -27,7 +28,6 @@ rule statistics:
         teacher=teacher_targets(),
         logs=train_outputs("log.parquet", methods=("onpolicy", "grpo")),
         curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
-        code=pkg("stats.py", "findings.py", "summary.py", "io.py"),
     output:
         cells="results/summary/cells.parquet",
         comparisons="results/summary/comparisons.parquet",
@@ -41,6 +41,7 @@ rule statistics:
     resources:
         **rule_resources("statistics"),
     params:
+        code=code("statistics"),
         rich=richest_context(),
         eval_set=config["onpolicy"]["eval_set"],
     script:
@@ -52,7 +53,6 @@ rule findings:
         claims="results/summary/claims.parquet",
         mechanism="results/summary/mechanism.parquet",
         figures=FIGURES,
-        code=pkg("findings.py"),
     output:
         report(
             "results/findings.md",
@@ -64,7 +64,8 @@ rule findings:
     conda:
         "../envs/cpu.yaml"
     params:
-        grid=lambda wc: canon(
+        code=code("findings"),
+        grid=canon(
             {
                 k: config[k]
                 for k in ("models", "richness", "coverage", "seeds", "methods")
@@ -79,7 +80,6 @@ rule figures:
         cells="results/summary/cells.parquet",
         train_logs=train_outputs("log.parquet"),
         curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
-        code=pkg("plots.py", "summary.py"),
     output:
         [
             report(
@@ -94,6 +94,7 @@ rule figures:
     conda:
         "../envs/cpu.yaml"
     params:
+        code=code("figures"),
         eval_set=config["onpolicy"]["eval_set"],
     script:
         "../scripts/figures.py"

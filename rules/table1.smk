@@ -14,7 +14,6 @@ rule table1_traces:
             else []
         ),
         model=model_input,
-        code=lambda wc: generation_code(wc) + pkg("teacher.py", "table1.py"),
     output:
         "results/{model}/table1/{richness}.parquet",
     log:
@@ -22,15 +21,15 @@ rule table1_traces:
     # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
     cache: "omit-software"
     conda:
-        model_env
+        MODEL_ENV
     threads: 1
     resources:
         **rule_resources("teacher_traces"),
     params:
-        model_path=lambda wc: model_dir(wc.model),
+        code=lambda wc: code("table1_traces", wc),
         model=lambda wc: model_slice(wc.model),
         table1=canon(config.get("table1")),
-        prompts=lambda wc: canon(config["prompts"]),
+        prompts=canon(config["prompts"]),
         grading=canon(config["grading"]),
         generation=canon(config["generation"]),
     script:
@@ -40,7 +39,6 @@ rule table1_traces:
 rule table1:
     input:
         traces=table1_targets(),
-        code=pkg("table1.py", "io.py"),
     output:
         table="results/summary/table1.parquet",
         markdown="results/table1.md",
@@ -49,6 +47,7 @@ rule table1:
     conda:
         "../envs/cpu.yaml"
     params:
+        code=code("table1"),
         table1=canon(config.get("table1")),
         sources=canon({m: config["models"][m]["source"] for m in config["models"]}),
     script:

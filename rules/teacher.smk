@@ -4,7 +4,6 @@
 rule teacher_traces:
     input:
         unpack(teacher_inputs),
-        code=lambda wc: generation_code(wc) + pkg("teacher.py"),
     output:
         "results/{model}/teacher/{richness}/c{coverage}_s{seed}.parquet",
     log:
@@ -12,15 +11,15 @@ rule teacher_traces:
     # Shared between workflows with `--cache` (the result depends only on inputs, code and params).
     cache: "omit-software"
     conda:
-        model_env
+        MODEL_ENV
     threads: 1
     resources:
         **rule_resources("teacher_traces"),
     params:
-        model_path=lambda wc: model_dir(wc.model),
+        code=lambda wc: code("teacher_traces", wc),
         model=lambda wc: model_slice(wc.model),
         teacher=canon(config["teacher"]),
-        prompts=lambda wc: canon(config["prompts"]),
+        prompts=canon(config["prompts"]),
         grading=canon(config["grading"]),
         generation=canon(config["generation"]),
     script:

@@ -5,9 +5,6 @@ rule pretrain_toy:
     input:
         # Held-out problems are excluded from pretraining, so "test" and "ood" stay unseen.
         problems=dataset_file(config["train_dataset"]),
-        code=pkg(
-            "toy_model.py", "data/toy.py", "prompts.py", "train/batching.py", "io.py"
-        ),
     output:
         model=directory("results/models/{model}/hf"),
         log_table="results/models/{model}/pretrain_log.parquet",
@@ -21,6 +18,8 @@ rule pretrain_toy:
     resources:
         **rule_resources("pretrain_toy"),
     params:
+        code=code("pretrain_toy"),
+        # A function: only toy-world configs have toy_pretrain.
         spec=lambda wc: canon(
             {
                 **config["toy_pretrain"],
@@ -29,6 +28,6 @@ rule pretrain_toy:
                 ],
             }
         ),
-        prompts=lambda wc: canon(config["prompts"]),
+        prompts=canon(config["prompts"]),
     script:
         "../scripts/pretrain_toy.py"

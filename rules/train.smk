@@ -5,7 +5,6 @@
 rule train_sft:
     input:
         unpack(sft_inputs),
-        code=MODEL_CODE + pkg("train/sft.py", "train/batching.py"),
     output:
         adapter=directory(
             "results/{model}/train/sft/{richness}/{ablation}/c{coverage}_s{seed}/adapter"
@@ -17,15 +16,15 @@ rule train_sft:
     benchmark:
         "benchmarks/train_sft/{model}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
     conda:
-        model_env
+        MODEL_ENV
     threads: 1
     resources:
         **rule_resources("train_sft"),
     params:
-        model_path=lambda wc: model_dir(wc.model),
+        code=code("train_sft"),
         model=lambda wc: model_slice(wc.model),
-        sft=lambda wc: method_slice("sft"),
-        prompts=lambda wc: canon(config["prompts"]),
+        sft=method_slice("sft"),
+        prompts=canon(config["prompts"]),
     script:
         "../scripts/train_sft.py"
 
@@ -36,14 +35,6 @@ rule train_rollouts:
         subset=lambda wc: subset_file(wc.coverage, wc.seed),
         eval_problems=lambda wc: dataset_file(
             config["eval_sets"][rollout_eval_set(wc)]["dataset"]
-        ),
-        code=GENERATION_CODE
-        + pkg(
-            "backends/hf.py",
-            "train/onpolicy.py",
-            "train/losses.py",
-            "train/batching.py",
-            "train/sft.py",
         ),
     output:
         adapter=directory(
@@ -59,16 +50,16 @@ rule train_rollouts:
     benchmark:
         "benchmarks/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.tsv"
     conda:
-        model_env
+        MODEL_ENV
     threads: 1
     resources:
         **rule_resources("train_rollouts"),
     params:
-        model_path=lambda wc: model_dir(wc.model),
+        code=code("train_rollouts"),
         model=lambda wc: model_slice(wc.model),
         hp=lambda wc: method_slice(wc.rollout_method),
         eval_set=lambda wc: canon(config["eval_sets"][rollout_eval_set(wc)]),
-        prompts=lambda wc: canon(config["prompts"]),
+        prompts=canon(config["prompts"]),
         grading=canon(config["grading"]),
     script:
         "../scripts/train_rollouts.py"

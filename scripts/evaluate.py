@@ -2,7 +2,7 @@ from selfdistill.backends import Sampling, make_backend
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import finish_shards, generate_table, shards
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import param, start_job
+from selfdistill.jobs import model_location, param, start_job
 from selfdistill.prompts import student_user_turn
 
 start_job(snakemake)
@@ -13,7 +13,7 @@ template = param(snakemake, "prompts")
 problems = eval_problems(read_table(snakemake.input.problems), eval_set, wc.eval_set)
 backend = make_backend(
     model,
-    snakemake.params.model_path,
+    model_location(snakemake),
     adapter_path=snakemake.input.get("adapter"),
     batch_size=param(snakemake, "generation")["batch_size"],
 )

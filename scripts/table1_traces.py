@@ -2,7 +2,7 @@ from selfdistill.backends import Sampling, make_backend
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import finish_shards, shards
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import param, start_job
+from selfdistill.jobs import model_location, param, start_job
 from selfdistill.table1 import select_problems
 from selfdistill.teacher import demonstrations, teacher_table
 
@@ -17,7 +17,7 @@ if wc.richness == "none":  # the unguided samples: Table 1's first row, and what
 else:
     problems = select_problems(read_table(snakemake.input.candidates), candidates, spec["correct_range"], spec["n_problems"])
 demos = demonstrations(read_table(snakemake.input.demos)) if wc.richness == "regen" else None
-backend = make_backend(model, snakemake.params.model_path, batch_size=param(snakemake, "generation")["batch_size"])
+backend = make_backend(model, model_location(snakemake), batch_size=param(snakemake, "generation")["batch_size"])
 sampling = Sampling.from_config(spec["sampling"], spec["sampling"]["seed"], model)
 table = teacher_table(backend, problems, wc.richness, templates, sampling, grading, keep="all",
                       chat_kwargs=model.get("chat_kwargs"), demos=demos,

@@ -1,7 +1,7 @@
 from selfdistill.backends import Sampling, make_backend
 from selfdistill.generation import finish_shards, shards
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import param, start_job
+from selfdistill.jobs import model_location, param, start_job
 from selfdistill.teacher import demonstrations, teacher_table
 
 start_job(snakemake)
@@ -10,7 +10,7 @@ model, teacher, grading = param(snakemake, "model"), param(snakemake, "teacher")
 templates, seed = param(snakemake, "prompts"), int(wc.seed)
 
 demos = demonstrations(read_table(snakemake.input.demos)) if wc.richness == "regen" else None
-backend = make_backend(model, snakemake.params.model_path, batch_size=param(snakemake, "generation")["batch_size"])
+backend = make_backend(model, model_location(snakemake), batch_size=param(snakemake, "generation")["batch_size"])
 table = teacher_table(
     backend,
     read_table(snakemake.input.subset),

@@ -9,7 +9,7 @@ from selfdistill.backends.hf import HFBackend
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import generate_table
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import param, start_job
+from selfdistill.jobs import model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.prompts import student_user_turn
 from selfdistill.train.onpolicy import train_onpolicy
@@ -22,8 +22,8 @@ model_cfg, hp, templates = param(snakemake, "model"), param(snakemake, "hp"), pa
 eval_set, grading, seed = param(snakemake, "eval_set"), param(snakemake, "grading"), int(wc.seed)
 config_slice = {"model": model_cfg, "hp": hp, "prompts": templates, "eval_set": eval_set, "grading": grading, "wildcards": dict(wc)}
 
-tokenizer = load_tokenizer(snakemake.params.model_path)
-model = add_lora(load_model(snakemake.params.model_path, dtype=model_cfg.get("dtype", "float32")), hp["lora"])
+tokenizer = load_tokenizer(model_location(snakemake))
+model = add_lora(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"])
 checkpoint_problems = eval_problems(
     read_table(snakemake.input.eval_problems), {**eval_set, "n_problems": hp["eval_problems"]}, hp["eval_set"]
 )

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import param, start_job
+from selfdistill.jobs import model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.train.sft import add_lora, select_traces, sft_examples, train_sft
 
@@ -15,7 +15,7 @@ wc = snakemake.wildcards
 model_cfg, hp, templates, seed = param(snakemake, "model"), param(snakemake, "sft"), param(snakemake, "prompts"), int(wc.seed)
 config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, "wildcards": dict(wc)}
 
-tokenizer = load_tokenizer(snakemake.params.model_path)
+tokenizer = load_tokenizer(model_location(snakemake))
 traces = read_table(snakemake.input.traces)
 unguided = read_table(snakemake.input.unguided) if wc.ablation != "standard" else traces.iloc[:0]
 selected, selection = select_traces(traces, unguided, wc.ablation, hp["select_per_problem"])
@@ -30,7 +30,7 @@ if uncovered:
 if not examples:
     raise RuntimeError("no teacher trace was kept for any problem of this subset: raise teacher.n_samples, or set teacher.keep: all")
 
-model = add_lora(load_model(snakemake.params.model_path, dtype=model_cfg.get("dtype", "float32")), hp["lora"])
+model = add_lora(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"])
 out = Path(snakemake.output.adapter)
 partial = out.parent / "partial"  # resumable state, beside the outputs Snakemake deletes on a re-run
 rows = train_sft(

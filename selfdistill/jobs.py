@@ -68,3 +68,8 @@ def start_job(snakemake) -> None:
 def param(snakemake, name):
     """A param rendered by canonical_json in the rule, decoded."""
     return json.loads(getattr(snakemake.params, name))
+
+
+def model_location(snakemake) -> str:
+    """What to load: the model directory the workflow built (an input), else the config's hub id or path."""
+    return snakemake.input.get("model") or param(snakemake, "model")["source"]

@@ -1,51 +1,26 @@
 """The workflow end to end on config/smoke.yaml, in a temporary directory, through Snakemake itself."""
 
 import re
-import subprocess
+import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = REPO / "config" / "smoke.yaml"
-CFG = yaml.safe_load(SMOKE.read_text())
-EVALS = "results/toy/eval/{}/{}.parquet"
-SUBSETS = [f"c{c}_s{s}" for c in CFG["coverage"] for s in CFG["seeds"]]
-SFT = [f"sft/{r}/{a}/{sub}" for r in CFG["richness"] for a in CFG["sft"]["ablations"] for sub in SUBSETS]
-ONPOLICY = [f"onpolicy/{r}/{a}/{sub}" for r in CFG["richness"] for a in CFG["onpolicy"]["ablations"] for sub in SUBSETS]
-GRPO = [f"grpo/none/standard/{sub}" for sub in SUBSETS]
-ROLLOUT_FILES = ("adapter", "checkpoints", "log.parquet", "curves.parquet")
-
-
-
-def snakemake(workdir, *args, configfile=SMOKE):
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile), *args]
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-
-
-def planned_outputs(workdir, configfile):
-    """Outputs of the jobs a dry run would execute, as {rule: set of outputs}."""
-    out = snakemake(workdir, "-n", configfile=configfile)
-    assert out.returncode == 0, out.stdout + out.stderr
-    jobs, rule = {}, None
-    for line in out.stdout.splitlines():
-        m = re.match(r"^(?:local)?rule (\w+):", line)
-        if m:
-            rule = m.group(1)
-        elif rule and line.strip().startswith("output:"):
-            jobs.setdefault(rule, set()).update(p.strip() for p in line.split(":", 1)[1].split(","))
-            rule = None
-    return jobs
+sys.path.insert(0, str(REPO / "bench"))
+# The incremental-precision benchmark's cases and helpers: one definition for the bench and this test.
+from incremental import CASES, GRPO, ONPOLICY, REPORT, SFT, SMOKE as CFG, SUBSETS  # noqa: E402
+from incremental import compare, copy_checkout, planned_after, snakemake  # noqa: E402
 
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("smoke")
-    run = snakemake(workdir, "--cores", "2")
+    """A completed run of config/smoke.yaml in a copy of this checkout (so code edits can be tried)."""
+    checkout = copy_checkout(tmp_path_factory.mktemp("smoke"))
+    run = snakemake(checkout, "--cores", "2")
     assert run.returncode == 0, run.stdout[-5000:] + run.stderr[-5000:]
-    return workdir
+    return checkout
 
 
 def test_summary_has_a_row_per_cell(smoke_run):
@@ -85,67 +60,11 @@ def test_second_invocation_runs_nothing(smoke_run):
     assert "Nothing to be done" in out.stdout + out.stderr
 
 
-def _edited(tmp_path, edit):
-    cfg = yaml.safe_load(SMOKE.read_text())
-    edit(cfg)
-    path = tmp_path / "edited.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
-
-
-def _evals(variants, eval_sets=("train", "test", "ood")):
-    return {EVALS.format(v, e) for v in variants for e in eval_sets}
-
-
-def _sft_jobs():
-    return {f"results/toy/train/{v}/{f}" for v in SFT for f in ("adapter", "log.parquet", "selection.parquet")}
-
-
-def _rollout_jobs(variants):
-    return {f"results/toy/train/{v}/{f}" for v in variants for f in ROLLOUT_FILES}
-
-
-CASES = {
-    "ood temperature": (
-        lambda c: c["eval_sets"]["ood"].update(temperature=0.9),
-        # The rollout methods evaluate on ood during training, so they re-run too.
-        {
-            "evaluate": _evals(["base"] + SFT + ONPOLICY + GRPO, ["ood"]) | _evals(ONPOLICY + GRPO),
-            "train_rollouts": _rollout_jobs(ONPOLICY + GRPO),
-        },
-    ),
-    "sft lr": (
-        lambda c: c["sft"].update(lr=0.002),
-        {"train_sft": _sft_jobs(), "evaluate": _evals(SFT)},
-    ),
-    "onpolicy alpha": (
-        lambda c: c["onpolicy"].update(alpha=0.25),
-        {"train_rollouts": _rollout_jobs(ONPOLICY), "evaluate": _evals(ONPOLICY)},
-    ),
-    "teacher samples": (
-        lambda c: c["teacher"].update(n_samples=3),
-        {
-            "teacher_traces": {f"results/toy/teacher/{r}/{sub}.parquet" for r in ("none", "solution") for sub in SUBSETS},
-            "train_sft": _sft_jobs(),
-            "evaluate": _evals(SFT),
-        },
-    ),
-}
-REPORT = {
-    "summarize": {"results/summary/metrics.parquet"},
-    "statistics": {f"results/summary/{t}.parquet" for t in ("cells", "comparisons", "mechanism", "claims")},
-    "findings": {"results/findings.md"},
-    "figures": {f"results/figures/{n}.png" for n in ["accuracy_by_richness", "length_by_richness", "epistemic_by_richness",
-                                                      "train_loss", "training_curves", "factorial_ood_vs_epistemic"]},
-}
-
-
 @pytest.mark.parametrize("case", list(CASES))
-def test_config_edit_reruns_exactly_the_dependent_jobs(smoke_run, tmp_path, case):
+def test_edit_reruns_exactly_the_dependent_jobs(smoke_run, case):
     edit, expected = CASES[case]
-    planned = planned_outputs(smoke_run, _edited(tmp_path, edit))
-    planned.pop("all", None)
-    assert planned == {**expected, **REPORT}
+    result = compare(planned_after(smoke_run, edit), expected)
+    assert not result["extra"] and not result["missed"], result
 
 
 def test_findings_page_has_every_claim_with_numbers(smoke_run):

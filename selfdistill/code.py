@@ -1,0 +1,74 @@
+"""Which package modules a job's script runs, and a content hash of them: the `code` param of each
+rule, so editing a module re-runs exactly the jobs that import it, directly or through another
+module (a hand-kept list per rule drifts; a dozen module inputs per job slow DAG building).
+
+Imports of the generation backends inside `selfdistill.backends` are not followed: a job runs the
+one its model's config names, which the rule adds."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import hashlib
+from pathlib import Path
+
+PACKAGE = "selfdistill"
+PACKAGE_DIR = Path(__file__).resolve().parent
+BACKENDS = f"{PACKAGE}.backends"
+
+
+def _module_file(name: str) -> Path | None:
+    """The file of package module `name` (a dotted path), if it exists."""
+    parts = name.split(".")[1:]
+    base = PACKAGE_DIR.joinpath(*parts)
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _imported_names(tree: ast.AST) -> set[str]:
+    """Dotted names a module imports anywhere (module level or inside functions)."""
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from pkg.mod import x`: x may be a submodule or a name defined in pkg.mod.
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@functools.cache
+def imported_modules(path: Path) -> frozenset[Path]:
+    """Package module files that the file at `path` imports, transitively, with their packages' __init__."""
+    found: set[Path] = set()
+    todo = [Path(path)]
+    while todo:
+        current = todo.pop()
+        for name in _imported_names(ast.parse(current.read_text())):
+            if not (name == PACKAGE or name.startswith(PACKAGE + ".")):
+                continue
+            if current == PACKAGE_DIR / "backends/__init__.py" and name.startswith(BACKENDS + "."):
+                continue
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a/__init__, a/b/__init__ too
+                module = _module_file(".".join(parts[:depth]))
+                if module and module not in found:
+                    found.add(module)
+                    todo.append(module)
+    return frozenset(found)
+
+
+@functools.cache
+def code_hash(script: Path, backend: str | None = None) -> str:
+    """Content hash of the package modules `script` runs (plus the named generation backend and its imports)."""
+    files = set(imported_modules(Path(script)))
+    if backend:
+        module = PACKAGE_DIR / f"backends/{backend}.py"
+        files |= {module} | imported_modules(module)
+    digest = hashlib.sha256()
+    for file in sorted(files):
+        digest.update(file.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + file.read_bytes())
+    return digest.hexdigest()[:16]

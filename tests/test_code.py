@@ -1,0 +1,46 @@
+"""The code param: which package modules a script runs, found from its imports."""
+
+from pathlib import Path
+
+from selfdistill.code import PACKAGE_DIR, code_hash, imported_modules
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+
+
+def modules(path) -> set[str]:
+    return {p.relative_to(PACKAGE_DIR).as_posix() for p in imported_modules(Path(path))}
+
+
+def test_imports_are_followed_through_other_modules(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text("def main():\n    from selfdistill.generation import generate_table\n")  # a function-level import
+    found = modules(script)
+    assert {"__init__.py", "generation.py"} <= found
+    direct = modules(PACKAGE_DIR / "generation.py")
+    assert "grading.py" in direct and direct <= found  # transitive
+    assert "plots.py" not in found and "train/onpolicy.py" not in found
+
+
+def test_submodule_imports_include_their_packages():
+    found = modules(SCRIPTS / "train_sft.py")
+    assert {"train/__init__.py", "train/sft.py", "jobs.py", "models.py"} <= found
+
+
+def test_generation_backends_come_from_the_model_not_the_dispatcher():
+    found = modules(SCRIPTS / "evaluate.py")
+    assert {"backends/__init__.py", "generation.py", "grading.py", "evaluate.py"} <= found
+    assert not {"backends/hf.py", "backends/vllm.py"} & found
+    script = SCRIPTS / "evaluate.py"
+    assert len({code_hash(script), code_hash(script, "hf"), code_hash(script, "vllm")}) == 3
+    # A script importing a backend directly depends on it whatever the model's backend.
+    assert "backends/hf.py" in modules(SCRIPTS / "train_rollouts.py")
+
+
+def test_hash_follows_module_content(tmp_path):
+    script = tmp_path / "script.py"
+    script.write_text("import selfdistill.plots\n")
+    first = code_hash(script)
+    assert first == code_hash(script) and len(first) == 16
+    other = tmp_path / "other.py"
+    other.write_text("import selfdistill.stats\n")
+    assert code_hash(other) != first
