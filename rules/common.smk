@@ -31,13 +31,13 @@ wildcard_constraints:
     model=r"[A-Za-z0-9_.-]+",
     dataset=r"[A-Za-z0-9_.-]+",
     richness=r"none|answer|solution|solution_nothink|regen",
-    coverage=r"\d+",
+    coverage=r"\d+|full",
     seed=r"\d+",
     method=r"sft|onpolicy|grpo",
     rollout_method=r"onpolicy|grpo",
     ablation=r"standard|preserve|suppress",
     eval_set=r"[A-Za-z0-9_.-]+",
-    variant=r"base(/c\d+_s\d+)?|(sft|onpolicy|grpo)/[a-z_]+/[a-z]+/c\d+_s\d+",
+    variant=r"base(/c(\d+|full)_s\d+)?|(sft|onpolicy|grpo)/[a-z_]+/[a-z]+/c(\d+|full)_s\d+",
 
 
 def code(script, wc=None):
@@ -113,7 +113,7 @@ def subset_file(coverage, seed):
 # ---- evaluation variants --------------------------------------------------------------
 
 VARIANT_RE = re.compile(
-    r"(?P<method>base|sft|onpolicy|grpo)(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+)_s(?P<seed>\d+))?$"
+    r"(?P<method>base|sft|onpolicy|grpo)(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+|full)_s(?P<seed>\d+))?$"
 )
 
 
@@ -135,7 +135,8 @@ def method_cells(method):
 def method_slice(method):
     """A method's hyperparameters; its list of ablations is a grid axis, not a hyperparameter."""
     hp = {k: v for k, v in config[method].items() if k != "ablations"}
-    return canon({**hp, "lora": config["lora"]})
+    training = {"training": config["training"]} if "training" in config else {}
+    return canon({**hp, "lora": config["lora"], **training})
 
 
 def trained_variants():

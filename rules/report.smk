@@ -10,6 +10,8 @@ localrules:
 rule summarize:
     input:
         evals=eval_targets(),
+        # Its size is what coverage `full` stands for.
+        train_problems=dataset_file(config["train_dataset"]),
     output:
         "results/summary/metrics.parquet",
     log:
@@ -26,6 +28,7 @@ rule statistics:
     input:
         evals=eval_targets(),
         teacher=teacher_targets(),
+        train_problems=dataset_file(config["train_dataset"]),
         logs=train_outputs("log.parquet", methods=("onpolicy", "grpo")),
         curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
     output:
@@ -78,6 +81,7 @@ rule findings:
 rule figures:
     input:
         cells="results/summary/cells.parquet",
+        train_problems=dataset_file(config["train_dataset"]),
         train_logs=train_outputs("log.parquet"),
         curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
     output:

@@ -55,7 +55,7 @@ rule train_rollouts:
     resources:
         **rule_resources("train_rollouts"),
     params:
-        code=code("train_rollouts"),
+        code=lambda wc: code("train_rollouts", wc),
         model=lambda wc: model_slice(wc.model),
         hp=lambda wc: method_slice(wc.rollout_method),
         eval_set=lambda wc: canon(config["eval_sets"][rollout_eval_set(wc)]),

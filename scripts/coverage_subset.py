@@ -4,6 +4,6 @@ from selfdistill.io import read_table, write_table
 from selfdistill.jobs import start_job
 
 start_job(snakemake)
-coverage, seed = int(snakemake.wildcards.coverage), int(snakemake.wildcards.seed)
+coverage, seed = snakemake.wildcards.coverage, int(snakemake.wildcards.seed)  # coverage: a number or 'full'
 subset = coverage_subset(read_table(snakemake.input.problems), coverage, seed, snakemake.params.batch_size)
 write_table(subset, snakemake.output[0], {"coverage": coverage, "batch_size": snakemake.params.batch_size}, seed=seed)

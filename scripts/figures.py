@@ -3,15 +3,16 @@ import pandas as pd
 from selfdistill import plots
 from selfdistill.io import read_table
 from selfdistill.jobs import start_job
-from selfdistill.summary import TRAIN_PATH, parse_path
+from selfdistill.summary import TRAIN_PATH, parse_path, train_size
 
 start_job(snakemake)
 cells = read_table(snakemake.input.cells)
+full = train_size(read_table(snakemake.input.train_problems))
 figures = {p.rsplit("/", 1)[1].removesuffix(".png"): p for p in snakemake.output}
 
 
 def load_all(paths):
-    tables = [read_table(p).assign(**parse_path(TRAIN_PATH, p)) for p in paths]
+    tables = [read_table(p).assign(**parse_path(TRAIN_PATH, p, full)) for p in paths]
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame(columns=["method", "coverage", "seed", "step"])
 
 

@@ -4,14 +4,15 @@ from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.io import read_provenance, read_table, write_table
 from selfdistill.jobs import start_job
 from selfdistill.stats import cell_estimates, mechanism_regression, per_problem, standard_comparisons
-from selfdistill.summary import EVAL_PATH, TEACHER_PATH, TRAIN_PATH, parse_path
+from selfdistill.summary import EVAL_PATH, TEACHER_PATH, TRAIN_PATH, parse_path, train_size
 
 start_job(snakemake)
 rich, eval_set = snakemake.params.rich, snakemake.params.eval_set
+full = train_size(read_table(snakemake.input.train_problems))
 
 
 def long_table(paths, pattern, transform=per_problem):
-    return pd.concat([transform(read_table(p)).assign(**parse_path(pattern, p)) for p in paths], ignore_index=True)
+    return pd.concat([transform(read_table(p)).assign(**parse_path(pattern, p, full)) for p in paths], ignore_index=True)
 
 
 problems = long_table(snakemake.input.evals, EVAL_PATH)

@@ -13,7 +13,7 @@ from selfdistill.jobs import model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.prompts import student_user_turn
 from selfdistill.train.onpolicy import train_onpolicy
-from selfdistill.train.sft import add_lora
+from selfdistill.train.sft import trainable_model
 
 start_job(snakemake)
 log = logging.getLogger("train_rollouts")
@@ -23,7 +23,7 @@ eval_set, grading, seed = param(snakemake, "eval_set"), param(snakemake, "gradin
 config_slice = {"model": model_cfg, "hp": hp, "prompts": templates, "eval_set": eval_set, "grading": grading, "wildcards": dict(wc)}
 
 tokenizer = load_tokenizer(model_location(snakemake))
-model = add_lora(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"])
+model = trainable_model(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
 checkpoint_problems = eval_problems(
     read_table(snakemake.input.eval_problems), {**eval_set, "n_problems": hp["eval_problems"]}, hp["eval_set"]
 )
@@ -56,10 +56,17 @@ out = Path(snakemake.output.adapter)
 # Snakemake deletes before a re-run; a re-run after a crash resumes from it.
 partial = out.parent / "partial"
 (partial / "checkpoints").mkdir(parents=True, exist_ok=True)
+scorer = None
+if wc.rollout_method == "onpolicy" and hp.get("teacher_backend", "hf") == "vllm":
+    from selfdistill.backends.vllm import VLLMBackend
+
+    # The frozen teacher = the initial weights, served by vLLM beside the student on the same GPU
+    # (models.<name>.vllm.gpu_memory_utilization leaves the rest to training).
+    scorer = VLLMBackend(model_location(snakemake), dtype=model_cfg.get("dtype", "float32"), engine=model_cfg.get("vllm", {}), seed=seed)
 rows, curves = train_onpolicy(
     model, tokenizer, read_table(snakemake.input.subset), wc.rollout_method, wc.richness, wc.ablation, templates, hp,
     grading, seed, chat_kwargs=model_cfg.get("chat_kwargs"), evaluate=evaluate if hp["eval_every"] else None,
-    checkpoint_dir=partial / "checkpoints", state_path=partial / "state.pt",
+    checkpoint_dir=partial / "checkpoints", state_path=partial / "state.pt", teacher_scorer=scorer,
     on_step=lambda r: log.info(
         "step %d loss %.4f reward %.3f length %.1f epistemic %.2f divergence %.4f masked %.2f",
         r["step"], r["loss"], r["reward"], r["mean_length"], r["epistemic_count"], r["divergence"], r["masked_fraction"],

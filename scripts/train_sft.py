@@ -7,7 +7,7 @@ import pandas as pd
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
-from selfdistill.train.sft import add_lora, select_traces, sft_examples, train_sft
+from selfdistill.train.sft import trainable_model, select_traces, sft_examples, train_sft
 
 start_job(snakemake)
 log = logging.getLogger("train_sft")
@@ -30,7 +30,7 @@ if uncovered:
 if not examples:
     raise RuntimeError("no teacher trace was kept for any problem of this subset: raise teacher.n_samples, or set teacher.keep: all")
 
-model = add_lora(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"])
+model = trainable_model(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
 out = Path(snakemake.output.adapter)
 partial = out.parent / "partial"  # resumable state, beside the outputs Snakemake deletes on a re-run
 rows = train_sft(

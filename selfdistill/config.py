@@ -52,7 +52,8 @@ def _describe(error: jsonschema.ValidationError, config_files) -> str:
         )
     if error.validator == "minItems" and error.validator_value == 1:
         return f"{_where(path, config_files)}: {key} is empty; list at least one value"
-    return f"{_where(path, config_files)}: {key} = {error.instance!r}: {error.message}; fix this value"
+    expected = f" (expected: {error.schema['description']})" if isinstance(error.schema, dict) and "description" in error.schema else ""
+    return f"{_where(path, config_files)}: {key} = {error.instance!r}: {error.message}{expected}; fix this value"
 
 
 def schema_errors(config: dict, schema: dict, config_files=()) -> list[str]:
@@ -76,7 +77,7 @@ def semantic_errors(config: dict) -> list[str]:
     train = datasets.get(config["train_dataset"], {})
     if train.get("loader") == "toy":
         n_train = train["toy"]["n_train"]
-        too_big = [c for c in config["coverage"] if c > n_train]
+        too_big = [c for c in config["coverage"] if c != "full" and c > n_train]
         if too_big:
             errors.append(
                 f"coverage {too_big} exceeds the {n_train} training problems of dataset "
@@ -91,6 +92,17 @@ def semantic_errors(config: dict) -> list[str]:
             errors.append(f"{method}.eval_set = {eval_set!r} is not under eval_sets; add it or fix the name")
         elif config["eval_sets"][eval_set]["split"] == "subset":
             errors.append(f"{method}.eval_set = {eval_set!r} uses split 'subset'; pick a fixed split such as ood")
+    onpolicy = config["onpolicy"]
+    if onpolicy.get("teacher_backend", "hf") == "vllm":
+        needs = {"teacher": "frozen", "support": "teacher_topk", "temperature": 1.0}
+        for key, value in needs.items():
+            if onpolicy[key] != value:
+                errors.append(f"onpolicy.{key} = {onpolicy[key]!r}: teacher_backend vllm scores the frozen initial "
+                              f"model's top-k log-probs at temperature 1; set onpolicy.{key}: {value} or teacher_backend: hf")
+        for name, model in config["models"].items():
+            if model.get("backend", "hf") != "vllm":
+                errors.append(f"models.{name}.backend = {model.get('backend', 'hf')!r}: onpolicy.teacher_backend vllm "
+                              f"needs vllm-backed models; set models.{name}.backend: vllm or onpolicy.teacher_backend: hf")
     for name, model in config["models"].items():
         if model["source"] == "toy":
             if "toy_pretrain" not in config:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -13,7 +15,15 @@ def load_tokenizer(model_path: str):
     return tok
 
 
+def is_full_model(trained_path) -> bool:
+    """A training output holds a whole model (finetune: full) rather than a LoRA adapter."""
+    return trained_path is not None and not (Path(trained_path) / "adapter_config.json").exists()
+
+
 def load_model(model_path: str, adapter_path: str | None = None, dtype: str = "float32", merge: bool = False):
+    """The model at `model_path`, with the trained weights at `adapter_path` (an adapter, or a whole model)."""
+    if is_full_model(adapter_path):
+        model_path, adapter_path = adapter_path, None
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=getattr(torch, dtype))
     if torch.cuda.is_available():
         model = model.to("cuda")

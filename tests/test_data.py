@@ -61,6 +61,13 @@ def test_seeds_give_different_subsets(problems):
     assert set(coverage_subset(problems, 8, 0, 8)["problem_id"]) != set(coverage_subset(problems, 8, 1, 8)["problem_id"])
 
 
+def test_full_coverage_is_every_training_problem_containing_the_others(problems):
+    full = coverage_subset(problems, "full", 0, 64)
+    train_ids = set(problems.loc[problems["split"] == "train", "problem_id"])
+    assert set(full["problem_id"]) == train_ids and len(full) == len(train_ids)
+    assert set(coverage_subset(problems, 8, 0, 64)["problem_id"]) < set(full["problem_id"])
+
+
 def test_coverage_larger_than_dataset_is_refused(problems):
     with pytest.raises(ValueError, match="coverage 500 exceeds the 100 training problems"):
         coverage_subset(problems, 500, 0, 64)

@@ -103,3 +103,24 @@ def test_divergence_to_suppressed_target_is_finite():
     target = ablation_target(q, p, in_e, "suppress")
     for alpha in (0.0, 0.5):
         assert torch.isfinite(generalized_jsd(p, target, alpha)).all()
+
+
+@pytest.mark.parametrize("ablation", ["standard", "preserve", "suppress"])
+def test_teacher_topk_from_logits_equals_the_sparse_teacher(ablation):
+    """A vLLM teacher returns only its top-k log-probs: the loss must equal the one from full logits."""
+    from selfdistill.train.onpolicy import distill_token_loss
+
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 5, 40), torch.randn(2, 5, 40) * 2
+    ids, in_e = torch.randint(0, 40, (2, 5)), torch.zeros(40, dtype=torch.bool)
+    in_e[[3, 7, 11]] = True
+    hp = {"temperature": 1.0, "support": "teacher_topk", "topk": 8, "alpha": 0.5}
+    t_logp = torch.log_softmax(teacher, -1)
+    top_logp, top_ids = t_logp.topk(8, -1)
+    dense = distill_token_loss(student, teacher, ids, in_e, hp, ablation)[0]
+    sparse = distill_token_loss(student, (top_ids, top_logp), ids, in_e, hp, ablation)[0]
+    torch.testing.assert_close(sparse, dense)
+    full = distill_token_loss(student, teacher, ids, in_e, {**hp, "support": "full"}, ablation)[0]
+    everything = distill_token_loss(student, teacher, ids, in_e, {**hp, "topk": 40}, ablation)[0]
+    torch.testing.assert_close(everything, full, atol=1e-5, rtol=1e-4)  # k = vocabulary: the full loss
+    assert not torch.allclose(sparse, full)

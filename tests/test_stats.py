@@ -85,3 +85,13 @@ def test_mechanism_regression_recovers_a_planted_effect():
     assert table.loc["epistemic_density", "coefficient"] == pytest.approx(0.01, abs=0.002)
     assert table.loc["epistemic_density", "ci_low"] > 0
     assert table.loc["richness_solution", "coefficient"] == pytest.approx(0.05, abs=0.02)
+
+
+def test_full_coverage_in_paths_becomes_the_training_set_size():
+    from selfdistill.summary import EVAL_PATH, TRAIN_PATH, parse_path
+
+    axes = parse_path(EVAL_PATH, "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet", full_coverage=256)
+    assert (axes["coverage"], axes["seed"], axes["method"]) == (256, 1, "sft")
+    assert parse_path(TRAIN_PATH, "results/toy/train/grpo/none/standard/c8_s0/log.parquet", 256)["coverage"] == 8
+    with pytest.raises(ValueError, match="coverage 'full' needs"):
+        parse_path(EVAL_PATH, "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet")

@@ -9,6 +9,7 @@ transformers forward pass.
 
 import pytest
 import torch
+import yaml
 
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")
@@ -113,6 +114,52 @@ def test_lora_adapter_matches_transformers_merged(model_dir, adapter_dir, lora):
     hf = greedy_ids(HFBackend.load(model_dir, adapter_dir))
     assert hf != greedy_ids(HFBackend.load(model_dir))  # the adapter changes the outputs
     backend = VLLMBackend(model_dir, adapter_dir, lora=lora, engine=ENGINE, seed=0)
+    try:
+        assert greedy_ids(backend) == hf
+    finally:
+        backend.close()
+
+
+def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(engine, model_dir):
+    """The frozen teacher scored by vLLM (its top-k log-probs) gives the same training as scoring it
+    with transformers at the same support (teacher_topk)."""
+    import pandas as pd
+
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.onpolicy import train_onpolicy
+    from selfdistill.train.sft import trainable_model
+
+    subset = pd.DataFrame([{"problem_id": "p0", "problem": PROBLEMS[0], "answer": "12", "solution": "3+4+5 = \\boxed{12}",
+                            "repeat": 0}])
+    templates = yaml.safe_load(open("config/config.yaml"))["prompts"]
+    hp = {"steps": 2, "prompts_per_step": 1, "n_rollouts": 4, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
+          "max_new_tokens": 12, "lr": 1e-3, "alpha": 0.5, "support": "teacher_topk", "topk": 16, "teacher": "frozen",
+          "ema_rate": 0.0, "micro_batch_size": 4, "generation_batch_size": 16, "max_grad_norm": 1.0,
+          "checkpoint_every": 0, "eval_every": 0}
+    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    runs = []
+    for scorer in (None, engine):
+        torch.manual_seed(0)
+        student = trainable_model(load_model(model_dir), lora)
+        rows, _ = train_onpolicy(student, load_tokenizer(model_dir), subset, "onpolicy", "solution", "standard", templates,
+                                 hp, {"workers": 1, "timeout_s": 5}, seed=0, teacher_scorer=scorer)
+        runs.append(rows)
+    for hf_row, vllm_row in zip(*runs):
+        assert hf_row["divergence"] > 0
+        assert abs(hf_row["loss"] - vllm_row["loss"]) < 1e-3 * max(1.0, abs(hf_row["loss"])), (hf_row, vllm_row)
+
+
+def test_full_finetuned_model_is_served_in_place_of_the_base(engine, model_dir, tmp_path):
+    from selfdistill.models import load_model
+
+    model = load_model(model_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.05)
+    model.save_pretrained(tmp_path / "adapter")  # what training writes with finetune: full
+    hf = greedy_ids(HFBackend.load(model_dir, tmp_path / "adapter"))
+    assert hf != greedy_ids(HFBackend.load(model_dir))
+    backend = VLLMBackend(model_dir, tmp_path / "adapter", engine=ENGINE, seed=0)
     try:
         assert greedy_ids(backend) == hf
     finally:

@@ -40,15 +40,19 @@ class VLLMBackend:
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 
-        self.tokenizer = load_tokenizer(model_path)
+        self.tokenizer, tokenizer_path = load_tokenizer(model_path), model_path
         options = dict(engine or {})
         self.lora_request = None
+        from selfdistill.models import is_full_model
+
+        if adapter_path and is_full_model(adapter_path):  # finetune: full
+            model_path, adapter_path = str(adapter_path), None
         if adapter_path and lora == "merge":
             model_path = merged_copy(model_path, adapter_path, dtype)
         elif adapter_path:
             options.update(enable_lora=True, max_lora_rank=max(8, adapter_rank(adapter_path)))
             self.lora_request = LoRARequest("adapter", 1, str(adapter_path))
-        self.llm = LLM(model=model_path, tokenizer=model_path, dtype=dtype, seed=seed, **options)
+        self.llm = LLM(model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=seed, **options)
 
     def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]:
         from vllm import SamplingParams

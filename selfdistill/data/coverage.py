@@ -15,10 +15,11 @@ def nested_order(problem_ids, seed: int) -> list[str]:
     return order
 
 
-def coverage_subset(problems: pd.DataFrame, coverage: int, seed: int, batch_size: int) -> pd.DataFrame:
-    """The first `coverage` training problems in the seed's order, each repeated so that a subset
-    smaller than the batch fills it (1 problem x 64, 8 x 8 for a batch of 64)."""
+def coverage_subset(problems: pd.DataFrame, coverage: int | str, seed: int, batch_size: int) -> pd.DataFrame:
+    """The first `coverage` training problems in the seed's order (`full`: all of them), each repeated
+    so that a subset smaller than the batch fills it (1 problem x 64, 8 x 8 for a batch of 64)."""
     train = problems[problems["split"] == "train"]
+    coverage = len(train) if coverage == "full" else int(coverage)
     if coverage > len(train):
         raise ValueError(
             f"coverage {coverage} exceeds the {len(train)} training problems: lower it in `coverage` "

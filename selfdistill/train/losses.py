@@ -1,7 +1,7 @@
 """Per-token divergences between student and teacher, and the uncertainty-ablation targets.
 
 All functions work on log-probabilities over a shared support (last dim): the full vocabulary,
-or the student's top-k plus one tail bucket. Shapes: [..., support].
+or k ids (the student's or the teacher's top-k) plus one tail bucket. Shapes: [..., support].
 """
 
 from __future__ import annotations
@@ -35,8 +35,12 @@ def topk_tail(student_logp: torch.Tensor, teacher_logp: torch.Tensor, k: int):
     """Restrict both full-vocabulary distributions to the student's top-k ids plus one tail bucket
     holding the remaining mass. Returns (student, teacher, ids) with support k+1 (k ids, then tail)."""
     ids = student_logp.topk(k, dim=-1).indices
-    s_top, t_top = student_logp.gather(-1, ids), teacher_logp.gather(-1, ids)
-    return torch.cat([s_top, _log_tail(s_top)], -1), torch.cat([t_top, _log_tail(t_top)], -1), ids
+    return with_tail(student_logp.gather(-1, ids)), with_tail(teacher_logp.gather(-1, ids)), ids
+
+
+def with_tail(top_logp: torch.Tensor) -> torch.Tensor:
+    """Log-probs of k ids, then one bucket for the rest of the mass."""
+    return torch.cat([top_logp, _log_tail(top_logp)], -1)
 
 
 def _log_tail(top_logp: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,7 @@ per-token loss: a divergence to the context-conditioned teacher, or a clipped po
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import random
@@ -14,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from peft import PeftModel
 
 from selfdistill import epistemic, prompts
 from selfdistill.backends import Sampling
@@ -21,7 +23,7 @@ from selfdistill.backends.hf import HFBackend
 from selfdistill.grading import grade_responses
 from selfdistill.train import state
 from selfdistill.train.batching import completion_logits
-from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail
+from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail, with_tail
 
 log = logging.getLogger(__name__)
 
@@ -31,17 +33,27 @@ SAMPLED_LOGP_FLOOR = -20.0
 # ---- per-token losses -------------------------------------------------------------------
 
 
-def distill_token_loss(student_logits, teacher_logits, ids, in_e_vocab, hp: dict, ablation: str):
+def distill_token_loss(student_logits, teacher, ids, in_e_vocab, hp: dict, ablation: str):
     """Per-token loss and divergence [B, L] of the student to the (ablated) teacher target.
 
+    teacher: logits [B, L, V], or (top-k ids, their log-probs) [B, L, k] from a sparse scorer (vLLM).
     Logits are divided by the sampling temperature: the loss is defined on the distribution the
-    rollouts were sampled from. support: full vocabulary, top-k + tail, or the sampled token.
+    rollouts were sampled from. support: full vocabulary, the student's top-k + tail (`topk`), the
+    teacher's top-k + tail (`teacher_topk`), or the sampled token.
     """
     s = torch.log_softmax(student_logits.float() / hp["temperature"], -1)
-    t = torch.log_softmax(teacher_logits.float() / hp["temperature"], -1)
+    if isinstance(teacher, tuple):
+        top, t_top = teacher  # log-probs at temperature 1 (checked in the config)
+    else:
+        t = torch.log_softmax(teacher.float() / hp["temperature"], -1)
     in_e = in_e_vocab.expand_as(s)
-    if hp["support"] == "topk":
-        s, t, top = topk_tail(s, t, hp["topk"])
+    if hp["support"] in ("topk", "teacher_topk"):
+        if hp["support"] == "topk":
+            s, t, top = topk_tail(s, t, hp["topk"])
+        else:
+            if not isinstance(teacher, tuple):
+                t_top, top = t.topk(hp["topk"], dim=-1)
+            s, t = with_tail(s.gather(-1, top)), with_tail(t_top.float())
         in_e = torch.cat([in_e_vocab[top], torch.zeros_like(top[..., :1], dtype=torch.bool)], -1)
     target = ablation_target(t, s, in_e, ablation)
     if hp["support"] == "sampled":
@@ -82,8 +94,12 @@ class Teacher:
     """The context-conditioned scorer: frozen initial model (adapter disabled), an EMA of the
     student's adapter, or the live student; always without gradient."""
 
-    def __init__(self, model, mode: str, ema_rate: float):
-        self.model, self.mode, self.rate = model, mode, ema_rate
+    def __init__(self, model, mode: str, ema_rate: float, scorer=None):
+        self.model, self.mode, self.rate, self.scorer = model, mode, ema_rate, scorer
+        # Without an adapter to disable (full fine-tuning), the frozen teacher is a copy of the initial weights.
+        self.initial = None
+        if mode == "frozen" and scorer is None and not isinstance(model, PeftModel):
+            self.initial = copy.deepcopy(model).eval().requires_grad_(False)
         if mode == "ema":
             self.ema = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
@@ -91,7 +107,9 @@ class Teacher:
     def logits(self, prompts_ids, completions, pad_id):
         was_training = self.model.training
         self.model.eval()
-        if self.mode == "frozen":
+        if self.initial is not None:
+            out = completion_logits(self.initial, prompts_ids, completions, pad_id)[0]
+        elif self.mode == "frozen":
             with self.model.disable_adapter():
                 out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
         elif self.mode == "ema":
@@ -102,6 +120,18 @@ class Teacher:
             out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
         self.model.train(was_training)
         return out
+
+    def sparse(self, prompts_ids, completions, k: int):
+        """(ids, log-probs) [B, L, k] of the teacher's top-k at each completion position, from the
+        scorer (vLLM, initial weights); padding positions hold uniform log-probs (masked out anyway)."""
+        rows = self.scorer.prompt_topk_logprobs(prompts_ids, completions, k)
+        width = max(len(c) for c in completions)
+        ids = torch.zeros(len(rows), width, k, dtype=torch.long)
+        logp = torch.full((len(rows), width, k), -math.log(k) - 1.0)
+        for b, (row_ids, row_logp) in enumerate(rows):
+            ids[b, : len(row_ids)] = torch.tensor(row_ids, dtype=torch.long)
+            logp[b, : len(row_logp)] = torch.tensor(row_logp)
+        return ids.to(self.model.device), logp.to(self.model.device)
 
     def _swap(self, weights):
         params = dict(self.model.named_parameters())
@@ -149,10 +179,11 @@ def teacher_turns(rows, completions, texts, correct, richness, templates, n):
 
 def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablation: str, templates: dict, hp: dict,
                    grading: dict, seed: int, chat_kwargs=None, evaluate=None, checkpoint_dir=None, on_step=None,
-                   state_path=None):
-    """Train the LoRA student in place; returns (per-step log rows, checkpoint eval rows).
+                   state_path=None, teacher_scorer=None):
+    """Train the student in place; returns (per-step log rows, checkpoint eval rows).
 
-    With `state_path`, the full training state is saved there every `checkpoint_every` steps and,
+    teacher_scorer: a backend with `prompt_topk_logprobs` (vLLM) that holds the initial weights and
+    scores for the frozen teacher (support teacher_topk). With `state_path`, the full training state is saved there every `checkpoint_every` steps and,
     if present at the start, training resumes from it with the same result as an uninterrupted run.
     """
     rng = random.Random(seed)
@@ -161,7 +192,7 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
     backend = HFBackend(model, tokenizer, batch_size=hp["generation_batch_size"])
-    teacher = Teacher(model, hp.get("teacher", "frozen"), hp.get("ema_rate", 0.0)) if method == "onpolicy" else None
+    teacher = Teacher(model, hp.get("teacher", "frozen"), hp.get("ema_rate", 0.0), teacher_scorer) if method == "onpolicy" else None
     in_e_vocab = torch.zeros(len(tokenizer), dtype=torch.bool, device=model.device)
     in_e_vocab[epistemic.epistemic_token_ids(tokenizer)] = True
     n = hp["n_rollouts"]
@@ -212,8 +243,9 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
             for m, micro in enumerate(micros):
                 logits, mask, ids = completion_logits(model, [stu_ids[k] for k in micro], [comp_ids[k] for k in micro], pad)
                 if method == "onpolicy":
-                    t_logits = teacher.logits([tea_ids[k] for k in micro], [comp_ids[k] for k in micro], pad)
-                    per_token, div = distill_token_loss(logits, t_logits, ids, in_e_vocab, hp, ablation)
+                    t_args = [tea_ids[k] for k in micro], [comp_ids[k] for k in micro]
+                    target = teacher.sparse(*t_args, hp["topk"]) if teacher.scorer else teacher.logits(*t_args, pad)
+                    per_token, div = distill_token_loss(logits, target, ids, in_e_vocab, hp, ablation)
                 else:
                     new_logp = sampled_logp(logits, ids, hp["temperature"])
                     old_logp.setdefault(m, new_logp.detach())

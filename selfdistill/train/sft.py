@@ -34,6 +34,17 @@ def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, template
     return examples, sorted(uncovered)
 
 
+def trainable_model(model, lora: dict, training: dict | None = None):
+    """The model to train: a LoRA adapter on it, or all of its weights (`finetune: full`); with
+    `gradient_checkpointing`, activations are recomputed in backward (less memory, more compute)."""
+    training = training or {}
+    if training.get("gradient_checkpointing"):
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if training.get("finetune", "lora") == "full":
+        return model.requires_grad_(True)
+    return add_lora(model, lora)
+
+
 def add_lora(model, lora: dict):
     config = LoraConfig(
         r=lora["r"],
