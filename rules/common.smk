@@ -69,10 +69,10 @@ def rule_resources(rule):
 
 # Conda environment of model jobs: the GPU one (vLLM, CUDA torch) when a model is served by vLLM.
 # One per config, not per job: a per-job function costs DAG time on the paper's 4,000-job grid.
-MODEL_ENV = "../envs/{}.yaml".format(
-    "gpu"
+MODEL_ENV = (
+    "../envs/gpu.yaml"
     if any(m.get("backend", "hf") == "vllm" for m in config["models"].values())
-    else "cpu"
+    else "../envs/cpu.yaml"
 )
 
 

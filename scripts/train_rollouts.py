@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from selfdistill.backends import Sampling
+from selfdistill.backends import Sampling, make_backend
 from selfdistill.backends.hf import HFBackend
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import generate_table
@@ -58,11 +58,9 @@ partial = out.parent / "partial"
 (partial / "checkpoints").mkdir(parents=True, exist_ok=True)
 scorer = None
 if wc.rollout_method == "onpolicy" and hp.get("teacher_backend", "hf") == "vllm":
-    from selfdistill.backends.vllm import VLLMBackend
-
-    # The frozen teacher = the initial weights, served by vLLM beside the student on the same GPU
-    # (models.<name>.vllm.gpu_memory_utilization leaves the rest to training).
-    scorer = VLLMBackend(model_location(snakemake), dtype=model_cfg.get("dtype", "float32"), engine=model_cfg.get("vllm", {}), seed=seed)
+    # The frozen teacher = the initial weights, served by the model's vLLM engine beside the student
+    # on the same GPU (models.<name>.vllm.gpu_memory_utilization leaves the rest to training).
+    scorer = make_backend(model_cfg, model_location(snakemake), seed=seed)
 rows, curves = train_onpolicy(
     model, tokenizer, read_table(snakemake.input.subset), wc.rollout_method, wc.richness, wc.ablation, templates, hp,
     grading, seed, chat_kwargs=model_cfg.get("chat_kwargs"), evaluate=evaluate if hp["eval_every"] else None,
