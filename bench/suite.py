@@ -5,7 +5,7 @@
     [--model results/models/toy/hf] [--vllm-python /opt/vllmenv/bin/python]
 
 Writes bench/results/suite.json. Run it on an idle machine: every number is wall time.
-- dag: `snakemake -n` on config/paper.yaml (4,106 jobs, nothing downloaded) next to the same DAG as a
+- dag: `snakemake -n` on config/paper.yaml (4,917 jobs, nothing downloaded) next to the same DAG as a
   no-op workflow (same rules, jobs, edges, input files, output/log counts; empty scripts), runs
   alternating, medians of 5;
 - incremental: bench/incremental.py's config and code edits after a smoke run: extra and missed jobs;
