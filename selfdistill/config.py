@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import jsonschema
@@ -59,6 +60,42 @@ def _describe(error: jsonschema.ValidationError, config_files) -> str:
 def schema_errors(config: dict, schema: dict, config_files=()) -> list[str]:
     validator = jsonschema.Draft202012Validator(schema)
     return [_describe(e, config_files) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.path))]
+
+
+OFFLINE_VARIABLES = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+def offline() -> bool:
+    """Whether the Hugging Face libraries are told not to reach the hub."""
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in OFFLINE_VARIABLES)
+
+
+def in_hub_cache(repo_id: str, repo_type: str) -> bool:
+    """Whether a hub repository has a snapshot in the local cache (what offline loading can use)."""
+    from huggingface_hub import snapshot_download
+
+    cache = os.environ.get("HF_HUB_CACHE") or os.path.join(
+        os.environ.get("HF_HOME") or os.path.expanduser("~/.cache/huggingface"), "hub")
+    try:
+        snapshot_download(repo_id, repo_type=repo_type, cache_dir=cache, local_files_only=True)
+        return True
+    except Exception:  # not cached (LocalEntryNotFoundError), or not a valid repo id
+        return False
+
+
+def _offline_errors(config: dict) -> list[str]:
+    """Hub ids that offline loading will not find: caught here rather than in a job hours later."""
+    wanted = [(f"models.{name}.source", m["source"], "model") for name, m in config["models"].items()
+              if m["source"] != "toy" and not Path(m["source"]).exists()]
+    wanted += [(f"datasets.{name}.path", d["path"], "dataset") for name, d in config["datasets"].items()
+               if d["loader"] == "hf" and "path" in d and not Path(d["path"]).exists()]
+    return [
+        f"{key} = {repo_id!r} is a hub id, the hub is off ({'/'.join(OFFLINE_VARIABLES)}) and it is not in the local "
+        f"cache; download it on a machine with internet (`huggingface-cli download {repo_id}"
+        f"{' --repo-type dataset' if kind == 'dataset' else ''}`) or set {key} to a local directory"
+        for key, repo_id, kind in wanted
+        if not in_hub_cache(repo_id, kind)
+    ]
 
 
 def semantic_errors(config: dict) -> list[str]:
@@ -121,6 +158,8 @@ def semantic_errors(config: dict) -> list[str]:
             errors.append(f"table1.correct_range = {t1['correct_range']} is empty; use [low, high] with low <= high")
     if config["sft"]["batch_size"] % config["sft"]["micro_batch_size"]:
         errors.append("sft.batch_size must be a multiple of sft.micro_batch_size; change one of them")
+    if offline():
+        errors += _offline_errors(config)
     return errors
 
 

@@ -85,3 +85,28 @@ def test_bad_values_are_refused_with_a_clear_message(key, value, message):
     with pytest.raises(ConfigError) as err:
         check_config(cfg, SCHEMA, ["config/config.yaml"])
     assert message in str(err.value)
+
+
+def test_hub_ids_missing_from_the_cache_are_refused_while_offline(tmp_path, monkeypatch):
+    """paper.yaml names models and datasets by hub id: with the hub off and an empty cache, every one
+    is reported before any job; one put in the cache (as a download would) is accepted."""
+    paper = load("config/paper.yaml")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    check_config(paper, SCHEMA, ["config/paper.yaml"])  # online: nothing to check
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ConfigError) as err:
+        check_config(paper, SCHEMA, ["config/paper.yaml"])
+    message = str(err.value)
+    assert "models.qwen3_1_7b.source = 'Qwen/Qwen3-1.7B' is a hub id, the hub is off" in message
+    assert "huggingface-cli download Qwen/Qwen3-1.7B`" in message
+    assert "datasets.dapo.path = " in message and "--repo-type dataset" in message
+
+    # A cached snapshot, laid out as huggingface_hub stores one.
+    repo = tmp_path / "models--Qwen--Qwen3-1.7B"
+    (repo / "snapshots" / "abc123").mkdir(parents=True)
+    (repo / "snapshots" / "abc123" / "config.json").write_text("{}")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    with pytest.raises(ConfigError) as err:
+        check_config(paper, SCHEMA, ["config/paper.yaml"])
+    assert "Qwen/Qwen3-1.7B'" not in str(err.value) and "Qwen/Qwen3-8B'" in str(err.value)
