@@ -90,7 +90,11 @@ def test_bad_values_are_refused_with_a_clear_message(key, value, message):
 def test_hub_ids_missing_from_the_cache_are_refused_while_offline(tmp_path, monkeypatch):
     """paper.yaml names models and datasets by hub id: with the hub off and an empty cache, every one
     is reported before any job; one put in the cache (as a download would) is accepted."""
+    from selfdistill.config import OFFLINE_VARIABLES
+
     paper = load("config/paper.yaml")
+    for variable in OFFLINE_VARIABLES:
+        monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
     check_config(paper, SCHEMA, ["config/paper.yaml"])  # online: nothing to check
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
