@@ -71,7 +71,7 @@ def same_shape_noop(jobs: list[dict], directory: Path) -> None:
     for rule, (n_out, n_log) in shape.items():
         if rule != "all":
             outs = ", ".join(f"'jobs/{rule}/{{id}}.{i}'" for i in range(n_out))
-            logs = "".join(f"\n    log: " + ", ".join(f"'logs/{rule}/{{id}}.{i}'" for i in range(n_log))) if n_log else ""
+            logs = ("\n    log: " + ", ".join(f"'logs/{rule}/{{id}}.{i}'" for i in range(n_log))) if n_log else ""
             rules.append(f"rule {rule}:\n    input: lambda wc: DEPS['{rule}'][int(wc.id)]\n    output: {outs}{logs}\n"
                          "    script: 'noop.py'\n")
     (directory / "Snakefile").write_text("\n".join(rules))
