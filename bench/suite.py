@@ -8,7 +8,7 @@ Writes bench/results/suite.json. Run it on an idle machine: every number is wall
 - dag: `snakemake -n` on config/paper.yaml (4,917 jobs, nothing downloaded) next to the same DAG as a
   no-op workflow (same rules, jobs, edges, input files, output/log counts; empty scripts), runs
   alternating, medians of 5;
-- incremental: bench/incremental.py's config and code edits after a smoke run: extra and missed jobs;
+- incremental: bench/incremental_precision.py's config and code edits after a smoke run: extra and missed jobs;
 - grading: answers per second through the math-verify process pool (2 workers), on responses
   with a boxed answer, half of them correct;
 - generation: new tokens per second sampling from the toy model with each backend, same prompts,
@@ -102,7 +102,7 @@ def bench_main_job(cores: int = 2) -> dict:
     """The default config from scratch in a copy of this checkout: wall time and peak RSS (/usr/bin/time -v),
     then a second, no-op invocation."""
     sys.path.insert(0, str(ROOT / "bench"))
-    from incremental import copy_checkout
+    from incremental_precision import copy_checkout
 
     with tempfile.TemporaryDirectory() as tmp:
         checkout = copy_checkout(Path(tmp) / "checkout")
@@ -171,9 +171,9 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
 
 def bench_incremental() -> dict:
     sys.path.insert(0, str(ROOT / "bench"))
-    import incremental
+    import incremental_precision
 
-    results = incremental.run_cases()
+    results = incremental_precision.run_cases()
     return {name: {"expected": r["expected"], "extra": len(r["extra"]), "missed": len(r["missed"])}
             for name, r in results.items()}
 

@@ -10,8 +10,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
 # The incremental-precision benchmark's cases and helpers: one definition for the bench and this test.
-from incremental import CASES, GRPO, ONPOLICY, REPORT, SFT, SMOKE as CFG, SUBSETS  # noqa: E402
-from incremental import compare, copy_checkout, planned_after, snakemake  # noqa: E402
+from incremental_precision import CASES, GRPO, ONPOLICY, REPORT, SFT, SMOKE as CFG, SUBSETS  # noqa: E402
+from incremental_precision import compare, copy_checkout, planned_after, snakemake  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Incremental precision: after a completed run, each edit below must re-run exactly the jobs it affects.
 
-    python bench/incremental.py        # ~5 min on 2 cores; writes bench/results/incremental.json
+    python bench/incremental_precision.py        # ~5 min on 2 cores; writes bench/results/incremental_precision.json
 
 Copies this checkout to a temporary directory, runs config/smoke.yaml there to completion, then for
 each edit (a config value, or a line appended to a module or script) lists the jobs a dry run would
@@ -168,7 +168,7 @@ def main():
     results = run_cases()
     for name, r in results.items():
         print(f"{name:60s} expected {r['expected']:4d}  extra {len(r['extra']):3d}  missed {len(r['missed']):3d}")
-    (REPO / "bench/results/incremental.json").write_text(json.dumps(results, indent=1) + "\n")
+    (REPO / "bench/results/incremental_precision.json").write_text(json.dumps(results, indent=1) + "\n")
 
 
 if __name__ == "__main__":
