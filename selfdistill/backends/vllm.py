@@ -15,7 +15,7 @@ import tempfile
 from pathlib import Path
 
 from selfdistill.backends import Completion, Sampling
-from selfdistill.models import load_tokenizer
+from selfdistill.models import is_full_model, load_tokenizer
 
 
 def adapter_rank(adapter_path: str) -> int:
@@ -43,8 +43,6 @@ class VLLMBackend:
         self.tokenizer, tokenizer_path = load_tokenizer(model_path), model_path
         options = dict(engine or {})
         self.lora_request = None
-        from selfdistill.models import is_full_model
-
         if adapter_path and is_full_model(adapter_path):  # finetune: full
             model_path, adapter_path = str(adapter_path), None
         if adapter_path and lora == "merge":

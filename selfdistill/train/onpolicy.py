@@ -123,7 +123,7 @@ class Teacher:
 
     def sparse(self, prompts_ids, completions, k: int):
         """(ids, log-probs) [B, L, k] of the teacher's top-k at each completion position, from the
-        scorer (vLLM, initial weights); padding positions hold uniform log-probs (masked out anyway)."""
+        scorer (vLLM, initial weights); padding positions hold a finite placeholder (masked out anyway)."""
         rows = self.scorer.prompt_topk_logprobs(prompts_ids, completions, k)
         width = max(len(c) for c in completions)
         ids = torch.zeros(len(rows), width, k, dtype=torch.long)
