@@ -45,11 +45,15 @@ def copy_checkout(dst: Path) -> Path:
     return dst
 
 
+def checkout_env(checkout: Path) -> dict:
+    """The environment for commands in a copied checkout: they import that checkout's package."""
+    return {**os.environ, "PYTHONPATH": str(checkout)}
+
+
 def snakemake(checkout: Path, *args, configfile=None, timeout=1800) -> subprocess.CompletedProcess:
-    """Snakemake in a copied checkout, importing that checkout's package (PYTHONPATH)."""
-    env = {**os.environ, "PYTHONPATH": str(checkout)}
+    """Snakemake in a copied checkout."""
     cmd = ["snakemake", "--configfile", str(configfile or checkout / "config/smoke.yaml"), *args]
-    return subprocess.run(cmd, cwd=checkout, env=env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(cmd, cwd=checkout, env=checkout_env(checkout), capture_output=True, text=True, timeout=timeout)
 
 
 def planned_outputs(checkout: Path, configfile=None) -> dict[str, set[str]]:

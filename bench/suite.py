@@ -31,6 +31,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import incremental_precision  # beside this file
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -101,12 +103,9 @@ def bench_dag(repeats: int = 5) -> dict:
 def bench_main_job(cores: int = 2) -> dict:
     """The default config from scratch in a copy of this checkout: wall time and peak RSS (/usr/bin/time -v),
     then a second, no-op invocation."""
-    sys.path.insert(0, str(ROOT / "bench"))
-    from incremental_precision import copy_checkout
-
     with tempfile.TemporaryDirectory() as tmp:
-        checkout = copy_checkout(Path(tmp) / "checkout")
-        env = {**os.environ, "PYTHONPATH": str(checkout)}
+        checkout = incremental_precision.copy_checkout(Path(tmp) / "checkout")
+        env = incremental_precision.checkout_env(checkout)
         run = subprocess.run(["/usr/bin/time", "-v", "snakemake", "--cores", str(cores)], cwd=checkout, env=env,
                              capture_output=True, text=True)
         if run.returncode:
@@ -170,9 +169,6 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
 
 
 def bench_incremental() -> dict:
-    sys.path.insert(0, str(ROOT / "bench"))
-    import incremental_precision
-
     results = incremental_precision.run_cases()
     return {name: {"expected": r["expected"], "extra": len(r["extra"]), "missed": len(r["missed"])}
             for name, r in results.items()}

@@ -22,8 +22,9 @@ model_cfg, hp, templates = param(snakemake, "model"), param(snakemake, "hp"), pa
 eval_set, grading, seed = param(snakemake, "eval_set"), param(snakemake, "grading"), int(wc.seed)
 config_slice = {"model": model_cfg, "hp": hp, "prompts": templates, "eval_set": eval_set, "grading": grading, "wildcards": dict(wc)}
 
-tokenizer = load_tokenizer(model_location(snakemake))
-model = trainable_model(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
+location = model_location(snakemake)
+tokenizer = load_tokenizer(location)
+model = trainable_model(load_model(location, dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
 checkpoint_problems = eval_problems(
     read_table(snakemake.input.eval_problems), {**eval_set, "n_problems": hp["eval_problems"]}, hp["eval_set"]
 )
@@ -60,7 +61,7 @@ scorer = None
 if wc.rollout_method == "onpolicy" and hp.get("teacher_backend", "hf") == "vllm":
     # The frozen teacher = the initial weights, served by the model's vLLM engine beside the student
     # on the same GPU (models.<name>.vllm.gpu_memory_utilization leaves the rest to training).
-    scorer = make_backend(model_cfg, model_location(snakemake), seed=seed)
+    scorer = make_backend(model_cfg, location, seed=seed)
 rows, curves = train_onpolicy(
     model, tokenizer, read_table(snakemake.input.subset), wc.rollout_method, wc.richness, wc.ablation, templates, hp,
     grading, seed, chat_kwargs=model_cfg.get("chat_kwargs"), evaluate=evaluate if hp["eval_every"] else None,

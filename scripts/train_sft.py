@@ -15,7 +15,8 @@ wc = snakemake.wildcards
 model_cfg, hp, templates, seed = param(snakemake, "model"), param(snakemake, "sft"), param(snakemake, "prompts"), int(wc.seed)
 config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, "wildcards": dict(wc)}
 
-tokenizer = load_tokenizer(model_location(snakemake))
+location = model_location(snakemake)
+tokenizer = load_tokenizer(location)
 traces = read_table(snakemake.input.traces)
 unguided = read_table(snakemake.input.unguided) if wc.ablation != "standard" else traces.iloc[:0]
 selected, selection = select_traces(traces, unguided, wc.ablation, hp["select_per_problem"])
@@ -30,7 +31,7 @@ if uncovered:
 if not examples:
     raise RuntimeError("no teacher trace was kept for any problem of this subset: raise teacher.n_samples, or set teacher.keep: all")
 
-model = trainable_model(load_model(model_location(snakemake), dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
+model = trainable_model(load_model(location, dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
 out = Path(snakemake.output.adapter)
 partial = out.parent / "partial"  # resumable state, beside the outputs Snakemake deletes on a re-run
 rows = train_sft(

@@ -46,14 +46,14 @@ def distill_token_loss(student_logits, teacher, ids, in_e_vocab, hp: dict, ablat
         top, t_top = teacher  # log-probs at temperature 1 (checked in the config)
     else:
         t = torch.log_softmax(teacher.float() / hp["temperature"], -1)
+        if hp["support"] == "teacher_topk":
+            t_top, top = t.topk(hp["topk"], dim=-1)
     in_e = in_e_vocab.expand_as(s)
+    if hp["support"] == "topk":
+        s, t, top = topk_tail(s, t, hp["topk"])
+    elif hp["support"] == "teacher_topk":
+        s, t = with_tail(s.gather(-1, top)), with_tail(t_top.float())
     if hp["support"] in ("topk", "teacher_topk"):
-        if hp["support"] == "topk":
-            s, t, top = topk_tail(s, t, hp["topk"])
-        else:
-            if not isinstance(teacher, tuple):
-                t_top, top = t.topk(hp["topk"], dim=-1)
-            s, t = with_tail(s.gather(-1, top)), with_tail(t_top.float())
         in_e = torch.cat([in_e_vocab[top], torch.zeros_like(top[..., :1], dtype=torch.bool)], -1)
     target = ablation_target(t, s, in_e, ablation)
     if hp["support"] == "sampled":
