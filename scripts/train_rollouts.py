@@ -9,7 +9,7 @@ from selfdistill.backends.hf import HFBackend
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import generate_table
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import model_location, param, start_job
+from selfdistill.jobs import launch_ranks, model_location, param, save_model, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.prompts import student_user_turn
 from selfdistill.train.onpolicy import train_onpolicy
@@ -21,10 +21,11 @@ wc = snakemake.wildcards
 model_cfg, hp, templates = param(snakemake, "model"), param(snakemake, "hp"), param(snakemake, "prompts")
 eval_set, grading, seed = param(snakemake, "eval_set"), param(snakemake, "grading"), int(wc.seed)
 config_slice = {"model": model_cfg, "hp": hp, "prompts": templates, "eval_set": eval_set, "grading": grading, "wildcards": dict(wc)}
+launch_ranks(hp.get("training"))
 
 location = model_location(snakemake)
 tokenizer = load_tokenizer(location)
-model = trainable_model(load_model(location, dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
+model = trainable_model(load_model(location, dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"), seed)
 checkpoint_problems = eval_problems(
     read_table(snakemake.input.eval_problems), {**eval_set, "n_problems": hp["eval_problems"]}, hp["eval_set"]
 )
@@ -71,13 +72,10 @@ rows, curves = train_onpolicy(
         r["step"], r["loss"], r["reward"], r["mean_length"], r["epistemic_count"], r["divergence"], r["masked_fraction"],
     ),
 )
-tmp = out.with_name(out.name + ".tmp")
-shutil.rmtree(tmp, ignore_errors=True)
-model.save_pretrained(tmp)
-tmp.rename(out)  # the adapter directory appears only when complete
-shutil.rmtree(snakemake.output.checkpoints, ignore_errors=True)
-(partial / "checkpoints").rename(snakemake.output.checkpoints)
-shutil.rmtree(partial)
-write_table(pd.DataFrame(curves, columns=["step", "eval_set", "accuracy", "mean_tokens", "epistemic_count", "epistemic_density"]),
-            snakemake.output.curves, config_slice, seed=seed)
-write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)
+if save_model(model, out):
+    shutil.rmtree(snakemake.output.checkpoints, ignore_errors=True)
+    (partial / "checkpoints").rename(snakemake.output.checkpoints)
+    shutil.rmtree(partial)
+    write_table(pd.DataFrame(curves, columns=["step", "eval_set", "accuracy", "mean_tokens", "epistemic_count", "epistemic_density"]),
+                snakemake.output.curves, config_slice, seed=seed)
+    write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)

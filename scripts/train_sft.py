@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas as pd
 
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import model_location, param, start_job
+from selfdistill.jobs import launch_ranks, model_location, param, save_model, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.train.sft import trainable_model, select_traces, sft_examples, train_sft
 
@@ -14,6 +14,7 @@ log = logging.getLogger("train_sft")
 wc = snakemake.wildcards
 model_cfg, hp, templates, seed = param(snakemake, "model"), param(snakemake, "sft"), param(snakemake, "prompts"), int(wc.seed)
 config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, "wildcards": dict(wc)}
+launch_ranks(hp.get("training"))
 
 location = model_location(snakemake)
 tokenizer = load_tokenizer(location)
@@ -31,7 +32,7 @@ if uncovered:
 if not examples:
     raise RuntimeError("no teacher trace was kept for any problem of this subset: raise teacher.n_samples, or set teacher.keep: all")
 
-model = trainable_model(load_model(location, dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"))
+model = trainable_model(load_model(location, dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"), seed)
 out = Path(snakemake.output.adapter)
 partial = out.parent / "partial"  # resumable state, beside the outputs Snakemake deletes on a re-run
 rows = train_sft(
@@ -40,10 +41,7 @@ rows = train_sft(
     state_path=partial / "state.pt",
 )
 
-tmp = out.with_name(out.name + ".tmp")
-shutil.rmtree(tmp, ignore_errors=True)
-model.save_pretrained(tmp)
-tmp.rename(out)  # the adapter directory appears only when complete
-shutil.rmtree(partial, ignore_errors=True)
-write_table(selection, snakemake.output.selection, config_slice, seed=seed)
-write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)
+if save_model(model, out):
+    shutil.rmtree(partial, ignore_errors=True)
+    write_table(selection, snakemake.output.selection, config_slice, seed=seed)
+    write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice, seed=seed)

@@ -140,6 +140,16 @@ def semantic_errors(config: dict) -> list[str]:
             if model.get("backend", "hf") != "vllm":
                 errors.append(f"models.{name}.backend = {model.get('backend', 'hf')!r}: onpolicy.teacher_backend vllm "
                               f"needs vllm-backed models; set models.{name}.backend: vllm or onpolicy.teacher_backend: hf")
+    processes = config.get("training", {}).get("processes", 1)
+    if processes > 1:
+        if onpolicy.get("teacher_backend", "hf") == "vllm":
+            errors.append(f"training.processes = {processes} with onpolicy.teacher_backend vllm: one vLLM engine per "
+                          "rank is not supported; set teacher_backend: hf or training.processes: 1")
+        for rule in ("train_sft", "train_rollouts"):
+            gpus = int(config.get("resources", {}).get(rule, {}).get("gpu", 0))
+            if gpus and gpus != processes:
+                errors.append(f"resources.{rule}.gpu = {gpus} but training.processes = {processes}: each rank needs "
+                              f"its own GPU; set both to the same number")
     for name, model in config["models"].items():
         if model["source"] == "toy":
             if "toy_pretrain" not in config:

@@ -7,8 +7,10 @@ import json
 import logging
 import os
 import resource
+import shutil
 import sys
 import time
+from pathlib import Path
 
 
 # What to lower when a job of this rule runs out of GPU memory.
@@ -36,10 +38,14 @@ def oom_advice(rule: str, error: BaseException) -> str | None:
 
 def start_job(snakemake) -> None:
     """Send logging, warnings and tracebacks of this job to its log file (and stderr)."""
+    from selfdistill import distributed
+
+    rank = os.environ.get("RANK") if distributed.is_rank_process() else None
     handlers = [logging.StreamHandler(sys.stderr)]
-    if snakemake.log:
-        handlers.append(logging.FileHandler(snakemake.log[0], mode="w"))
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    if snakemake.log:  # training ranks append to the log their launching process started
+        handlers.append(logging.FileHandler(snakemake.log[0], mode="w" if rank is None else "a"))
+    fmt = "%(asctime)s " + ("" if rank is None else f"[rank {rank}] ") + "%(name)s %(levelname)s %(message)s"
+    logging.basicConfig(level=logging.INFO, format=fmt, handlers=handlers, force=True)
     logging.captureWarnings(True)
 
     def excepthook(kind, value, tb):
@@ -49,10 +55,11 @@ def start_job(snakemake) -> None:
             logging.getLogger("job").error(advice)
 
     sys.excepthook = excepthook
-    # Before torch touches CUDA: which GPUs this job may use (see gpu_slots).
+    # Before torch touches CUDA: which GPUs this job may use (see gpu_slots); ranks inherit them.
     from selfdistill.gpu_slots import claim_for_job
 
-    claim_for_job(int(snakemake.resources.get("gpu", 0)), os.environ.get("SELFDISTILL_GPU_LOCKS", "/tmp/selfdistill-gpu-locks"))
+    if rank is None:
+        claim_for_job(int(snakemake.resources.get("gpu", 0)), os.environ.get("SELFDISTILL_GPU_LOCKS", "/tmp/selfdistill-gpu-locks"))
     # Snakemake schedules by `threads`; torch would otherwise take every core and oversubscribe.
     import torch
 
@@ -73,3 +80,28 @@ def param(snakemake, name):
 def model_location(snakemake) -> str:
     """What to load: the model directory the workflow built (an input), else the config's hub id or path."""
     return snakemake.input.get("model") or param(snakemake, "model")["source"]
+
+
+def launch_ranks(training: dict | None) -> None:
+    """With `training.processes` > 1, the job's process re-runs this script as that many ranks
+    (selfdistill.distributed) and exits with their status; in a rank (or alone) it returns."""
+    from selfdistill import distributed
+
+    status = distributed.run_as_ranks((training or {}).get("processes", 1), sys.argv)
+    if status is not None:
+        sys.exit(status)
+
+
+def save_model(model, out) -> bool:
+    """The trained adapter (or full model) at `out`, a directory that appears only when complete.
+    Every rank calls it; rank 0 writes, and is the only one told to go on writing outputs (True)."""
+    from selfdistill import distributed
+
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    if distributed.rank() == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    distributed.save_pretrained(model, tmp)
+    if distributed.rank() == 0:
+        tmp.rename(out)
+    return distributed.rank() == 0

@@ -114,3 +114,16 @@ def test_hub_ids_missing_from_the_cache_are_refused_while_offline(tmp_path, monk
     with pytest.raises(ConfigError) as err:
         check_config(paper, SCHEMA, ["config/paper.yaml"])
     assert "Qwen/Qwen3-1.7B'" not in str(err.value) and "Qwen/Qwen3-8B'" in str(err.value)
+
+
+def test_several_training_processes_need_a_gpu_each_and_the_transformers_teacher():
+    cfg = copy.deepcopy(load())
+    cfg["training"] = {"processes": 2}
+    check_config(cfg, SCHEMA, ["config/config.yaml"])  # on CPU: 2 ranks over gloo
+    cfg["resources"] = {"train_rollouts": {"gpu": 1}}
+    cfg["onpolicy"]["teacher_backend"] = "vllm"
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, SCHEMA, ["config/config.yaml"])
+    message = str(err.value)
+    assert "resources.train_rollouts.gpu = 1 but training.processes = 2" in message
+    assert "training.processes = 2 with onpolicy.teacher_backend vllm" in message

@@ -56,3 +56,17 @@ def test_full_finetuning_trains_every_weight_against_a_frozen_copy(tiny_model_di
     loaded = HFBackend.load(tiny_model_dir, tmp_path / "adapter").model
     for name, p in loaded.named_parameters():
         torch.testing.assert_close(p, dict(model.named_parameters())[name])
+
+
+def test_the_adapter_initialization_follows_the_seed(tiny_model_dir):
+    """Same seed, same adapter, whatever ran before (a job must reproduce; ranks must agree)."""
+    def adapter(seed, noise):
+        torch.manual_seed(noise)  # some earlier use of the global RNG
+        torch.rand(noise + 1)
+        model = trainable_model(load_model(tiny_model_dir), LORA, seed=seed)
+        return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    first, again, other = adapter(0, noise=1), adapter(0, noise=2), adapter(1, noise=1)
+    for name, weight in first.items():
+        torch.testing.assert_close(again[name], weight, rtol=0, atol=0)
+    assert any(not torch.equal(other[n], w) for n, w in first.items())

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "bench"))
@@ -86,3 +87,20 @@ def test_report_builds_with_figures_and_findings(smoke_run):
     assert out.returncode == 0, out.stderr[-3000:]
     html = (smoke_run / "results/report.html").read_text()
     assert "findings" in html.lower() and "accuracy_by_richness" in html
+
+
+def test_training_job_as_two_ranks_gives_the_one_process_result(smoke_run):
+    """training.processes: 2 runs the job's script as 2 ranks (accelerate launch, FSDP over gloo):
+    the same losses and checkpoint evaluations as the one-process run, logged by both ranks.
+    Last in this module: it re-runs one training job with another config."""
+    job = f"results/toy/train/{ONPOLICY[0]}"
+    before = {name: pd.read_parquet(smoke_run / job / name) for name in ("log.parquet", "curves.parquet")}
+    two_ranks = smoke_run / "config/two_ranks.yaml"
+    two_ranks.write_text(yaml.safe_dump({**CFG, "training": {"processes": 2}}))
+    out = snakemake(smoke_run, "--cores", "2", f"{job}/log.parquet", configfile=two_ranks)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    for name, table in before.items():
+        # atol: the on-policy divergence (~5e-4 here) is a difference of float32 log-probs
+        pd.testing.assert_frame_equal(pd.read_parquet(smoke_run / job / name), table, rtol=1e-4, atol=1e-6)
+    log = (smoke_run / f"logs/train_rollouts/toy/{ONPOLICY[0]}.log").read_text()
+    assert "[rank 0]" in log and "[rank 1]" in log

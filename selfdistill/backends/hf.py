@@ -7,6 +7,7 @@ from tqdm import tqdm
 
 from selfdistill.backends import Completion, Sampling
 from selfdistill.models import load_model, load_tokenizer
+from selfdistill import distributed
 
 
 class HFBackend:
@@ -33,6 +34,9 @@ class HFBackend:
         was_training = self.model.training
         self.model.eval()
         torch.manual_seed(sampling.seed)
+        # A sharded model (several training ranks) generates on every rank in lockstep: ranks whose
+        # rows all ended keep stepping until every rank is done.
+        synced = distributed.world_size() > 1
         out = []
         for start in tqdm(range(0, len(prompts), per_call), desc=desc, unit="batch", mininterval=5):
             chunk = prompts[start : start + per_call]
@@ -58,6 +62,7 @@ class HFBackend:
                     num_return_sequences=1 if greedy else sampling.n,
                     eos_token_id=eos,
                     pad_token_id=pad,
+                    synced_gpus=synced,
                 )[:, width:].tolist()
             for k, ids in enumerate(generated):
                 prompt_index, sample = start + k // sampling.n, k % sampling.n
@@ -69,4 +74,4 @@ class HFBackend:
                 text = tok.decode(text_ids, skip_special_tokens=False)
                 out.append(Completion(prompt_index, sample, ids, text, reason))
         self.model.train(was_training)
-        return out
+        return distributed.broadcast(out)  # rank 0's samples on every rank: all train on one batch

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from peft import PeftModel
 
-from selfdistill import epistemic, prompts
+from selfdistill import distributed, epistemic, prompts
 from selfdistill.backends import Sampling
 from selfdistill.backends.hf import HFBackend
 from selfdistill.grading import grade_responses
@@ -121,6 +121,14 @@ class Teacher:
         self.model.train(was_training)
         return out
 
+    def shard(self):
+        """Follow the student onto its shards: the initial copy sharded too, the EMA restarted
+        from the (sharded) initial adapter."""
+        if self.initial is not None:
+            distributed.shard(self.initial)
+        if self.mode == "ema":
+            self.ema = {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
     def sparse(self, prompts_ids, completions, k: int):
         """(ids, log-probs) [B, L, k] of the teacher's top-k at each completion position, from the
         scorer (vLLM, initial weights); padding positions hold a finite placeholder (masked out anyway)."""
@@ -189,10 +197,15 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
     rng = random.Random(seed)
     torch.manual_seed(seed)
     pad = tokenizer.pad_token_id
+    teacher = Teacher(model, hp.get("teacher", "frozen"), hp.get("ema_rate", 0.0), teacher_scorer) if method == "onpolicy" else None
+    world = distributed.world_size()
+    if world > 1:  # after the teacher copied the initial weights
+        distributed.shard(model)
+        if teacher:
+            teacher.shard()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
     backend = HFBackend(model, tokenizer, batch_size=hp["generation_batch_size"])
-    teacher = Teacher(model, hp.get("teacher", "frozen"), hp.get("ema_rate", 0.0), teacher_scorer) if method == "onpolicy" else None
     in_e_vocab = torch.zeros(len(tokenizer), dtype=torch.bool, device=model.device)
     in_e_vocab[epistemic.epistemic_token_ids(tokenizer)] = True
     n = hp["n_rollouts"]
@@ -221,7 +234,11 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
         sampling = Sampling(n, hp["temperature"], hp["top_p"], hp["top_k"], hp["max_new_tokens"], seed * 100_003 + step)
         completions = backend.generate(student_prompts, sampling, desc=f"rollouts step {step}")
         texts = [c.text for c in completions]
-        correct = rollout_rewards(completions, [batch[c.prompt_index].answer for c in completions], grading)
+        # Graded on rank 0 only: a grading timeout on one rank must not change another's batch.
+        correct = distributed.broadcast(
+            rollout_rewards(completions, [batch[c.prompt_index].answer for c in completions], grading)
+            if distributed.rank() == 0 else None
+        )
         comp_ids = [c.token_ids for c in completions]
         stu_ids = [student_prompts[c.prompt_index] for c in completions]
 
@@ -240,7 +257,7 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
         for update in range(1 if method == "onpolicy" else hp["updates_per_batch"]):
             opt.zero_grad(set_to_none=True)
             loss_sum, div_sum = 0.0, 0.0
-            for m, micro in enumerate(micros):
+            for m, (micro, weight) in enumerate(distributed.my_share(micros)):
                 logits, mask, ids = completion_logits(model, [stu_ids[k] for k in micro], [comp_ids[k] for k in micro], pad)
                 if method == "onpolicy":
                     t_args = [tea_ids[k] for k in micro], [comp_ids[k] for k in micro]
@@ -252,10 +269,12 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
                     adv = torch.tensor(advantages[micro], device=logits.device, dtype=new_logp.dtype)
                     per_token, div = grpo_token_loss(new_logp, old_logp[m], adv, hp), torch.zeros_like(new_logp)
                 loss = (per_token * mask).sum()
-                (loss / max(1, n_tokens)).backward()  # normalized by the valid tokens of the whole step
-                loss_sum += loss.item()
-                div_sum += (div * mask).sum().item()
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"]).item() if keep else 0.0
+                # Normalized by the valid tokens of the whole step; x world: ranks' gradients are averaged.
+                (loss * (weight * world / max(1, n_tokens))).backward()
+                loss_sum += loss.item() * weight
+                div_sum += (div * mask).sum().item() * weight
+            loss_sum, div_sum = distributed.all_sum(loss_sum), distributed.all_sum(div_sum)
+            grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])).item() if keep else 0.0
             if keep:
                 opt.step()
         if teacher:
@@ -280,7 +299,7 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
             on_step(log_rows[-1])
         done = step + 1
         if checkpoint_dir and hp["checkpoint_every"] and done % hp["checkpoint_every"] == 0:
-            model.save_pretrained(Path(checkpoint_dir) / f"step{done}")
+            distributed.save_pretrained(model, Path(checkpoint_dir) / f"step{done}")
         if evaluate and hp["eval_every"] and (done % hp["eval_every"] == 0 or done == hp["steps"]):
             eval_rows.append({"step": done, **evaluate(model)})
         if state_path and hp["checkpoint_every"] and done % hp["checkpoint_every"] == 0:

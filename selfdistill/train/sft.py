@@ -9,7 +9,7 @@ import pandas as pd
 import torch
 from peft import LoraConfig, get_peft_model
 
-from selfdistill import prompts
+from selfdistill import distributed, prompts
 from selfdistill.train import state
 from selfdistill.train.batching import build_batch, completion_nll_sum
 
@@ -34,10 +34,12 @@ def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, template
     return examples, sorted(uncovered)
 
 
-def trainable_model(model, lora: dict, training: dict | None = None):
+def trainable_model(model, lora: dict, training: dict | None = None, seed: int = 0):
     """The model to train: a LoRA adapter on it, or all of its weights (`finetune: full`); with
-    `gradient_checkpointing`, activations are recomputed in backward (less memory, more compute)."""
+    `gradient_checkpointing`, activations are recomputed in backward (less memory, more compute).
+    The adapter's random initialization comes from `seed` (the same on every training rank)."""
     training = training or {}
+    torch.manual_seed(seed)
     if training.get("gradient_checkpointing"):
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if training.get("finetune", "lora") == "full":
@@ -65,6 +67,9 @@ def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, sta
     """
     rng = random.Random(seed)
     torch.manual_seed(seed)
+    world = distributed.world_size()
+    if world > 1:
+        distributed.shard(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
     steps_per_epoch = max(1, len(examples) // hp["batch_size"])
@@ -87,12 +92,14 @@ def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, sta
         n_total = sum(len(examples[i][1]) for i in idx)
         opt.zero_grad(set_to_none=True)
         loss_sum = 0.0
-        for m in micro:
+        for m, weight in distributed.my_share(micro):
             batch = build_batch([examples[i][0] for i in m], [examples[i][1] for i in m], pad)
             nll, _ = completion_nll_sum(model, {k: v.to(model.device) for k, v in batch.items()})
-            (nll / n_total).backward()
-            loss_sum += nll.item()
-        grad_norm = torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"]).item()
+            # Sharded gradients are averaged over ranks: x world makes them the sum over the step.
+            (nll * (weight * world / n_total)).backward()
+            loss_sum += nll.item() * weight
+        loss_sum = distributed.all_sum(loss_sum)
+        grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])).item()
         lr = sched.get_last_lr()[0]
         opt.step()
         sched.step()

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import os
 import random
-from pathlib import Path
 
 import torch
+
+from selfdistill import distributed
 
 
 def capture(model, optimizer, step: int, rng: random.Random, **extra) -> dict:
@@ -26,19 +27,24 @@ def capture(model, optimizer, step: int, rng: random.Random, **extra) -> dict:
 
 
 def save(path, state: dict) -> None:
-    path = Path(path)
+    path = distributed.rank_file(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
+    distributed.barrier()  # ranks replace their files together: a kill leaves one step on all ranks
     os.replace(tmp, path)
 
 
 def restore(path, model, optimizer, rng: random.Random) -> dict | None:
     """Load the state at `path` into model / optimizer / RNGs; returns it (None: start fresh)."""
-    path = Path(path) if path else None
-    if path is None or not path.exists():
+    path = distributed.rank_file(path)
+    state = torch.load(path, weights_only=False) if path is not None and path.exists() else None
+    steps = distributed.all_gather(state and state["step"])
+    if len(set(steps)) > 1:  # a kill between two ranks' renames: their shards are of different steps
+        raise RuntimeError(f"the ranks' saved training states are of different steps {steps}; delete {path.parent} "
+                           "and re-run (training starts over)")
+    if state is None:
         return None
-    state = torch.load(path, weights_only=False)
     params = dict(model.named_parameters())
     with torch.no_grad():
         for name, value in state["trainable"].items():

@@ -1,0 +1,150 @@
+"""Training across processes, one per GPU (`training.processes: N`, for full fine-tuning of
+models whose weights, gradients and optimizer state do not fit one GPU).
+
+The job's own process re-runs its script as N ranks under `accelerate launch`; each rank shards
+the model with FSDP2 (torch's `fully_shard`: every decoder layer one unit). Rollouts are sampled
+on every rank in lockstep (a sharded forward is a collective) and rank 0's are kept, so every
+rank trains on the same batch and the result does not depend on N; each rank takes its share of
+the micro-batches; rank 0 writes the outputs. On CPU the same code runs over gloo, which is how
+the tests compare N = 2 with one process.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+
+def world_size() -> int:
+    return dist.get_world_size() if dist.is_initialized() else 1
+
+
+def rank() -> int:
+    return dist.get_rank() if dist.is_initialized() else 0
+
+
+def is_rank_process() -> bool:
+    """True in a process started by `accelerate launch` / torchrun (they set LOCAL_RANK)."""
+    return "LOCAL_RANK" in os.environ
+
+
+def launch_command(processes: int, argv: list[str], port: int) -> list[str]:
+    # --multi_gpu selects torchrun's launcher; on a machine without GPUs it runs the ranks on CPU.
+    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
+            "--num_processes", str(processes), "--main_process_port", str(port),
+            "--mixed_precision", "no", "--dynamo_backend", "no", *argv]
+
+
+def run_as_ranks(processes: int, argv: list[str]) -> int | None:
+    """In the job's process with processes > 1: run this script (`argv`, i.e. sys.argv) as that
+    many ranks and return their exit status (the caller exits with it). In a rank: join the
+    process group, return None; with one process: return None."""
+    if is_rank_process():
+        init()
+        return None
+    if processes <= 1:
+        return None
+    with socket.socket() as s:  # a free port for the ranks' rendezvous
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    return subprocess.run(launch_command(processes, argv, port)).returncode
+
+
+def init() -> None:
+    """Join the process group (nccl on GPUs, gloo on CPU); each rank uses GPU LOCAL_RANK of the
+    ones the job claimed."""
+    if dist.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
+    atexit.register(dist.destroy_process_group)
+
+
+def shard(model):
+    """FSDP2, in place: each decoder layer one unit, then the causal LM itself: for a PEFT model
+    the wrapped one, whose forward `generate` calls (its embeddings and head must be gathered)."""
+    from torch.distributed.fsdp import fully_shard
+
+    lm = model.get_base_model() if hasattr(model, "get_base_model") else model
+    layer_types = set(lm._no_split_modules or ())
+    for module in lm.modules():
+        if type(module).__name__ in layer_types:
+            fully_shard(module)
+    fully_shard(lm)
+    return model
+
+
+def full(value):
+    """The whole tensor behind a DTensor (a sharded weight, the grad norm of sharded parameters);
+    a collective for a sharded one."""
+    return value.full_tensor() if hasattr(value, "full_tensor") else value
+
+
+def my_share(items: list) -> list[tuple[object, float]]:
+    """This rank's items with weight 1, padded with weight-0 repeats of the first item so every
+    rank runs the same number of forward/backward passes (each is a collective under FSDP)."""
+    if not items:
+        return []
+    share = items[rank() :: world_size()]
+    count = math.ceil(len(items) / world_size())
+    return [(item, 1.0) for item in share] + [(items[0], 0.0)] * (count - len(share))
+
+
+def all_sum(value: float) -> float:
+    if world_size() == 1:
+        return value
+    total = torch.tensor([value], dtype=torch.float64)
+    dist.all_reduce(total)
+    return float(total)
+
+
+def all_gather(obj) -> list:
+    """Every rank's object, in rank order."""
+    if world_size() == 1:
+        return [obj]
+    out = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def barrier() -> None:
+    if world_size() > 1:
+        dist.barrier()
+
+
+def broadcast(obj):
+    """Rank 0's object on every rank."""
+    if world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+def rank_file(path) -> Path | None:
+    """Per-rank resumable state: rank r of N > 1 keeps its shards in `<stem>.rank<r><suffix>`."""
+    if path is None or world_size() == 1:
+        return Path(path) if path else None
+    path = Path(path)
+    return path.with_name(f"{path.stem}.rank{rank()}{path.suffix}")
+
+
+def save_pretrained(model, path) -> None:
+    """`model.save_pretrained(path)`, gathering sharded trainable weights to rank 0 first (every
+    rank must call it). Trainable weights are all a LoRA adapter or a fully fine-tuned model has."""
+    if world_size() == 1:
+        model.save_pretrained(path)
+        return
+    weights = {n: full(p.detach()).cpu() for n, p in model.named_parameters() if p.requires_grad}
+    if rank() == 0:
+        model.save_pretrained(path, state_dict=weights)
+    dist.barrier()

@@ -1,0 +1,48 @@
+"""Trains the tiny model for tests/test_distributed.py, alone or as one of several ranks.
+
+    python tests/distributed_worker.py '<json: model_dir, out, method, finetune, steps, processes, state>'
+"""
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from selfdistill import distributed
+
+
+def main(args: dict) -> None:
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.onpolicy import train_onpolicy
+    from selfdistill.train.sft import train_sft, trainable_model
+
+    from test_onpolicy import CFG, GRADING, SUBSET, TEMPLATES, _hp
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    tok = load_tokenizer(args["model_dir"])
+    model = trainable_model(load_model(args["model_dir"]), {**CFG["lora"], "r": 4}, {"finetune": args["finetune"]})
+    if args["method"] == "sft":
+        # 12 fixed examples of different lengths; 2 steps of 3 micro-batches: one rank pads its share.
+        examples = [([5 + i, 6, 7], [8 + (i * 7) % 50 for _ in range(3 + i % 4)] + [2]) for i in range(12)]
+        hp = {"lr": 1e-2, "epochs": 1, "batch_size": 6, "micro_batch_size": 2, "max_grad_norm": 1.0, "checkpoint_every": 1}
+        rows = train_sft(model, tok, examples, hp, seed=0, state_path=args["state"])
+    else:
+        # 2 prompts x 4 rollouts in micro-batches of 3: 3 micro-batches over 2 ranks.
+        hp = _hp(lr=1e-2, steps=args["steps"], prompts_per_step=2, micro_batch_size=3, checkpoint_every=1)
+        subset = SUBSET.assign(problem_id=["p0"]).pipe(lambda s: s.loc[s.index.repeat(2)].assign(repeat=[0, 1]))
+        rows, _ = train_onpolicy(model, tok, subset, args["method"], "solution", "standard", TEMPLATES, hp, GRADING,
+                                 seed=0, state_path=args["state"])
+    distributed.save_pretrained(model, Path(args["out"]) / "model")
+    if distributed.rank() == 0:
+        (Path(args["out"]) / "rows.json").write_text(json.dumps(rows))
+
+
+if __name__ == "__main__":
+    arguments = json.loads(sys.argv[1])
+    status = distributed.run_as_ranks(arguments["processes"], sys.argv)
+    if status is not None:
+        sys.exit(status)
+    sys.path.insert(0, str(Path(__file__).parent))
+    main(arguments)

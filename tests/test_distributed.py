@@ -1,0 +1,68 @@
+"""Training as 2 ranks (`training.processes: 2`: accelerate launch, FSDP2 over gloo on CPU) gives
+what one process gives: the same per-step log and the same trained weights."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+WORKER = "tests/distributed_worker.py"
+
+
+def _train(tmp_path, name, launcher=(), **args):
+    out = tmp_path / name
+    out.mkdir()
+    args = {"out": str(out), "steps": 2, "state": None, **args}
+    cmd = [sys.executable, *launcher, WORKER, json.dumps(args)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    weights = next((out / "model").glob("*.safetensors"))
+    return json.loads((out / "rows.json").read_text()), load_file(weights)
+
+
+def _assert_same(one, two, keys):
+    (rows_1, weights_1), (rows_2, weights_2) = one, two
+    assert len(rows_1) == len(rows_2) == 2
+    for r1, r2 in zip(rows_1, rows_2):
+        for key in keys:
+            assert r2[key] == pytest.approx(r1[key], rel=1e-4, abs=1e-6), key
+    assert weights_1.keys() == weights_2.keys()
+    for name, w in weights_1.items():
+        torch.testing.assert_close(weights_2[name], w, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("method, finetune", [("sft", "lora"), ("onpolicy", "full"), ("grpo", "lora")])
+def test_two_ranks_train_as_one_process(tiny_model_dir, tmp_path, method, finetune):
+    common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune}
+    one = _train(tmp_path, "one", processes=1, **common)
+    two = _train(tmp_path, "two", processes=2, **common)
+    keys = ["loss", "grad_norm", "tokens"] + ([] if method == "sft" else ["reward", "mean_length", "masked_fraction"])
+    _assert_same(one, two, keys)
+    if finetune == "full":
+        assert any(".mlp." in name for name in two[1])  # the whole model was gathered and saved
+
+
+def test_two_ranks_resume_from_their_shards(tiny_model_dir, tmp_path):
+    """Each rank saves its own shard of the training state; a re-run resumes from them."""
+    common = {"model_dir": tiny_model_dir, "method": "onpolicy", "finetune": "lora", "processes": 2}
+    state = str(tmp_path / "partial" / "state.pt")
+    _train(tmp_path, "first", steps=1, state=state, **common)
+    assert sorted(p.name for p in (tmp_path / "partial").iterdir()) == ["state.rank0.pt", "state.rank1.pt"]
+    resumed = _train(tmp_path, "resumed", state=state, **common)
+    uninterrupted = _train(tmp_path, "uninterrupted", **common)
+    _assert_same(uninterrupted, resumed, ["loss", "grad_norm", "reward"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA (run on a GPU machine)")
+@pytest.mark.parametrize("method, finetune", [("onpolicy", "lora"), ("onpolicy", "full")])
+def test_one_rank_per_gpu_trains_as_one_process(tiny_model_dir, tmp_path, method, finetune):
+    """The CUDA path (nccl, sharded parameters on the GPUs, synced generation), as many ranks as GPUs."""
+    ranks = torch.cuda.device_count()
+    common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune}
+    one = _train(tmp_path, "one", processes=1, **common)
+    torchrun = ("-m", "torch.distributed.run", "--nproc_per_node", str(ranks))
+    sharded = _train(tmp_path, "sharded", launcher=torchrun, processes=ranks, **common)
+    _assert_same(one, sharded, ["loss", "grad_norm", "reward", "mean_length"])
