@@ -71,8 +71,12 @@ def init() -> None:
 
 def shard(model):
     """FSDP2, in place: each decoder layer one unit, then the causal LM itself: for a PEFT model
-    the wrapped one, whose forward `generate` calls (its embeddings and head must be gathered)."""
+    the wrapped one, whose forward `generate` calls (its embeddings and head must be gathered).
+    A single process keeps the model as it is."""
     from torch.distributed.fsdp import fully_shard
+
+    if world_size() == 1:
+        return model
 
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     layer_types = set(lm._no_split_modules or ())

@@ -1,6 +1,6 @@
 """Trains the tiny model for tests/test_distributed.py, alone or as one of several ranks.
 
-    python tests/distributed_worker.py '<json: model_dir, out, method, finetune, steps, processes, state>'
+    python tests/distributed_worker.py '<json: model_dir, out, method, finetune, steps, processes, state[, teacher]>'
 """
 
 import json
@@ -30,7 +30,8 @@ def main(args: dict) -> None:
         rows = train_sft(model, tok, examples, hp, seed=0, state_path=args["state"])
     else:
         # 2 prompts x 4 rollouts in micro-batches of 3: 3 micro-batches over 2 ranks.
-        hp = _hp(lr=1e-2, steps=args["steps"], prompts_per_step=2, micro_batch_size=3, checkpoint_every=1)
+        hp = _hp(lr=1e-2, steps=args["steps"], prompts_per_step=2, micro_batch_size=3, checkpoint_every=1,
+                 teacher=args.get("teacher", "frozen"), ema_rate=0.5)
         subset = SUBSET.assign(problem_id=["p0"]).pipe(lambda s: s.loc[s.index.repeat(2)].assign(repeat=[0, 1]))
         rows, _ = train_onpolicy(model, tok, subset, args["method"], "solution", "standard", TEMPLATES, hp, GRADING,
                                  seed=0, state_path=args["state"])

@@ -34,9 +34,10 @@ def _assert_same(one, two, keys):
         torch.testing.assert_close(weights_2[name], w, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method, finetune", [("sft", "lora"), ("onpolicy", "full"), ("grpo", "lora")])
-def test_two_ranks_train_as_one_process(tiny_model_dir, tmp_path, method, finetune):
-    common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune}
+@pytest.mark.parametrize("method, finetune, teacher", [("sft", "lora", None), ("onpolicy", "full", "frozen"),
+                                                      ("onpolicy", "lora", "ema"), ("grpo", "lora", None)])
+def test_two_ranks_train_as_one_process(tiny_model_dir, tmp_path, method, finetune, teacher):
+    common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune, "teacher": teacher}
     one = _train(tmp_path, "one", processes=1, **common)
     two = _train(tmp_path, "two", processes=2, **common)
     keys = ["loss", "grad_norm", "tokens"] + ([] if method == "sft" else ["reward", "mean_length", "masked_fraction"])

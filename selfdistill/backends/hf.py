@@ -5,9 +5,9 @@ from __future__ import annotations
 import torch
 from tqdm import tqdm
 
+from selfdistill import distributed
 from selfdistill.backends import Completion, Sampling
 from selfdistill.models import load_model, load_tokenizer
-from selfdistill import distributed
 
 
 class HFBackend:

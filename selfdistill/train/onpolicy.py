@@ -199,10 +199,9 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
     pad = tokenizer.pad_token_id
     teacher = Teacher(model, hp.get("teacher", "frozen"), hp.get("ema_rate", 0.0), teacher_scorer) if method == "onpolicy" else None
     world = distributed.world_size()
-    if world > 1:  # after the teacher copied the initial weights
-        distributed.shard(model)
-        if teacher:
-            teacher.shard()
+    distributed.shard(model)  # after the teacher copied the initial weights
+    if teacher:
+        teacher.shard()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
     backend = HFBackend(model, tokenizer, batch_size=hp["generation_batch_size"])

@@ -68,8 +68,7 @@ def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, sta
     rng = random.Random(seed)
     torch.manual_seed(seed)
     world = distributed.world_size()
-    if world > 1:
-        distributed.shard(model)
+    distributed.shard(model)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
     steps_per_epoch = max(1, len(examples) // hp["batch_size"])
