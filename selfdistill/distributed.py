@@ -17,6 +17,7 @@ import os
 import socket
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -85,6 +86,24 @@ def shard(model):
             fully_shard(module)
     fully_shard(lm)
     return model
+
+
+@contextmanager
+def gathered(model):
+    """Keep a sharded model's weights whole once gathered, for the duration (sampling: one
+    all-gather per layer, not one per token; the whole model's memory on every rank meanwhile)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    units = [m for m in model.modules() if isinstance(m, FSDPModule)]
+    for unit in units:
+        unit.set_reshard_after_forward(False, recurse=False)
+    try:
+        yield model
+    finally:
+        for unit in units:
+            unit.reshard()
+        for unit in units[1:]:  # the root (outermost) unit keeps FSDP's default for it: no reshard
+            unit.set_reshard_after_forward(True, recurse=False)
 
 
 def full(value):

@@ -2,6 +2,7 @@
 what one process gives: the same per-step log and the same trained weights."""
 
 import json
+import os
 import subprocess
 import sys
 
@@ -12,15 +13,20 @@ from safetensors.torch import load_file
 WORKER = "tests/distributed_worker.py"
 
 
-def _train(tmp_path, name, launcher=(), **args):
+def _train(tmp_path, name, launcher=(), on_gpus=False, **args):
     out = tmp_path / name
     out.mkdir()
     args = {"out": str(out), "steps": 2, "state": None, **args}
     cmd = [sys.executable, *launcher, WORKER, json.dumps(args)]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=_env(on_gpus))
     assert done.returncode == 0, done.stderr[-3000:]
     weights = next((out / "model").glob("*.safetensors"))
     return json.loads((out / "rows.json").read_text()), load_file(weights)
+
+
+def _env(on_gpus=False):
+    """Ranks on CPU (gloo) unless asked for GPUs: 2 ranks need 2 GPUs, a machine may have one."""
+    return {**os.environ, **({} if on_gpus else {"CUDA_VISIBLE_DEVICES": ""})}
 
 
 def _assert_same(one, two, keys):
@@ -63,7 +69,39 @@ def test_one_rank_per_gpu_trains_as_one_process(tiny_model_dir, tmp_path, method
     """The CUDA path (nccl, sharded parameters on the GPUs, synced generation), as many ranks as GPUs."""
     ranks = torch.cuda.device_count()
     common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune}
-    one = _train(tmp_path, "one", processes=1, **common)
+    one = _train(tmp_path, "one", processes=1, on_gpus=True, **common)
     torchrun = ("-m", "torch.distributed.run", "--nproc_per_node", str(ranks))
-    sharded = _train(tmp_path, "sharded", launcher=torchrun, processes=ranks, **common)
+    sharded = _train(tmp_path, "sharded", launcher=torchrun, on_gpus=True, processes=ranks, **common)
     _assert_same(one, sharded, ["loss", "grad_norm", "reward", "mean_length"])
+
+
+def test_sampling_gathers_the_weights_once(tiny_model_dir, tmp_path):
+    """While a sharded model samples, its weights stay whole (no all-gather per token); afterwards
+    they are sharded again and the samples equal those of the model sharded throughout."""
+    script = f"""
+import json, sys, torch
+from selfdistill import distributed
+from selfdistill.models import load_model
+status = distributed.run_as_ranks(2, sys.argv)
+if status is not None:
+    sys.exit(status)
+model = distributed.shard(load_model({tiny_model_dir!r}))
+sample = lambda: model.generate(input_ids=torch.tensor([[5, 6, 7]]), do_sample=True, max_new_tokens=12,
+                                min_new_tokens=12, synced_gpus=True, pad_token_id=0)
+torch.manual_seed(0)
+sharded = sample()
+with distributed.gathered(model):
+    torch.manual_seed(0)
+    whole = sample()
+    kinds = {{type(p).__name__ for p in model.parameters()}}
+after = {{type(p).__name__ for p in model.parameters()}}
+if distributed.rank() == 0:
+    json.dump({{"same": torch.equal(sharded, whole), "kinds": sorted(kinds), "after": sorted(after)}},
+              open({str(tmp_path / "out.json")!r}, "w"))
+"""
+    (tmp_path / "gathered.py").write_text(script)
+    done = subprocess.run([sys.executable, str(tmp_path / "gathered.py")], capture_output=True, text=True, timeout=300,
+                          env=_env())
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((tmp_path / "out.json").read_text())
+    assert result == {"same": True, "kinds": ["Parameter"], "after": ["DTensor"]}

@@ -89,12 +89,13 @@ def test_report_builds_with_figures_and_findings(smoke_run):
     assert "findings" in html.lower() and "accuracy_by_richness" in html
 
 
-def test_training_job_as_two_ranks_gives_the_one_process_result(smoke_run):
+def test_training_job_as_two_ranks_gives_the_one_process_result(smoke_run, monkeypatch):
     """training.processes: 2 runs the job's script as 2 ranks (accelerate launch, FSDP over gloo):
     the same losses and checkpoint evaluations as the one-process run, logged by both ranks.
     Last in this module: it re-runs one training job with another config."""
     job = f"results/toy/train/{ONPOLICY[0]}"
     before = {name: pd.read_parquet(smoke_run / job / name) for name in ("log.parquet", "curves.parquet")}
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # 2 ranks need 2 GPUs; on CPU they run anywhere
     two_ranks = smoke_run / "config/two_ranks.yaml"
     two_ranks.write_text(yaml.safe_dump({**CFG, "training": {"processes": 2}}))
     out = snakemake(smoke_run, "--cores", "2", f"{job}/log.parquet", configfile=two_ranks)

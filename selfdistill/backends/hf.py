@@ -34,8 +34,8 @@ class HFBackend:
         was_training = self.model.training
         self.model.eval()
         torch.manual_seed(sampling.seed)
-        # A sharded model (several training ranks) generates on every rank in lockstep: ranks whose
-        # rows all ended keep stepping until every rank is done.
+        # A sharded model (several training ranks) generates on every rank in lockstep, its weights
+        # gathered once per call: ranks whose rows all ended keep stepping until every rank is done.
         synced = distributed.world_size() > 1
         out = []
         for start in tqdm(range(0, len(prompts), per_call), desc=desc, unit="batch", mininterval=5):
@@ -50,7 +50,7 @@ class HFBackend:
             greedy = sampling.temperature == 0
             if greedy:  # generate() refuses several sequences per prompt without sampling: repeat rows
                 input_ids, attention = input_ids.repeat_interleave(sampling.n, 0), attention.repeat_interleave(sampling.n, 0)
-            with torch.no_grad():
+            with torch.no_grad(), distributed.gathered(self.model):
                 generated = self.model.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=attention.to(self.device),
