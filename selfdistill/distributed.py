@@ -155,10 +155,10 @@ def broadcast(obj):
 
 def rank_file(path) -> Path | None:
     """Per-rank resumable state: rank r of N > 1 keeps its shards in `<stem>.rank<r><suffix>`."""
-    if path is None or world_size() == 1:
-        return Path(path) if path else None
+    if path is None:
+        return None
     path = Path(path)
-    return path.with_name(f"{path.stem}.rank{rank()}{path.suffix}")
+    return path if world_size() == 1 else path.with_name(f"{path.stem}.rank{rank()}{path.suffix}")
 
 
 def save_pretrained(model, path) -> None:

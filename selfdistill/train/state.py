@@ -31,7 +31,7 @@ def save(path, state: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(state, tmp)
-    distributed.barrier()  # ranks replace their files together: a kill leaves one step on all ranks
+    distributed.barrier()  # ranks replace their files together (restore refuses shards of different steps)
     os.replace(tmp, path)
 
 
