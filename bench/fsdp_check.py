@@ -41,7 +41,8 @@ def build(arch: dict, dtype):
 
 def train(args) -> dict:
     """3 full fine-tuning steps; per-step loss, wall time, and this process's peak GPU memory."""
-    distributed.init() if distributed.is_rank_process() else None
+    if distributed.is_rank_process():
+        distributed.init()
     arch = TINY if args.tiny else QWEN3_1_7B
     dtype = torch.float32 if args.tiny else torch.bfloat16
     model = trainable_model(build(arch, dtype), {}, {"finetune": "full", "gradient_checkpointing": True})

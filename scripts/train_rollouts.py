@@ -6,10 +6,11 @@ import pandas as pd
 
 from selfdistill.backends import Sampling, make_backend
 from selfdistill.backends.hf import HFBackend
+from selfdistill.distributed import launch_ranks, save_model
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import generate_table
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import launch_ranks, model_location, param, save_model, start_job
+from selfdistill.jobs import model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.prompts import student_user_turn
 from selfdistill.train.onpolicy import train_onpolicy

@@ -4,8 +4,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from selfdistill.distributed import launch_ranks, save_model
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import launch_ranks, model_location, param, save_model, start_job
+from selfdistill.jobs import model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.train.sft import trainable_model, select_traces, sft_examples, train_sft
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import math
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -94,6 +95,9 @@ def gathered(model):
     all-gather per layer, not one per token; the whole model's memory on every rank meanwhile)."""
     from torch.distributed.fsdp import FSDPModule
 
+    if world_size() == 1:  # nothing sharded (generation outside training, or one process)
+        yield model
+        return
     units = [m for m in model.modules() if isinstance(m, FSDPModule)]
     for unit in units:
         unit.set_reshard_after_forward(False, recurse=False)
@@ -171,3 +175,24 @@ def save_pretrained(model, path) -> None:
     if rank() == 0:
         model.save_pretrained(path, state_dict=weights)
     dist.barrier()
+
+
+def launch_ranks(training: dict | None) -> None:
+    """In a training script: with `training.processes` > 1, the job's process re-runs the script as
+    that many ranks and exits with their status; in a rank (or alone) it returns."""
+    status = run_as_ranks((training or {}).get("processes", 1), sys.argv)
+    if status is not None:
+        sys.exit(status)
+
+
+def save_model(model, out) -> bool:
+    """The trained adapter (or full model) at `out`, a directory that appears only when complete.
+    Every rank calls it; rank 0 writes, and is the only one told to go on writing outputs (True)."""
+    out = Path(out)
+    tmp = out.with_name(out.name + ".tmp")
+    if rank() == 0:
+        shutil.rmtree(tmp, ignore_errors=True)
+    save_pretrained(model, tmp)
+    if rank() == 0:
+        tmp.rename(out)
+    return rank() == 0

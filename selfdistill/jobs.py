@@ -7,10 +7,8 @@ import json
 import logging
 import os
 import resource
-import shutil
 import sys
 import time
-from pathlib import Path
 
 
 # What to lower when a job of this rule runs out of GPU memory.
@@ -38,9 +36,9 @@ def oom_advice(rule: str, error: BaseException) -> str | None:
 
 def start_job(snakemake) -> None:
     """Send logging, warnings and tracebacks of this job to its log file (and stderr)."""
-    from selfdistill import distributed
-
-    rank = os.environ.get("RANK") if distributed.is_rank_process() else None
+    # A training rank (selfdistill.distributed; accelerate launch sets LOCAL_RANK and RANK). Not
+    # imported from there: every job would then depend on that module's code.
+    rank = os.environ.get("RANK") if "LOCAL_RANK" in os.environ else None
     handlers = [logging.StreamHandler(sys.stderr)]
     if snakemake.log:  # training ranks append to the log their launching process started
         handlers.append(logging.FileHandler(snakemake.log[0], mode="w" if rank is None else "a"))
@@ -81,27 +79,3 @@ def model_location(snakemake) -> str:
     """What to load: the model directory the workflow built (an input), else the config's hub id or path."""
     return snakemake.input.get("model") or param(snakemake, "model")["source"]
 
-
-def launch_ranks(training: dict | None) -> None:
-    """With `training.processes` > 1, the job's process re-runs this script as that many ranks
-    (selfdistill.distributed) and exits with their status; in a rank (or alone) it returns."""
-    from selfdistill import distributed
-
-    status = distributed.run_as_ranks((training or {}).get("processes", 1), sys.argv)
-    if status is not None:
-        sys.exit(status)
-
-
-def save_model(model, out) -> bool:
-    """The trained adapter (or full model) at `out`, a directory that appears only when complete.
-    Every rank calls it; rank 0 writes, and is the only one told to go on writing outputs (True)."""
-    from selfdistill import distributed
-
-    out = Path(out)
-    tmp = out.with_name(out.name + ".tmp")
-    if distributed.rank() == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-    distributed.save_pretrained(model, tmp)
-    if distributed.rank() == 0:
-        tmp.rename(out)
-    return distributed.rank() == 0

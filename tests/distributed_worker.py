@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pandas as pd
 import torch
 
 from selfdistill import distributed
@@ -32,7 +33,7 @@ def main(args: dict) -> None:
         # 2 prompts x 4 rollouts in micro-batches of 3: 3 micro-batches over 2 ranks.
         hp = _hp(lr=1e-2, steps=args["steps"], prompts_per_step=2, micro_batch_size=3, checkpoint_every=1,
                  teacher=args.get("teacher", "frozen"), ema_rate=0.5)
-        subset = SUBSET.assign(problem_id=["p0"]).pipe(lambda s: s.loc[s.index.repeat(2)].assign(repeat=[0, 1]))
+        subset = pd.concat([SUBSET.assign(repeat=k) for k in range(2)], ignore_index=True)
         rows, _ = train_onpolicy(model, tok, subset, args["method"], "solution", "standard", TEMPLATES, hp, GRADING,
                                  seed=0, state_path=args["state"])
     distributed.save_pretrained(model, Path(args["out"]) / "model")

@@ -44,3 +44,10 @@ def test_hash_follows_module_content(tmp_path):
     other = tmp_path / "other.py"
     other.write_text("import selfdistill.stats\n")
     assert code_hash(other) != first
+
+
+def test_report_jobs_do_not_depend_on_training_code():
+    """Every script imports jobs.py: it must not pull training modules into every job's code param."""
+    for script in ("summarize", "figures", "statistics", "coverage_subset"):
+        assert not {"distributed.py", "train/onpolicy.py"} & modules(SCRIPTS / f"{script}.py"), script
+    assert "distributed.py" in modules(SCRIPTS / "train_sft.py")
