@@ -5,7 +5,6 @@ import re
 from pathlib import Path
 
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
 import selfdistill
 from selfdistill.code import code_hash
@@ -20,11 +19,11 @@ if Path(selfdistill.__file__).resolve().parent != PKG.resolve():
         f"checkout's {PKG}: run `pip install -e {workflow.basedir}`"
     )
 
-# Clear messages first (naming key, value, file and fix); then Snakemake's own validation.
+# Every problem with the config, each named with key, value, file and fix, before any job; the
+# schema's defaults are filled in, so rules and scripts read every key directly.
 check_config(
     config, Path(workflow.basedir) / "config/schema.yaml", workflow.configfiles
 )
-validate(config, "../config/schema.yaml")
 
 
 wildcard_constraints:
@@ -100,6 +99,13 @@ def model_input(wildcards):
 
 def model_slice(model):
     return canon(config["models"][model])
+
+
+def toy_pretrain_spec():
+    """toy_pretrain with its largest operand: set there, else the training dataset's (a toy one)."""
+    train = config["datasets"][config["train_dataset"]]
+    default = train["toy"]["max_operand"] if train["loader"] == "toy" else 9
+    return {"max_operand": default, **config["toy_pretrain"]}
 
 
 def dataset_file(name):

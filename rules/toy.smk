@@ -20,14 +20,7 @@ rule pretrain_toy:
     params:
         code=code("pretrain_toy"),
         # A function: only toy-world configs have toy_pretrain.
-        spec=lambda wc: canon(
-            {
-                **config["toy_pretrain"],
-                "max_operand": config["datasets"][config["train_dataset"]]["toy"][
-                    "max_operand"
-                ],
-            }
-        ),
+        spec=lambda wc: canon(toy_pretrain_spec()),
         prompts=canon(config["prompts"]),
     script:
         "../scripts/pretrain_toy.py"

@@ -2,7 +2,7 @@ from selfdistill.backends import Sampling, make_backend
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import finish_shards, generate_table, shards
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import model_location, param, start_job
+from selfdistill.jobs import job_key, model_location, param, start_job
 from selfdistill.prompts import student_user_turn
 
 start_job(snakemake)
@@ -26,7 +26,7 @@ table = generate_table(
     grading,
     model.get("chat_kwargs"),
     desc=f"eval {wc.variant} {wc.eval_set}",
-    **shards(snakemake.output[0], param(snakemake, "generation")),
+    **shards(snakemake.output[0], param(snakemake, "generation"), job_key(snakemake)),
 )
 config_slice = {"model": model, "eval_set": eval_set, "student_prompt": template, "grading": grading, "wildcards": dict(wc)}
 write_table(table, snakemake.output[0], config_slice, seed=eval_set["seed"])

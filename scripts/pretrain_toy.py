@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from selfdistill.io import read_table, write_table
+from selfdistill.io import apply_umask, read_table, write_table
 from selfdistill.jobs import param, start_job
 from selfdistill.toy_model import pretrain
 
@@ -18,5 +18,6 @@ tmp = out.with_name(out.name + ".tmp")
 shutil.rmtree(tmp, ignore_errors=True)
 model.save_pretrained(tmp)
 tokenizer.save_pretrained(tmp)
+apply_umask(tmp)
 tmp.rename(out)  # the directory appears only when complete
 write_table(pd.DataFrame(rows), snakemake.output.log_table, {"toy_pretrain": spec, "prompts": templates}, seed=spec["seed"])

@@ -1,7 +1,7 @@
 from selfdistill.backends import Sampling, make_backend
 from selfdistill.generation import finish_shards, shards
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import model_location, param, start_job
+from selfdistill.jobs import job_key, model_location, param, start_job
 from selfdistill.teacher import demonstrations, teacher_table
 
 start_job(snakemake)
@@ -21,7 +21,7 @@ table = teacher_table(
     keep=teacher["keep"],
     chat_kwargs=model.get("chat_kwargs"),
     demos=demos,
-    **shards(snakemake.output[0], param(snakemake, "generation")),
+    **shards(snakemake.output[0], param(snakemake, "generation"), job_key(snakemake)),
 )
 config_slice = {"model": model, "teacher": teacher, "prompts": templates, "grading": grading, "wildcards": dict(wc)}
 write_table(table, snakemake.output[0], config_slice, seed=seed)

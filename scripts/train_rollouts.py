@@ -10,7 +10,7 @@ from selfdistill.distributed import launch_ranks, save_model
 from selfdistill.evaluate import eval_problems
 from selfdistill.generation import generate_table
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import model_location, param, start_job
+from selfdistill.jobs import claim_partial, job_key, model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.prompts import student_user_turn
 from selfdistill.train.onpolicy import train_onpolicy
@@ -22,6 +22,10 @@ wc = snakemake.wildcards
 model_cfg, hp, templates = param(snakemake, "model"), param(snakemake, "hp"), param(snakemake, "prompts")
 eval_set, grading, seed = param(snakemake, "eval_set"), param(snakemake, "grading"), int(wc.seed)
 config_slice = {"model": model_cfg, "hp": hp, "prompts": templates, "eval_set": eval_set, "grading": grading, "wildcards": dict(wc)}
+out = Path(snakemake.output.adapter)
+# Work in progress (checkpoints, resumable state) lives outside the declared outputs, which
+# Snakemake deletes before a re-run; a re-run after a crash resumes from it if it is this job's.
+partial = claim_partial(out.parent / "partial", job_key(snakemake))
 launch_ranks(hp.get("training"))
 
 location = model_location(snakemake)
@@ -54,11 +58,7 @@ def evaluate(current):
     return metrics
 
 
-out = Path(snakemake.output.adapter)
-# Work in progress (checkpoints, resumable state) lives outside the declared outputs, which
-# Snakemake deletes before a re-run; a re-run after a crash resumes from it.
-partial = out.parent / "partial"
-(partial / "checkpoints").mkdir(parents=True, exist_ok=True)
+(partial / "checkpoints").mkdir(exist_ok=True)
 scorer = None
 if wc.rollout_method == "onpolicy" and hp.get("teacher_backend", "hf") == "vllm":
     # The frozen teacher = the initial weights, served by the model's vLLM engine beside the student

@@ -6,7 +6,7 @@ import pandas as pd
 
 from selfdistill.distributed import launch_ranks, save_model
 from selfdistill.io import read_table, write_table
-from selfdistill.jobs import model_location, param, start_job
+from selfdistill.jobs import claim_partial, job_key, model_location, param, start_job
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.train.sft import trainable_model, select_traces, sft_examples, train_sft
 
@@ -15,6 +15,9 @@ log = logging.getLogger("train_sft")
 wc = snakemake.wildcards
 model_cfg, hp, templates, seed = param(snakemake, "model"), param(snakemake, "sft"), param(snakemake, "prompts"), int(wc.seed)
 config_slice = {"model": model_cfg, "sft": hp, "prompts": templates, "wildcards": dict(wc)}
+out = Path(snakemake.output.adapter)
+# Resumable state beside the outputs Snakemake deletes on a re-run, reused only by this same job.
+partial = claim_partial(out.parent / "partial", job_key(snakemake))
 launch_ranks(hp.get("training"))
 
 location = model_location(snakemake)
@@ -34,8 +37,6 @@ if not examples:
     raise RuntimeError("no teacher trace was kept for any problem of this subset: raise teacher.n_samples, or set teacher.keep: all")
 
 model = trainable_model(load_model(location, dtype=model_cfg.get("dtype", "float32")), hp["lora"], hp.get("training"), seed)
-out = Path(snakemake.output.adapter)
-partial = out.parent / "partial"  # resumable state, beside the outputs Snakemake deletes on a re-run
 rows = train_sft(
     model, tokenizer, examples, hp, seed,
     on_step=lambda r: log.info("step %d loss %.4f grad_norm %.3f", r["step"], r["loss"], r["grad_norm"]),

@@ -24,6 +24,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from selfdistill.io import apply_umask
+
 
 def world_size() -> int:
     return dist.get_world_size() if dist.is_initialized() else 1
@@ -170,10 +172,12 @@ def save_pretrained(model, path) -> None:
     rank must call it). Trainable weights are all a LoRA adapter or a fully fine-tuned model has."""
     if world_size() == 1:
         model.save_pretrained(path)
+        apply_umask(path)
         return
     weights = {n: full(p.detach()).cpu() for n, p in model.named_parameters() if p.requires_grad}
     if rank() == 0:
         model.save_pretrained(path, state_dict=weights)
+        apply_umask(path)
     dist.barrier()
 
 

@@ -13,6 +13,7 @@ from selfdistill import epistemic, prompts
 from selfdistill.backends import Sampling
 from selfdistill.grading import grade_responses
 from selfdistill.io import write_table
+from selfdistill.jobs import claim_partial
 
 log = logging.getLogger(__name__)
 TABLE_COLUMNS = ["problem_id", "sample", "response", "token_ids", "n_tokens", "finish_reason", "truncated", "extracted",
@@ -52,10 +53,11 @@ def shard_dir_for(output) -> Path:
     return Path(str(output) + ".shards")
 
 
-def shards(output, generation: dict) -> dict:
-    """generate_table's shard arguments for a job writing `output` (no sharding if not configured)."""
+def shards(output, generation: dict, job_key: str) -> dict:
+    """generate_table's shard arguments for a job writing `output` (no sharding if not configured).
+    Shards left by a job with another key (other params, code or inputs) are discarded first."""
     size = generation.get("shard_problems")
-    return {"shard_problems": size, "shard_dir": shard_dir_for(output)} if size else {}
+    return {"shard_problems": size, "shard_dir": claim_partial(shard_dir_for(output), job_key)} if size else {}
 
 
 def finish_shards(output) -> None:

@@ -1,18 +1,28 @@
 """Answer extraction and equivalence checking.
 
-Extraction is ours (last brace-matched \\boxed{} after </think>), so a response that
-self-corrects ("\\boxed{3} ... wait, actually \\boxed{4}") is graded on its final answer.
-Equivalence goes through math-verify in worker processes with a hard per-answer timeout:
-a worker that overruns is killed and replaced, so a pathological answer can never hang the pool.
+Extraction is ours (the last boxed answer after </think>), so a response that self-corrects
+("\\boxed{3} ... wait, actually \\boxed{4}") is graded on its final answer. It is linear in the
+response's length: degenerate RL responses (repetition loops of 40k tokens) cost milliseconds.
+Equivalence goes through math-verify in worker processes with a hard per-answer timeout: a worker
+that overruns is killed and replaced, so a pathological answer can never hang the pool.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import re
 import time
 from multiprocessing.connection import wait
 
 THINK_END = "</think>"
+# \boxed, \fbox or \framebox as a whole control word, then optional spaces: `\boxed{5}`,
+# `\boxed {5}`, `\fbox{6}`, and the brace-less `\boxed 5` models also write.
+_BOX = re.compile(r"\\(?:boxed|fbox|framebox)(?![A-Za-z])\s*")
+# A brace-less box holds one token: up to a space, a `$` or a brace.
+_BARE_TOKEN = re.compile(r"[^\s${}]+")
+_BRACES = re.compile(r"[{}]")
+# Results of a worker process (pool statuses besides "ok" and "error: ...").
+TIMEOUT, NO_BOXED, TOO_LONG = "timeout", "no_boxed", "too_long"
 
 
 def final_segment(response: str) -> str | None:
@@ -27,20 +37,38 @@ def final_segment(response: str) -> str | None:
     return response
 
 
+def _closing_braces(text: str, start: int) -> dict[int, int]:
+    """Position of each `{` at or after `start` -> position of the `}` that closes it (one pass)."""
+    closing, stack = {}, []
+    for match in _BRACES.finditer(text, start):
+        if match.group() == "{":
+            stack.append(match.start())
+        elif stack:
+            closing[stack.pop()] = match.start()
+    return closing
+
+
 def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} with matched braces, or None if there is none."""
-    start = text.rfind("\\boxed{")
-    while start != -1:
-        depth = 0
-        for i in range(start + len("\\boxed"), len(text)):
-            if text[i] == "{":
-                depth += 1
-            elif text[i] == "}":
-                depth -= 1
-                if depth == 0:
-                    return text[start + len("\\boxed{") : i]
-        # Unbalanced: try an earlier \boxed.
-        start = text.rfind("\\boxed{", 0, start)
+    """Content of the last boxed answer (`\\boxed{…}` brace-matched, `\\boxed {…}`, `\\fbox{…}`,
+    or the one token of a brace-less `\\boxed 5`), or None if there is none.
+
+    An unbalanced last box (`\\boxed{6` at the end of a cut-off response) falls back to an earlier
+    one. Linear in len(text): all braces are matched in one pass.
+    """
+    boxes = list(_BOX.finditer(text))
+    if not boxes:
+        return None
+    closing = _closing_braces(text, boxes[0].end())
+    for box in reversed(boxes):
+        at = box.end()
+        if text.startswith("{", at):
+            end = closing.get(at)
+            if end is not None:
+                return text[at + 1 : end]
+            continue
+        bare = _BARE_TOKEN.match(text, at)
+        if bare and bare.group().rstrip(".,;:"):
+            return bare.group().rstrip(".,;:")
     return None
 
 
@@ -53,29 +81,40 @@ def _normalize(answer: str) -> str:
     return "".join(answer.split()).rstrip(".")
 
 
+def _parse(answer: str):
+    """math-verify's reading of a bare answer, by its LaTeX extractor only, as the content of a box.
+
+    No expression-extractor fallback: on an answer it cannot read whole (math-verify gives up
+    around 2,000 characters), that fallback returns the answer's first number, so
+    `\\boxed{7+x+…+9}` would equal 7. Unreadable answers come back as their raw string only.
+    """
+    from math_verify import LatexExtractionConfig, parse
+
+    return parse("\\boxed{" + answer + "}", extraction_config=[LatexExtractionConfig()])
+
+
 def verify(gold: str, predicted: str) -> bool:
     """math-verify equivalence of two bare answers (runs in the calling process)."""
     if _normalize(gold) == _normalize(predicted):
         return True
-    from math_verify import parse, verify as mv_verify
+    from math_verify import verify as mv_verify
 
-    def as_latex(answer):
-        return parse("$" + answer + "$")
-
-    return bool(mv_verify(as_latex(gold), as_latex(predicted)))
+    return bool(mv_verify(_parse(gold), _parse(predicted)))
 
 
 def parses(answer: str) -> bool:
     """Whether math-verify reads a gold answer as an expression (it returns only the raw string
     when it cannot, e.g. for "\\frac{1}{"; text answers like "\\text{east}" parse as symbols)."""
-    from math_verify import parse
+    return any(not isinstance(value, str) for value in _parse(answer))
 
-    return any(not isinstance(value, str) for value in parse("$" + answer + "$"))
+
+def worker_setup() -> None:
+    """Run by each worker before it takes answers, so the import is not charged to an answer."""
+    import math_verify  # noqa: F401
 
 
 def _worker(conn):
-    import math_verify  # noqa: F401  (imported before "ready" so the import is not charged to an answer)
-
+    worker_setup()
     conn.send("ready")
     while True:
         try:
@@ -91,22 +130,36 @@ def _worker(conn):
             conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
+class _Worker:
+    """One worker process and its pipe; `task` and `deadline` are set while it grades an answer."""
+
+    def __init__(self, ctx):
+        self.conn, child = ctx.Pipe()
+        self.proc = ctx.Process(target=_worker, args=(child,), daemon=True)
+        self.proc.start()
+        child.close()
+        self.ready = False  # until it has sent "ready": it may still be importing math-verify
+        self.task, self.deadline = None, None
+
+    def kill(self):
+        self.proc.kill()
+        self.proc.join()
+        self.conn.close()
+
+
 class GradingPool:
-    """A process pool whose workers are killed when one answer overruns `timeout` seconds."""
+    """A process pool whose workers are killed when one answer overruns `timeout` seconds.
+
+    Each answer's deadline counts from when a ready worker received it. A killed worker's
+    replacement starts in the background (importing math-verify takes seconds) while the other
+    workers go on grading, so one timeout never costs another answer its time.
+    """
 
     def __init__(self, workers: int = 2, timeout: float = 5.0):
         self.timeout = timeout
         # fork: spawn and forkserver re-import the main module, which Snakemake scripts do not guard.
         self._ctx = mp.get_context("fork")
-        self._workers = [self._start() for _ in range(max(1, workers))]
-
-    def _start(self):
-        parent, child = self._ctx.Pipe()
-        proc = self._ctx.Process(target=_worker, args=(child,), daemon=True)
-        proc.start()
-        child.close()
-        parent.recv()  # "ready"
-        return proc, parent
+        self._workers = [_Worker(self._ctx) for _ in range(max(1, workers))]
 
     def map(self, pairs):
         """Grade (gold, predicted) pairs; returns a list of (correct: bool, status: str).
@@ -116,50 +169,55 @@ class GradingPool:
         pairs = list(pairs)
         results = [None] * len(pairs)
         pending = list(range(len(pairs)))[::-1]
-        busy = {}  # worker index -> (task index, deadline)
-        while pending or busy:
-            for w in range(len(self._workers)):
-                if w not in busy and pending:
-                    task = pending.pop()
-                    self._workers[w][1].send(pairs[task])
-                    busy[w] = (task, time.monotonic() + self.timeout)
-            next_deadline = min(deadline for _, deadline in busy.values())
-            ready = wait([self._workers[w][1] for w in busy], timeout=max(0.0, next_deadline - time.monotonic()))
-            for w in list(busy):
-                task, deadline = busy[w]
-                conn = self._workers[w][1]
-                if conn in ready:
+        while pending or any(w.task is not None for w in self._workers):
+            for i, w in enumerate(self._workers):
+                if w.ready and w.task is None and pending:
                     try:
-                        kind, value = conn.recv()
+                        w.conn.send(pairs[pending[-1]])
+                    except OSError:  # it died while idle: replace it, the answer waits
+                        self._replace(i)
+                        continue
+                    w.task, w.deadline = pending.pop(), time.monotonic() + self.timeout
+            deadlines = [w.deadline for w in self._workers if w.task is not None]
+            wait_for = max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+            ready = wait([w.conn for w in self._workers if not w.ready or w.task is not None], timeout=wait_for)
+            for i, w in enumerate(self._workers):
+                if not w.ready:
+                    if w.conn in ready:
+                        self._started(i)
+                elif w.task is not None and (w.conn in ready or w.conn.poll()):
+                    try:
+                        kind, value = w.conn.recv()
+                        results[w.task] = (value, "ok") if kind == "ok" else (False, f"error: {value}")
+                        w.task = None
                     except EOFError:  # the worker died (e.g. out of memory): wrong, and replace it
-                        kind, value = "error", "worker died"
-                        self._replace(w)
-                    results[task] = (value, "ok") if kind == "ok" else (False, f"error: {value}")
-                    del busy[w]
-                elif time.monotonic() >= deadline:
-                    self._replace(w)
-                    results[task] = (False, "timeout")
-                    del busy[w]
+                        results[w.task] = (False, "error: worker died")
+                        self._replace(i)
+                elif w.task is not None and time.monotonic() >= w.deadline:
+                    results[w.task] = (False, TIMEOUT)
+                    self._replace(i)
         return results
 
-    def _replace(self, w):
-        proc, conn = self._workers[w]
-        proc.kill()
-        proc.join()
-        conn.close()
-        self._workers[w] = self._start()
+    def _started(self, i):
+        try:
+            self._workers[i].conn.recv()  # "ready"
+            self._workers[i].ready = True
+        except EOFError as exc:
+            raise RuntimeError("a grading worker died while starting (importing math-verify)") from exc
+
+    def _replace(self, i):
+        self._workers[i].kill()
+        self._workers[i] = _Worker(self._ctx)
 
     def close(self):
-        for proc, conn in self._workers:
-            try:
-                conn.send(None)
-            except OSError:
-                pass
-            proc.join(timeout=1)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-            conn.close()
+        for w in self._workers:
+            if w.ready and w.task is None:
+                try:
+                    w.conn.send(None)
+                except OSError:
+                    pass
+                w.proc.join(timeout=1)
+            w.kill()
         self._workers = []
 
     def __enter__(self):
@@ -169,16 +227,22 @@ class GradingPool:
         self.close()
 
 
-def grade_responses(responses, golds, workers: int = 2, timeout: float = 5.0):
-    """Extract and grade; returns a list of dicts with extracted, correct, grade_status."""
+def grade_responses(responses, golds, workers: int = 2, timeout: float = 5.0, max_answer_chars: int = 1000):
+    """Extract and grade; returns a list of dicts with extracted, correct, grade_status.
+
+    grade_status: "ok", "error: …", "timeout", "no_boxed" (no answer), or "too_long" (an extracted
+    answer over `max_answer_chars`, which no grader reads reliably: wrong).
+    """
     extracted = [extract_answer(r) for r in responses]
-    to_check = [i for i, e in enumerate(extracted) if e is not None]
+    status = {i: NO_BOXED if e is None else TOO_LONG for i, e in enumerate(extracted)
+              if e is None or len(e) > max_answer_chars}
+    to_check = [i for i in range(len(extracted)) if i not in status]
     checked = {}
     if to_check:
         with GradingPool(workers, timeout) as pool:
             checked = dict(zip(to_check, pool.map([(golds[i], extracted[i]) for i in to_check])))
     rows = []
     for i, answer in enumerate(extracted):
-        correct, status = checked.get(i, (False, "no_boxed"))
-        rows.append({"extracted": answer, "correct": bool(correct), "grade_status": status})
+        correct, grade_status = checked.get(i, (False, status.get(i)))
+        rows.append({"extracted": answer, "correct": bool(correct), "grade_status": grade_status})
     return rows

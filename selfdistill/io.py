@@ -64,15 +64,34 @@ def provenance(config_slice, seed=None) -> dict:
     }
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(directory) -> None:
+    """Give every file under `directory` the mode the umask gives new files: libraries that write
+    through temporary files (safetensors) leave 0600, unreadable to colleagues on shared storage."""
+    mode = 0o666 & ~_umask()
+    for file in Path(directory).rglob("*"):
+        if file.is_file():
+            os.chmod(file, mode)
+
+
 @contextmanager
 def atomic_path(path):
-    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds."""
+    """Yield a temporary sibling path; rename it onto `path` only if the block succeeds.
+
+    The file gets the mode any new file gets under the umask (mkstemp's own is 0600, which would
+    hide results from colleagues on a shared project directory)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
         yield Path(tmp)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

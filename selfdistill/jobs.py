@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import hashlib
 import json
 import logging
 import os
 import resource
+import shutil
 import sys
 import time
+from pathlib import Path
 
 
 # What to lower when a job of this rule runs out of GPU memory.
@@ -79,3 +82,48 @@ def model_location(snakemake) -> str:
     """What to load: the model directory the workflow built (an input), else the config's hub id or path."""
     return snakemake.input.get("model") or param(snakemake, "model")["source"]
 
+
+
+def _input_files(paths) -> list:
+    """(path, size, mtime) of every file under the job's inputs: a re-created input changes them."""
+    found = []
+    for path in map(Path, paths):
+        for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+            if file.is_file():
+                stat = file.stat()
+                found.append((str(file), stat.st_size, stat.st_mtime_ns))
+    return found
+
+
+def job_key(snakemake) -> str:
+    """What a job's partial state (finished shards, training state) belongs to: its rule,
+    wildcards, params (config slices and the code hash) and inputs as they are on disk. A job
+    that differs in any of them must not reuse that state."""
+    payload = {
+        "rule": snakemake.rule,
+        "wildcards": dict(snakemake.wildcards),
+        "params": dict(snakemake.params.items()),
+        "inputs": _input_files(snakemake.input),
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def claim_partial(directory, key: str) -> Path:
+    """`directory`, where a job keeps partial state across crashes: kept if it was written by a job
+    with the same key, else emptied, with a log line saying why. The key file is written before
+    any state, so state without one (or with another) is never reused."""
+    directory, log = Path(directory), logging.getLogger("job")
+    marker = directory / "JOB_KEY"
+    if directory.exists():
+        previous = marker.read_text().strip() if marker.is_file() else "no key"
+        if previous == key:
+            log.info("partial state in %s is this job's (key %s): resuming from it", directory, key)
+            return directory
+        log.warning("discarding partial state in %s: it was written by a job with other params, code or inputs "
+                    "(key %s, this job's is %s)", directory, previous, key)
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    tmp = marker.with_name(marker.name + ".tmp")
+    tmp.write_text(key + "\n")
+    os.replace(tmp, marker)
+    return directory

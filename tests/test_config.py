@@ -59,7 +59,7 @@ BAD = [
     ("grpo.eval_set", "aime", "grpo.eval_set = 'aime' is not under eval_sets"),
     ("grpo.n_rollouts", 1, "grpo.n_rollouts = 1"),
     ("ablations", ["standard"], "unknown key(s) 'ablations' under (top level)"),
-    ("coverage", [1, 100000], "coverage [100000] exceeds the 256 training problems"),
+    ("coverage", [1, 100000], "has [100000], more than the 256 training problems"),
     ("coverage", ["8"], "coverage.0 = '8': '8' is not valid under any of the given schemas (expected: distinct training problems, or `full`"),
     ("coverage", [8, "all"], "coverage.1 = 'all'"),
     ("seeds", [], "seeds is empty"),
@@ -70,7 +70,7 @@ BAD = [
     ("train_dataset", "dapo", "train_dataset = 'dapo' is not under datasets"),
     ("models.toy.source", "./no/such/model", "does not exist"),
     ("models.toy.backend", "tgi", "models.toy.backend = 'tgi' is not allowed"),
-    ("sft.micro_batch_size", 5, "multiple of sft.micro_batch_size"),
+    ("sft.micro_batch_size", 5, "sft.micro_batch_size = 5 does not divide sft.batch_size = 16"),
     ("lora", DELETE, "is missing 'lora'"),
     ("prompts.student", "no placeholder", "prompts.student = 'no placeholder'"),
     ("datasets.toy.loader", "csv", "datasets.toy.loader = 'csv' is not allowed"),
@@ -125,5 +125,125 @@ def test_several_training_processes_need_a_gpu_each_and_the_transformers_teacher
     with pytest.raises(ConfigError) as err:
         check_config(cfg, SCHEMA, ["config/config.yaml"])
     message = str(err.value)
-    assert "resources.train_rollouts.gpu = 1 but training.processes = 2" in message
-    assert "training.processes = 2 with onpolicy.teacher_backend vllm" in message
+    assert "resources.train_rollouts.gpu = 1 differs from training.processes = 2: each rank needs its own GPU" in message
+    assert "training.processes = 2 needs one vLLM engine per rank with onpolicy.teacher_backend vllm" in message
+
+
+# Accepted before (failing hours later, or silently wrong); each must be refused before any job.
+BAD_COMBINATIONS = [
+    ({"onpolicy.support": "topk", "onpolicy.topk": 1000}, "onpolicy.topk = 1000 exceeds model 'toy''s vocabulary of 400"),
+    ({"eval_sets.ood.max_new_tokens": 512},
+     "eval_sets.ood.max_new_tokens = 512 leaves no room for the prompt in model 'toy''s context of 512 positions"),
+    ({"teacher.max_new_tokens": 600}, "teacher.max_new_tokens = 600 leaves no room"),
+    ({"eval_sets.ood.split": "dev"}, "eval_sets.ood.split = 'dev' is not a split of dataset 'toy' (its splits: ood, test, train)"),
+    ({"datasets.toy.toy.n_ood": 0}, "eval_sets.ood.split = 'ood' is not a split of dataset 'toy' (its splits: test, train)"),
+    ({"toy_pretrain.arch.num_kv_heads": 3}, "toy_pretrain.arch.num_kv_heads = 3 does not divide num_heads = 4"),
+    ({"prompts.teacher_solution": "Correct solution:\n{solution}\nSolve it."},
+     "lacks {student} (the teacher would never see the question)"),
+    ({"prompts.teacher_answer": "{student} {answer} {foo}"}, "has unknown placeholder(s) ['foo'], which would be sent literally"),
+    ({"prompts.student": "{question} {problem}"}, "prompts.student = '{question} {problem}' has unknown placeholder(s) ['question']"),
+    ({"lora.target_modules": ["q_proj", "qproj"]}, "lora.target_modules = ['q_proj', 'qproj'] has ['qproj'], matching no layer"),
+    ({"datasets.toy.toy.train_terms": [4, 3]}, "datasets.toy.toy.train_terms = [4, 3] is an empty range"),
+    ({"toy_pretrain.terms": [6, 3]}, "toy_pretrain.terms = [6, 3] is an empty range"),
+    ({"onpolicy.alpha": 1}, "onpolicy.alpha = 1 makes the loss reverse KL(student‖target), infinite under the `suppress`"),
+    ({"onpolicy.support": "sampled"}, "onpolicy.alpha = 0.5 is ignored by support 'sampled'"),
+]
+
+
+@pytest.mark.parametrize("edits, message", BAD_COMBINATIONS, ids=[m[:40] for _, m in BAD_COMBINATIONS])
+def test_bad_combinations_are_refused_naming_file_key_value_and_fix(tmp_path, edits, message):
+    cfg = copy.deepcopy(load())
+    for key, value in edits.items():
+        _edit(cfg, key, value)
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, SCHEMA, [str(path)])
+    lines = str(err.value).splitlines()[1:]
+    assert any(message in line for line in lines), str(err.value)
+    assert all(line.startswith(f"  - {path}: ") for line in lines), str(err.value)  # every message names the file
+    assert all("; " in line for line in lines)  # ... and says what to do
+
+
+def test_accepted_combinations_stay_accepted():
+    cfg = copy.deepcopy(load())
+    cfg["onpolicy"].update(support="sampled", alpha=1)  # the sampled-token estimate bounds the suppress target
+    check_config(cfg, SCHEMA, ["config/config.yaml"])
+    cfg = copy.deepcopy(load())
+    cfg["onpolicy"].update(alpha=1, ablations=["standard", "preserve"])
+    check_config(cfg, SCHEMA, ["config/config.yaml"])
+
+
+def test_schema_defaults_are_filled_before_the_checks():
+    cfg = load()
+    assert "max_answer_chars" not in cfg["grading"] and "training" not in cfg
+    check_config(cfg, SCHEMA, ["config/config.yaml"])
+    assert cfg["grading"]["max_answer_chars"] == 1000
+    assert cfg["training"] == {"finetune": "lora", "gradient_checkpointing": False, "processes": 1}
+    assert cfg["models"]["toy"]["vllm"] == {} and cfg["onpolicy"]["teacher_backend"] == "hf"
+
+
+def test_unreadable_yaml_names_file_and_line(tmp_path):
+    from selfdistill.config import load_yaml
+
+    path = tmp_path / "broken.yaml"
+    path.write_text("models:\n  toy: {source: toy\nrichness: [none]\n")
+    with pytest.raises(ConfigError) as err:
+        load_yaml(path)
+    assert f"{path}, line 3, column" in str(err.value)
+
+
+def test_the_command_line_check_reports_and_exits(tmp_path):
+    import subprocess
+    import sys
+
+    cfg = load()
+    cfg["onpolicy"]["alpha"] = 1
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run([sys.executable, "-m", "selfdistill.config", "config/config.yaml", str(path)],
+                         capture_output=True, text=True)
+    assert out.returncode == 1 and "config/config.yaml: valid" in out.stdout and "onpolicy.alpha = 1" in out.stderr
+
+
+def test_toy_module_names_match_the_toy_model(tiny_model_dir):
+    """LoRA's target_modules are checked against TOY_MODULES before the toy model exists."""
+    from selfdistill.config import TOY_MODULES
+    from selfdistill.models import load_model
+
+    model = load_model(tiny_model_dir)
+    linear = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if type(m).__name__ == "Linear"}
+    assert linear == TOY_MODULES
+
+
+def test_a_local_model_is_checked_from_its_files(tiny_model_dir):
+    """A model directory's vocabulary, context and layers come from its config and weight files."""
+    from selfdistill.config import model_facts
+
+    facts = model_facts({"source": tiny_model_dir, "backend": "hf", "vllm": {}}, {})
+    assert facts["context"] == 256 and facts["vocab"] > 100 and "q_proj" in facts["modules"]
+    cfg = copy.deepcopy(load())
+    cfg["models"]["toy"] = {"source": tiny_model_dir}
+    cfg["lora"]["target_modules"] = ["q_proj", "c_attn"]
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg, SCHEMA, ["config/config.yaml"])
+    assert "has ['c_attn'], matching no layer of model 'toy'" in str(err.value)
+    assert "max_new_tokens = 160" not in str(err.value)  # 160 fits in 256 positions
+
+
+def test_a_local_jsonl_training_set_with_the_toy_model_plans(tmp_path):
+    """A toy model pretrained beside a local JSONL training set: a valid config, so it must plan."""
+    import subprocess
+
+    rows = [{"problem": f"Compute {a}+{b}+1.", "answer": str(a + b + 1)} for a in range(2, 9) for b in range(2, 9)]
+    data = tmp_path / "train.jsonl"
+    data.write_text("\n".join(__import__("json").dumps(r) for r in rows) + "\n")
+    cfg = load()
+    cfg["datasets"]["mine"] = {"loader": "jsonl", "path": str(data)}
+    cfg["train_dataset"] = "mine"
+    path = tmp_path / "mine.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    out = subprocess.run(["snakemake", "-n", "-s", "Snakefile", "-d", str(tmp_path / "run"), "--configfile", str(path)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "pretrain_toy" in out.stdout

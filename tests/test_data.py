@@ -139,6 +139,23 @@ def test_bad_rows_stop_with_counts_or_are_dropped_and_logged(tmp_path, caplog):
     assert "excluded 4 of 6 rows" in caplog.text
 
 
+@pytest.mark.parametrize("content, message", [
+    ("", r"p.jsonl is empty"),
+    ("  \n\n", r"p.jsonl is empty"),
+    ('[{"problem": "1+1?", "answer": "2"}]\n', r"p.jsonl is a JSON array, not JSON Lines .*jq -c"),
+])
+def test_empty_and_json_array_files_are_named(tmp_path, content, message):
+    (tmp_path / "p.jsonl").write_text(content)
+    with pytest.raises(ValueError, match=message):
+        load_problems({"loader": "jsonl", "path": str(tmp_path / "p.jsonl")}, "mine")
+
+
+def test_dropping_every_row_is_an_error_not_an_empty_dataset(tmp_path):
+    pd.DataFrame({"problem": ["What is 1+1?", "What is 2+2?"], "answer": ["", " "]}).to_parquet(tmp_path / "p.parquet")
+    with pytest.raises(ValueError, match=r"every one of its 2 rows is unusable: 2 with empty answer"):
+        load_problems({"loader": "parquet", "path": str(tmp_path / "p.parquet"), "on_bad_rows": "drop"}, "mine")
+
+
 def test_non_utf8_file_is_named(tmp_path):
     (tmp_path / "p.jsonl").write_bytes('{"problem": "Caf\xe9 costs 2+2?", "answer": "4"}\n'.encode("latin-1"))
     with pytest.raises(ValueError, match=r"p.jsonl is not valid UTF-8 .*iconv"):

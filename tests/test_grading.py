@@ -48,3 +48,59 @@ def test_pathological_answer_times_out_and_pool_survives():
     assert results[1] == (True, "ok")
     assert results[2][0] is True
     assert elapsed < 15
+
+
+@pytest.mark.parametrize(
+    "response, expected",
+    [
+        (r"so \boxed 5", "5"),
+        (r"so \boxed {5}", "5"),
+        (r"so \fbox{6}", "6"),
+        (r"so \framebox{6}.", "6"),
+        (r"\boxed{12} ... wait, no: \boxed 7.", "7"),  # the last form wins, braced or not
+        (r"$\boxed 3.5$", "3.5"),
+        (r"\boxedfoo{3}", None),  # another control word, not a box
+    ],
+)
+def test_brace_less_spaced_and_framed_boxes_are_extracted(response, expected):
+    assert extract_answer(response) == expected
+
+
+def test_long_answer_is_not_graded_by_its_first_number():
+    # math-verify's expression fallback reads a ~2,000-character answer as its first number.
+    sum_of_x = "7+" + "+".join(["x"] * 999) + "+9"
+    ones = "+".join(["1"] * 1001)
+    rows = grade_responses([rf"\boxed{{{sum_of_x}}}", rf"\boxed{{{ones}}}"], ["7", "1"], workers=1, max_answer_chars=10_000)
+    assert [r["correct"] for r in rows] == [False, False]
+    shorter = "7+" + "+".join(["x"] * 300) + "+9"  # under math-verify's limit: read whole, still wrong
+    assert not grade_responses([rf"\boxed{{{shorter}}}"], ["7"], workers=1)[0]["correct"]
+
+
+def test_over_long_answer_is_wrong_with_a_named_status():
+    row = grade_responses([r"\boxed{" + "1+" * 600 + "1}"], ["601"], workers=1, max_answer_chars=1000)[0]
+    assert row["correct"] is False and row["grade_status"] == "too_long"
+
+
+def test_extraction_is_linear_in_the_response_length():
+    # Quadratic extraction took 7.5 s for 4,000 unclosed boxes; 50,000 would take ~20 minutes.
+    start = time.monotonic()
+    assert extract_answer("\\boxed{" * 50_000) is None
+    assert extract_answer("\\boxed{" * 50_000 + r"\boxed{4}") == "4"
+    assert time.monotonic() - start < 5
+
+
+def _sleep_then_correct(gold, predicted):
+    time.sleep(float(predicted))
+    return True
+
+
+def test_a_replaced_worker_does_not_eat_another_answers_deadline(monkeypatch):
+    """Worker 0 times out at t=2 and is replaced, which takes 1.5 s (the import of math-verify);
+    meanwhile worker 1 finishes an answer that started at t=1 and needs 1.8 s: it is graded ok."""
+    from selfdistill import grading
+
+    monkeypatch.setattr(grading, "verify", _sleep_then_correct)  # the forked workers call these
+    monkeypatch.setattr(grading, "worker_setup", lambda: time.sleep(1.5))
+    with GradingPool(workers=2, timeout=2.0) as pool:
+        results = pool.map([("x", "30"), ("x", "1.0"), ("x", "1.8"), ("x", "0.1")])
+    assert results == [(False, "timeout"), (True, "ok"), (True, "ok"), (True, "ok")]

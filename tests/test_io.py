@@ -66,3 +66,31 @@ def test_out_of_memory_errors_name_the_knobs_to_lower():
     assert "gpu_memory_utilization" in oom_advice("evaluate", vllm_style)
     assert "sft.micro_batch_size" in oom_advice("train_sft", torch.cuda.OutOfMemoryError())
     assert oom_advice("evaluate", ValueError("bad answer")) is None
+
+
+def test_outputs_get_the_mode_the_umask_gives(tmp_path, tiny_model_dir):
+    """Tables, text outputs and adapters are readable by the group under umask 022 (mkstemp and
+    safetensors alone leave 0600, which hides results on a shared project directory)."""
+    import os
+
+    import pandas as pd
+
+    from selfdistill.distributed import save_model
+    from selfdistill.io import atomic_path, write_table
+    from selfdistill.models import load_model
+    from selfdistill.train.sft import add_lora
+
+    previous = os.umask(0o022)
+    try:
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet", {})
+        with atomic_path(tmp_path / "findings.md") as tmp:
+            tmp.write_text("x")
+        model = add_lora(load_model(tiny_model_dir), {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["q_proj"]})
+        save_model(model, tmp_path / "adapter")
+        files = [tmp_path / "t.parquet", tmp_path / "findings.md", *(tmp_path / "adapter").iterdir()]
+        assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: "0o644" for f in files}
+        os.umask(0o077)  # and a private umask is respected too
+        write_table(pd.DataFrame({"a": [1]}), tmp_path / "private.parquet", {})
+        assert (tmp_path / "private.parquet").stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(previous)

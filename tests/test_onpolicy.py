@@ -116,3 +116,16 @@ def test_teacher_modes_and_supports_train(tiny_model_dir, teacher, support):
     hp = _hp(steps=2, lr=1e-3, teacher=teacher, support=support, topk=10, ema_rate=0.5)
     rows, _ = train_onpolicy(model, tok, SUBSET, "onpolicy", "solution", "suppress", TEMPLATES, hp, GRADING, seed=0)
     assert all(np.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in rows)
+
+
+def test_a_non_finite_loss_stops_training_before_the_weights_change(tiny_model_dir):
+    """α = 1 with `suppress` is reverse KL to a target with no mass on E: infinite. The config check
+    refuses it; should such a loss arise anyway, training stops with the reason instead of
+    writing NaN parameters and going on."""
+    model, tok = _student(tiny_model_dir)
+    before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+    with pytest.raises(FloatingPointError, match=r"step 0: loss = inf.*training stops before the weights are updated"):
+        train_onpolicy(model, tok, SUBSET, "onpolicy", "solution", "suppress", TEMPLATES, _hp(alpha=1.0), GRADING, seed=0)
+    for name, value in model.named_parameters():
+        if name in before:
+            assert torch.equal(value, before[name]), name

@@ -41,6 +41,19 @@ class Completion:
     finish_reason: str  # "stop" or "length"
 
 
+def check_fits(prompts: list[list[int]], max_new_tokens: int, context: int, context_name: str) -> None:
+    """Refuse, before generating anything, a prompt whose generation budget would run past the
+    model's context (transformers would go on silently past its trained positions)."""
+    longest = max(range(len(prompts)), key=lambda i: len(prompts[i]), default=None)
+    if longest is not None and len(prompts[longest]) + max_new_tokens > context:
+        raise ValueError(
+            f"prompt {longest} has {len(prompts[longest])} tokens; with max_new_tokens = {max_new_tokens} it needs "
+            f"{len(prompts[longest]) + max_new_tokens} positions, more than the model's context of {context} "
+            f"({context_name}): lower this rule's max_new_tokens, drop or shorten the problem, or use a model "
+            "with a longer context"
+        )
+
+
 def make_backend(model_cfg: dict, model_path: str, adapter_path: str | None = None, batch_size: int = 256,
                  seed: int = 0):
     """The backend a model's config names: `hf` (transformers) or `vllm` (offline engine)."""

@@ -6,7 +6,7 @@ import torch
 from tqdm import tqdm
 
 from selfdistill import distributed
-from selfdistill.backends import Completion, Sampling
+from selfdistill.backends import Completion, Sampling, check_fits
 from selfdistill.models import load_model, load_tokenizer
 
 
@@ -30,6 +30,7 @@ class HFBackend:
     def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]:
         tok = self.tokenizer
         eos, pad = tok.eos_token_id, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+        check_fits(prompts, sampling.max_new_tokens, self.model.config.max_position_embeddings, "max_position_embeddings")
         per_call = max(1, self.batch_size // sampling.n)
         was_training = self.model.training
         self.model.eval()

@@ -14,7 +14,7 @@ import gc
 import tempfile
 from pathlib import Path
 
-from selfdistill.backends import Completion, Sampling
+from selfdistill.backends import Completion, Sampling, check_fits
 from selfdistill.models import is_full_model, load_tokenizer
 
 
@@ -55,6 +55,7 @@ class VLLMBackend:
     def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]:
         from vllm import SamplingParams
 
+        check_fits(prompts, sampling.max_new_tokens, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
         # vLLM refuses n > 1 when greedy: send each prompt n times instead.
         copies = sampling.n if sampling.temperature == 0 else 1
         params = SamplingParams(

@@ -27,6 +27,8 @@ def _read_source(spec: dict) -> pd.DataFrame:
         path = Path(spec["path"])
         if not path.exists():
             raise FileNotFoundError(f"dataset file {path} does not exist: fix `path` in the dataset's config")
+        if loader == "jsonl":
+            _check_json_lines(path)
         try:
             return pd.read_parquet(path) if loader == "parquet" else pd.read_json(path, lines=True, encoding="utf-8")
         except UnicodeDecodeError as error:
@@ -45,6 +47,19 @@ def _read_source(spec: dict) -> pd.DataFrame:
             ds = datasets.load_dataset(spec["path"], spec.get("hf_name"), split=spec.get("hf_split", "train"))
         return ds.to_pandas()
     raise ValueError(f"unknown loader {loader!r}: use toy, parquet, jsonl or hf")
+
+
+def _check_json_lines(path: Path) -> None:
+    """JSON Lines holds one object per line: name the two common mix-ups before pandas misreads them."""
+    with open(path, "rb") as f:
+        head = f.read(4096).lstrip()
+    if not head:
+        raise ValueError(f"dataset file {path} is empty: fix `path` in the dataset's config, or fill the file")
+    if head.startswith(b"["):
+        raise ValueError(
+            f"dataset file {path} is a JSON array, not JSON Lines (one object per line): convert it "
+            f"(`jq -c '.[]' {path} > {path.with_suffix('.jsonl')}`) and point `path` at the result"
+        )
 
 
 def _as_text(value) -> str:
@@ -144,9 +159,17 @@ def exclude_bad_rows(df: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
             "to exclude them (each count is logged)"
         )
     drop = pd.concat(list(reasons.values()), axis=1).any(axis=1)
+    if drop.all():
+        raise ValueError(f"dataset {name!r}: every one of its {len(df)} rows is unusable: {summary}. Fix the data "
+                         "(on_bad_rows: drop would leave no problem)")
     log.warning("dataset %s: excluded %d of %d rows: %s", name, int(drop.sum()), len(df), summary)
     return df[~drop].reset_index(drop=True)
 
 
 def load_problems(spec: dict, name: str) -> pd.DataFrame:
-    return normalize(_read_source(spec), spec, name)
+    raw = _read_source(spec)
+    if raw.empty:
+        raise ValueError(f"dataset {name!r} has no rows ({spec.get('path', 'toy generator')}): fix its source or `hf_split`")
+    problems = normalize(raw, spec, name)
+    log.info("dataset %s: %d problems, splits %s", name, len(problems), problems["split"].value_counts().to_dict())
+    return problems

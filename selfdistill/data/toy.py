@@ -13,6 +13,8 @@ import random
 
 import pandas as pd
 
+from selfdistill.data import TOY_SPLITS
+
 # Phrases the unguided traces use when a step went wrong, and when re-checking a right step.
 _CORRECTIONS = (
     "Wait, that seems wrong. {step}",
@@ -90,11 +92,8 @@ def generate_problems(spec: dict) -> pd.DataFrame:
     """The toy dataset in the normalized problem schema, splits train / test / ood."""
     rng = random.Random(spec["seed"])
     rows, used = [], set()
-    for split, n, terms_range in (
-        ("train", spec["n_train"], spec["train_terms"]),
-        ("test", spec["n_test"], spec["train_terms"]),
-        ("ood", spec["n_ood"], spec["ood_terms"]),
-    ):
+    sizes = (spec["n_train"], spec["n_test"], spec["n_ood"])
+    for split, n, terms_range in zip(TOY_SPLITS, sizes, (spec["train_terms"], spec["train_terms"], spec["ood_terms"])):
         for i, terms in enumerate(_distinct_problems(rng, n, terms_range, spec["max_operand"], used)):
             text = problem_text(terms)
             used.add(text)

@@ -12,23 +12,38 @@ import torch
 
 
 def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
-    """KL(a‖b) over the last dim; terms where a = 0 contribute 0 (even where b = 0 too)."""
+    """KL(a‖b) over the last dim; terms where a = 0 contribute 0 (even where b = 0 too).
+
+    The mask is applied before the product, so such terms also get a zero gradient rather than
+    0 · ∞ = NaN (a `-inf` logit is a zero probability, not an error).
+    """
     a = log_a.exp()
-    return torch.where(a > 0, a * (log_a - log_b), torch.zeros_like(a)).sum(-1)
+    return (a * torch.where(a > 0, log_a - log_b, 0.0)).sum(-1)
+
+
+def _log_mixture(teacher_logp: torch.Tensor, student_logp: torch.Tensor, alpha: float) -> torch.Tensor:
+    """log(α·t + (1-α)·s); where both are zero it is -inf with a zero (not NaN) gradient."""
+    both_zero = torch.isneginf(teacher_logp) & torch.isneginf(student_logp)
+    log_m = torch.logaddexp(teacher_logp.masked_fill(both_zero, 0.0) + math.log(alpha),
+                            student_logp.masked_fill(both_zero, 0.0) + math.log(1 - alpha))
+    return log_m.masked_fill(both_zero, float("-inf"))
 
 
 def generalized_jsd(student_logp: torch.Tensor, teacher_logp: torch.Tensor, alpha: float) -> torch.Tensor:
-    """(1-α)·KL(t‖m) + α·KL(s‖m) with m = α·t + (1-α)·s.
+    """SDPO's generalized Jensen-Shannon divergence (the paper's method; also TRL's and GKD's):
+    α·KL(t‖m) + (1-α)·KL(s‖m) with m = α·t + (1-α)·s, for 0 < α < 1.
 
-    α = 0 gives forward KL(teacher‖student), α = 1 reverse KL(student‖teacher), α = 0.5 the
-    Jensen-Shannon divergence; the function is continuous in α.
+    α = 0 is forward KL(teacher‖student), α = 1 reverse KL(student‖teacher), α = 0.5 the
+    Jensen-Shannon divergence. The ends are set, not limits: as α → 0 the mixture form tends to
+    α·KL(t‖s), and as α → 1 to (1-α)·KL(s‖t). Reverse KL is infinite where the teacher has zero
+    mass and the student has some (e.g. the `suppress` target with α = 1; the config refuses it).
     """
     if alpha == 0.0:
         return _kl(teacher_logp, student_logp)
     if alpha == 1.0:
         return _kl(student_logp, teacher_logp)
-    log_m = torch.logaddexp(teacher_logp + math.log(alpha), student_logp + math.log(1 - alpha))
-    return (1 - alpha) * _kl(teacher_logp, log_m) + alpha * _kl(student_logp, log_m)
+    log_m = _log_mixture(teacher_logp, student_logp, alpha)
+    return alpha * _kl(teacher_logp, log_m) + (1 - alpha) * _kl(student_logp, log_m)
 
 
 def topk_tail(student_logp: torch.Tensor, teacher_logp: torch.Tensor, k: int):
@@ -70,8 +85,3 @@ def ablation_target(teacher_logp: torch.Tensor, student_logp: torch.Tensor, in_e
         log_rest = torch.log(-torch.expm1(log_p_e.clamp(max=-1e-7)))  # log(1 - p(E))
         return torch.where(in_e, p, q_off_e - log_q_off_total + log_rest)
     raise ValueError(f"unknown ablation {mode!r}: use standard, preserve or suppress")
-
-
-def masked_token_sum(per_token: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Sum over valid completion tokens; the caller divides by the step's total valid tokens."""
-    return (per_token * mask).sum()

@@ -24,6 +24,7 @@ from selfdistill.grading import grade_responses
 from selfdistill.train import state
 from selfdistill.train.batching import completion_logits
 from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail, with_tail
+from selfdistill.train.step import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -274,6 +275,7 @@ def train_onpolicy(model, tokenizer, subset, method: str, richness: str, ablatio
                 div_sum += (div * mask).sum().item() * weight
             loss_sum, div_sum = distributed.all_sum(loss_sum), distributed.all_sum(div_sum)
             grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])).item() if keep else 0.0
+            require_finite(step, loss=loss_sum, grad_norm=grad_norm)
             if keep:
                 opt.step()
         if teacher:

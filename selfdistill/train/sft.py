@@ -12,6 +12,7 @@ from peft import LoraConfig, get_peft_model
 from selfdistill import distributed, prompts
 from selfdistill.train import state
 from selfdistill.train.batching import build_batch, completion_nll_sum
+from selfdistill.train.step import require_finite
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +100,7 @@ def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, sta
             loss_sum += nll.item() * weight
         loss_sum = distributed.all_sum(loss_sum)
         grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])).item()
+        require_finite(step, loss=loss_sum, grad_norm=grad_norm)
         lr = sched.get_last_lr()[0]
         opt.step()
         sched.step()
