@@ -28,7 +28,8 @@ sys.path.insert(0, str(ROOT))
 
 from gpu_check import QWEN3_1_7B, TINY  # noqa: E402
 from selfdistill import distributed  # noqa: E402
-from selfdistill.train.sft import train_sft, trainable_model  # noqa: E402
+from selfdistill.train.model import TrainingConfig, trainable_model  # noqa: E402
+from selfdistill.train.sft import SFTConfig, train_sft  # noqa: E402
 
 
 def build(arch: dict, dtype):
@@ -45,15 +46,17 @@ def train(args) -> dict:
         distributed.init()
     arch = TINY if args.tiny else QWEN3_1_7B
     dtype = torch.float32 if args.tiny else torch.bfloat16
-    model = trainable_model(build(arch, dtype), {}, {"finetune": "full", "gradient_checkpointing": True})
+    full = TrainingConfig(finetune="full", gradient_checkpointing=True, processes=1)
+    model = trainable_model(build(arch, dtype), None, full)
     gen = torch.Generator().manual_seed(1)
     length = 64 if args.tiny else 1024  # prompt and completion each: 4 x 2,048 tokens per step
     examples = [(torch.randint(3, arch["vocab_size"], (length,), generator=gen).tolist(),
                  torch.randint(3, arch["vocab_size"], (length,), generator=gen).tolist()) for _ in range(12)]
-    hp = {"lr": 1e-5, "epochs": 1, "batch_size": 4, "micro_batch_size": 1, "max_grad_norm": 1.0}
+    hp = SFTConfig(select_per_problem=1, lr=1e-5, epochs=1, batch_size=4, micro_batch_size=1, max_grad_norm=1.0,
+                   checkpoint_every=0)
     times, last = [], [time.perf_counter()]
 
-    def on_step(row):
+    def on_step(row, total):
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append(time.perf_counter() - last[0])

@@ -23,6 +23,7 @@ Recomputation by gradient checkpointing is not counted as useful work.
 from __future__ import annotations
 
 import argparse
+from types import SimpleNamespace
 import json
 import platform
 import statistics
@@ -36,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the device machine runs this checkout without installing it
 
 from selfdistill.train.batching import completion_logits, completion_nll_sum  # noqa: E402
-from selfdistill.train.onpolicy import distill_token_loss  # noqa: E402
+from selfdistill.train.objectives import distill_token_loss  # noqa: E402
 
 QWEN3_1_7B = dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
                   num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
@@ -182,7 +183,7 @@ def check_distill_step(model, cfg, device, rate, batch, prompt_len, completion_l
     completions = random_ids(cfg["vocab_size"], batch, completion_len, 8)
     in_e = torch.zeros(cfg["vocab_size"], dtype=torch.bool, device=device)
     in_e[torch.randperm(cfg["vocab_size"], generator=torch.Generator().manual_seed(9))[:60].to(device)] = True
-    hp = {"temperature": 0.6, "support": "topk", "topk": 100, "alpha": 0.5}
+    hp = SimpleNamespace(temperature=0.6, support="topk", topk=100, alpha=0.5)  # the OnPolicyConfig fields the loss reads
 
     def step():
         with torch.no_grad(), model.disable_adapter():

@@ -29,32 +29,39 @@ P, N, MAX_NEW, LR, LORA_R = 8, 8, 96, 5e-4, 8
 
 
 def problems(k):
-    from selfdistill.data.loaders import load_problems
+    from selfdistill.data import toy
 
-    spec = {"loader": "toy", "toy": {"seed": 7, "n_train": k, "n_test": 0, "n_ood": 0, "train_terms": [3, 4],
-                                     "ood_terms": [5, 6], "max_operand": 9}}
-    return load_problems(spec, "toy")
+    return toy.generate_problems(toy.ToyDataConfig(seed=7, n_train=k, n_test=0, n_ood=0, train_terms=(3, 4),
+                                                   ood_terms=(5, 6), max_operand=9))
 
 
 def run_ours(model_path, steps):
-    import torch
-    import yaml
+    from dataclasses import replace
 
+    import torch
+
+    from selfdistill.config import load_config
+    from selfdistill.grading import GradingConfig
     from selfdistill.models import load_model, load_tokenizer
-    from selfdistill.train.onpolicy import train_onpolicy
-    from selfdistill.train.sft import add_lora
+    from selfdistill.prompts import Prompts
+    from selfdistill.sections import build, hyperparameters
+    from selfdistill.train.model import LoraConfig, add_lora
+    from selfdistill.train.objectives import OnPolicyConfig, make_objective
+    from selfdistill.train.rollouts import train_on_rollouts
 
     torch.set_num_threads(2)
-    cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
-    hp = {**cfg["onpolicy"], "steps": steps, "prompts_per_step": P, "n_rollouts": N, "max_new_tokens": MAX_NEW,
-          "lr": LR, "alpha": 0.5, "support": "full", "teacher": "frozen", "micro_batch_size": P * N,
-          "generation_batch_size": P * N, "checkpoint_every": 0, "eval_every": 0}
+    cfg = load_config(ROOT / "config/config.yaml")
+    hp = replace(hyperparameters(OnPolicyConfig, cfg, "onpolicy"), steps=steps, prompts_per_step=P, n_rollouts=N,
+                 max_new_tokens=MAX_NEW, lr=LR, alpha=0.5, support="full", teacher="frozen", micro_batch_size=P * N,
+                 generation_batch_size=P * N, checkpoint_every=0)
+    templates = build(Prompts, cfg["prompts"])
     tok = load_tokenizer(model_path)
-    model = add_lora(load_model(model_path), {**cfg["lora"], "r": LORA_R})
+    model = add_lora(load_model(model_path), replace(build(LoraConfig, cfg["lora"]), r=LORA_R))
     subset = problems(P).assign(repeat=0)
     stamps = [time.perf_counter()]
-    train_onpolicy(model, tok, subset, "onpolicy", "regen", "standard", cfg["prompts"], hp,
-                   {"workers": 1, "timeout_s": 10}, seed=0, on_step=lambda r: stamps.append(time.perf_counter()))
+    objective = make_objective("onpolicy", model, tok, hp, "regen", "standard", templates)
+    train_on_rollouts(model, tok, subset, objective, hp, templates, GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000),
+                      seed=0, on_step=lambda r, total: stamps.append(time.perf_counter()))
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
@@ -67,7 +74,7 @@ def run_trl(model_path, steps):
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 
-    from selfdistill.grading import grade_responses
+    from selfdistill.grading import GradingConfig, grade_responses
     from selfdistill.models import load_tokenizer
 
     torch.set_num_threads(2)
@@ -81,7 +88,7 @@ def run_trl(model_path, steps):
 
     def correctness(prompts, completions, answer, **kwargs):
         texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
-        return [float(r["correct"]) for r in grade_responses(texts, answer, workers=1, timeout=10)]
+        return [float(r["correct"]) for r in grade_responses(texts, answer, GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000))]
 
     stamps = []
 

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 from selfdistill import prompts  # noqa: E402
 from selfdistill.models import load_model, load_tokenizer  # noqa: E402
-from selfdistill.train.sft import add_lora  # noqa: E402
+from selfdistill.train.model import LoraConfig, add_lora  # noqa: E402
 
 P, N, MAX_NEW = 8, 8, 96
 
@@ -84,9 +84,11 @@ def main():
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     tok = load_tokenizer(args.model)
     base = load_model(args.model).eval()
-    student = add_lora(load_model(args.model), {**cfg["lora"], "r": 8}).eval()
+    lora = cfg["lora"]
+    student = add_lora(load_model(args.model), LoraConfig(r=8, alpha=lora["alpha"], dropout=lora["dropout"],
+                                                          target_modules=tuple(lora["target_modules"]))).eval()
     questions = [f"Compute {i}+{i % 7 + 2}+4+5." for i in range(P)]
-    ids, attention = left_padded([prompts.prompt_ids(tok, prompts.student_user_turn(cfg["prompts"], q)) for q in questions],
+    ids, attention = left_padded([prompts.prompt_ids(tok, prompts.student_user_turn(cfg["prompts"]["student"], q)) for q in questions],
                                  tok.pad_token_id)
 
     def generate(model, **extra):

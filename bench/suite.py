@@ -8,7 +8,7 @@ Writes bench/results/suite.json. Run it on an idle machine: every number is wall
 - dag: `snakemake -n` on config/paper.yaml (4,917 jobs, nothing downloaded) next to the same DAG as a
   no-op workflow (same rules, jobs, edges, input files, output/log counts; empty scripts), runs
   alternating, medians of 5;
-- incremental: bench/incremental_precision.py's config and code edits after a smoke run: extra and missed jobs;
+- incremental: selfdistill/incremental.py's config and code edits after a smoke run: extra and missed jobs;
 - grading: answers per second through the math-verify process pool (2 workers), on responses
   with a boxed answer, half of them correct;
 - generation: new tokens per second sampling from the toy model with each backend, same prompts,
@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-import incremental_precision  # beside this file
+from selfdistill import incremental
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,8 +104,8 @@ def bench_main_job(cores: int = 2, keep: str | None = None) -> dict:
     """The default config from scratch in a copy of this checkout: wall time and peak RSS (/usr/bin/time -v),
     then a second, no-op invocation. With `keep`, the copy (and its results) is made there and kept."""
     with tempfile.TemporaryDirectory() as tmp:
-        checkout = incremental_precision.copy_checkout(Path(keep or Path(tmp) / "checkout"))
-        env = incremental_precision.checkout_env(checkout)
+        checkout = incremental.copy_checkout(Path(keep or Path(tmp) / "checkout"))
+        env = incremental.checkout_env(checkout)
         run = subprocess.run(["/usr/bin/time", "-v", "snakemake", "--cores", str(cores)], cwd=checkout, env=env,
                              capture_output=True, text=True)
         if run.returncode:
@@ -119,12 +119,12 @@ def bench_main_job(cores: int = 2, keep: str | None = None) -> dict:
 
 
 def bench_grading(n: int = 2000) -> dict:
-    from selfdistill.grading import grade_responses
+    from selfdistill.grading import GradingConfig, grade_responses
 
     responses = [f"<think>{i}+1={i + 1}.</think> The answer is \\boxed{{\\frac{{{i}}}{{{i % 7 + 2}}}}}." for i in range(n)]
     golds = [f"\\frac{{{i}}}{{{i % 7 + 2}}}" if i % 2 else f"{i + 0.5}" for i in range(n)]
     start = time.perf_counter()
-    graded = grade_responses(responses, golds, workers=2, timeout=10)
+    graded = grade_responses(responses, golds, GradingConfig(workers=2, timeout_s=10, max_answer_chars=1000))
     seconds = time.perf_counter() - start
     assert sum(g["correct"] for g in graded) == n // 2
     return {"answers": n, "workers": 2, "seconds": seconds, "answers_per_s": n / seconds}
@@ -169,7 +169,7 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
 
 
 def bench_incremental() -> dict:
-    results = incremental_precision.run_cases()
+    results = incremental.run_cases()
     return {name: {"expected": r["expected"], "extra": len(r["extra"]), "missed": len(r["missed"])}
             for name, r in results.items()}
 

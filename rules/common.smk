@@ -1,5 +1,6 @@
 # Config accessors (each returns the canonical slice one rule depends on), input functions,
-# targets and wildcard constraints. Rules stay thin; the logic is in the selfdistill package.
+# targets and wildcard constraints. The grid itself (methods, paths, enumeration) is
+# selfdistill.grid; rules stay thin, the logic is in the selfdistill package.
 import json
 import re
 from pathlib import Path
@@ -7,6 +8,7 @@ from pathlib import Path
 from snakemake.exceptions import WorkflowError
 
 import selfdistill
+from selfdistill import grid
 from selfdistill.code import code_hash
 from selfdistill.config import check_config
 
@@ -27,23 +29,14 @@ check_config(
 
 
 wildcard_constraints:
-    model=r"[A-Za-z0-9_.-]+",
-    dataset=r"[A-Za-z0-9_.-]+",
-    richness=r"none|answer|solution|solution_nothink|regen",
-    coverage=r"\d+|full",
-    seed=r"\d+",
-    method=r"sft|onpolicy|grpo",
-    rollout_method=r"onpolicy|grpo",
-    ablation=r"standard|preserve|suppress",
-    eval_set=r"[A-Za-z0-9_.-]+",
-    variant=r"base(/c(\d+|full)_s\d+)?|(sft|onpolicy|grpo)/[a-z_]+/[a-z]+/c(\d+|full)_s\d+",
+    **grid.WILDCARDS,
 
 
 def code(script, wc=None):
-    """The code param: a hash of the package modules the rule's script imports, and of the model's
-    generation backend when given the job's wildcards (so editing vllm.py re-runs no hf job).
+    """The code param: a hash of the rule's script and the package modules it imports, and of the
+    model's generation backend when given the job's wildcards (so editing vllm.py re-runs no hf job).
     """
-    backend = config["models"][wc.model].get("backend", "hf") if wc else None
+    backend = config["models"][wc.model]["backend"] if wc else None
     return code_hash(SCRIPTS / f"{script}.py", backend)
 
 
@@ -70,7 +63,7 @@ def rule_resources(rule):
 # One per config, not per job: a per-job function costs DAG time on the paper's 4,000-job grid.
 MODEL_ENV = (
     "../envs/gpu.yaml"
-    if any(m.get("backend", "hf") == "vllm" for m in config["models"].values())
+    if any(m["backend"] == "vllm" for m in config["models"].values())
     else "../envs/cpu.yaml"
 )
 
@@ -101,6 +94,15 @@ def model_slice(model):
     return canon(config["models"][model])
 
 
+def hyperparameters(method):
+    """A method's section without its grid axes (ablations) and the eval set of its curves: those
+    decide which jobs exist and what evaluates them, not what a training job computes.
+    """
+    return canon(
+        {k: v for k, v in config[method].items() if k not in grid.NOT_HYPERPARAMETERS}
+    )
+
+
 def toy_pretrain_spec():
     """toy_pretrain with its largest operand: set there, else the training dataset's (a toy one)."""
     train = config["datasets"][config["train_dataset"]]
@@ -109,94 +111,31 @@ def toy_pretrain_spec():
 
 
 def dataset_file(name):
-    return f"results/data/{name}.parquet"
+    return grid.DATA.format(dataset=name)
 
 
 def subset_file(coverage, seed):
-    return f"results/subsets/{config['train_dataset']}/c{coverage}_s{seed}.parquet"
+    return grid.SUBSET.format(
+        dataset=config["train_dataset"], coverage=coverage, seed=seed
+    )
 
 
-# ---- evaluation variants --------------------------------------------------------------
+# ---- targets --------------------------------------------------------------------------
 
-VARIANT_RE = re.compile(
-    r"(?P<method>base|sft|onpolicy|grpo)(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+|full)_s(?P<seed>\d+))?$"
-)
-
-
-def parse_variant(variant):
-    return VARIANT_RE.match(variant).groupdict()
-
-
-def is_subset_eval(eval_set):
-    return config["eval_sets"][eval_set]["split"] == "subset"
-
-
-def method_cells(method):
-    """(richness, ablation) pairs a method runs. GRPO has no teacher, hence no context or ablation."""
-    if method == "grpo":
-        return [("none", "standard")]
-    return [(r, a) for r in config["richness"] for a in config[method]["ablations"]]
+EVALS = grid.eval_targets(config)
+CURVE_EVALS = grid.curve_targets(config)
+TEACHER_TARGETS = grid.teacher_targets(config)
+RICHEST = grid.richest_context(config)
+# Per rollout method: the eval set of its curves and its number of steps (the summary's step axis).
+CURVES = {
+    m: {"eval_set": config[m]["eval_set"], "steps": config[m]["steps"]}
+    for m in config["methods"]
+    if grid.METHODS[m].rollouts
+}
 
 
-def method_slice(method):
-    """A method's hyperparameters; its list of ablations is a grid axis, not a hyperparameter."""
-    hp = {k: v for k, v in config[method].items() if k != "ablations"}
-    training = {"training": config["training"]} if "training" in config else {}
-    return canon({**hp, "lora": config["lora"], **training})
-
-
-def trained_variants():
-    return [
-        f"{method}/{richness}/{ablation}/c{coverage}_s{seed}"
-        for method in config["methods"]
-        for richness, ablation in method_cells(method)
-        for coverage in config["coverage"]
-        for seed in config["seeds"]
-    ]
-
-
-def eval_targets():
-    """Every (model, variant, eval set) the summary needs; the base model appears once per
-    problem set, however many trained variants compare against it."""
-    targets = []
-    subsets = [f"c{c}_s{s}" for c in config["coverage"] for s in config["seeds"]]
-    for model in config["models"]:
-        for eval_set in config["eval_sets"]:
-            base = (
-                [f"base/{s}" for s in subsets] if is_subset_eval(eval_set) else ["base"]
-            )
-            for variant in base + trained_variants():
-                targets.append(f"results/{model}/eval/{variant}/{eval_set}.parquet")
-    return targets
-
-
-def train_outputs(name, methods=("sft", "onpolicy", "grpo")):
-    return [
-        f"results/{model}/train/{variant}/{name}"
-        for model in config["models"]
-        for variant in trained_variants()
-        if variant.split("/")[0] in methods
-    ]
-
-
-RICHEST_FIRST = ["solution", "regen", "solution_nothink", "answer"]
-
-
-def richest_context():
-    """The richest context level in the grid: the one the paper's claims are about ('' if none)."""
-    return next((r for r in RICHEST_FIRST if r in config["richness"]), "")
-
-
-def teacher_targets():
-    """Teacher traces with the richest context and with none, for claim (a)."""
-    levels = ["none"] + ([richest_context()] if richest_context() else [])
-    return [
-        f"results/{model}/teacher/{r}/c{c}_s{s}.parquet"
-        for model in config["models"]
-        for r in levels
-        for c in config["coverage"]
-        for s in config["seeds"]
-    ]
+def train_outputs(name, methods=None):
+    return grid.train_outputs(config, name, methods)
 
 
 def table1_targets():
@@ -210,15 +149,6 @@ def table1_targets():
     )
 
 
-FIGURE_NAMES = [
-    "accuracy_by_richness",
-    "length_by_richness",
-    "epistemic_by_richness",
-    "train_loss",
-    "training_curves",
-    "factorial_ood_vs_epistemic",
-]
-FIGURES = expand("results/figures/{name}.png", name=FIGURE_NAMES)
 FIGURE_CATEGORIES = {
     "accuracy_by_richness": "Richness and coverage",
     "length_by_richness": "Richness and coverage",
@@ -227,18 +157,23 @@ FIGURE_CATEGORIES = {
     "training_curves": "Training (method)",
     "factorial_ood_vs_epistemic": "Uncertainty ablation",
 }
+FIGURES = expand("results/figures/{name}.png", name=FIGURE_CATEGORIES)
 
 
 # ---- input functions ----------------------------------------------------------------
+
+
+def teacher_file(wc, richness):
+    return grid.TEACHER.format(
+        model=wc.model, richness=richness, coverage=wc.coverage, seed=wc.seed
+    )
 
 
 def teacher_inputs(wc):
     inputs = {"model": model_input(wc), "subset": subset_file(wc.coverage, wc.seed)}
     if wc.richness == "regen":
         # The regen context is a response the model produced while given the solution.
-        inputs["demos"] = (
-            f"results/{wc.model}/teacher/solution/c{wc.coverage}_s{wc.seed}.parquet"
-        )
+        inputs["demos"] = teacher_file(wc, "solution")
     return inputs
 
 
@@ -246,28 +181,24 @@ def sft_inputs(wc):
     inputs = {
         "model": model_input(wc),
         "subset": subset_file(wc.coverage, wc.seed),
-        "traces": f"results/{wc.model}/teacher/{wc.richness}/c{wc.coverage}_s{wc.seed}.parquet",
+        "traces": teacher_file(wc, wc.richness),
     }
     if wc.ablation != "standard":
         # Trace selection matches (or minimizes) the model's own unguided epistemic counts.
-        inputs["unguided"] = (
-            f"results/{wc.model}/teacher/none/c{wc.coverage}_s{wc.seed}.parquet"
-        )
+        inputs["unguided"] = teacher_file(wc, "none")
     return inputs
 
 
-def rollout_eval_set(wc):
-    return config[wc.rollout_method]["eval_set"]
-
-
 def eval_inputs(wc):
-    v = parse_variant(wc.variant)
-    es = config["eval_sets"][wc.eval_set]
+    """The model, the problems, and the trained weights: the adapter (or fully fine-tuned model)
+    of a trained variant, or the checkpoints directory of a checkpoint `…/step{k}`."""
+    v = grid.parse_variant(wc.variant)
     inputs = {"model": model_input(wc)}
-    if es["split"] == "subset":
+    if grid.is_subset_eval(config, wc.eval_set):
         inputs["problems"] = subset_file(v["coverage"], v["seed"])
     else:
-        inputs["problems"] = dataset_file(es["dataset"])
+        inputs["problems"] = dataset_file(config["eval_sets"][wc.eval_set]["dataset"])
     if v["method"] != "base":
-        inputs["adapter"] = f"results/{wc.model}/train/{wc.variant}/adapter"
+        run = grid.TRAIN.format(model=wc.model, **v)
+        inputs["trained"] = f"{run}/checkpoints" if v["step"] else f"{run}/adapter"
     return inputs

@@ -34,6 +34,6 @@ rule coverage_subset:
         **rule_resources("coverage_subset"),
     params:
         code=code("coverage_subset"),
-        batch_size=config["train_batch_size"],
+        batch_size=canon(config["train_batch_size"]),
     script:
         "../scripts/coverage_subset.py"

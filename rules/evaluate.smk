@@ -1,4 +1,5 @@
-# Evaluation: n samples per problem for the base model and every trained adapter.
+# Evaluation: n samples per problem for the base model, every trained model, and the rollout
+# methods' checkpoints (variant `…/step{k}`), so eval settings never re-run training.
 
 
 rule evaluate:
@@ -19,7 +20,8 @@ rule evaluate:
         code=lambda wc: code("evaluate", wc),
         model=lambda wc: model_slice(wc.model),
         eval_set=lambda wc: canon(config["eval_sets"][wc.eval_set]),
-        prompts=canon(config["prompts"]["student"]),
+        # The student's prompt only: a teacher prompt edit re-runs no evaluation.
+        student_prompt=canon(config["prompts"]["student"]),
         grading=canon(config["grading"]),
         generation=canon(config["generation"]),
     script:

@@ -9,28 +9,31 @@ localrules:
 
 rule summarize:
     input:
-        evals=eval_targets(),
+        evals=EVALS,
+        curve_evals=CURVE_EVALS,
         # Its size is what coverage `full` stands for.
         train_problems=dataset_file(config["train_dataset"]),
     output:
-        "results/summary/metrics.parquet",
+        metrics="results/summary/metrics.parquet",
+        curves="results/summary/curves.parquet",
     log:
         "logs/summarize/summarize.log",
     conda:
         "../envs/cpu.yaml"
     params:
         code=code("summarize"),
+        curves=canon(CURVES),
     script:
         "../scripts/summarize.py"
 
 
 rule statistics:
     input:
-        evals=eval_targets(),
-        teacher=teacher_targets(),
+        evals=EVALS,
+        teacher=TEACHER_TARGETS,
         train_problems=dataset_file(config["train_dataset"]),
-        logs=train_outputs("log.parquet", methods=("onpolicy", "grpo")),
-        curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
+        logs=train_outputs("log.parquet", methods=grid.ROLLOUT_METHODS),
+        curves="results/summary/curves.parquet",
     output:
         cells="results/summary/cells.parquet",
         comparisons="results/summary/comparisons.parquet",
@@ -45,8 +48,8 @@ rule statistics:
         **rule_resources("statistics"),
     params:
         code=code("statistics"),
-        rich=richest_context(),
-        eval_set=config["onpolicy"]["eval_set"],
+        rich=canon(RICHEST),
+        eval_set=canon(config["onpolicy"]["eval_set"]),
     script:
         "../scripts/statistics.py"
 
@@ -81,17 +84,17 @@ rule findings:
 rule figures:
     input:
         cells="results/summary/cells.parquet",
+        curves="results/summary/curves.parquet",
         train_problems=dataset_file(config["train_dataset"]),
         train_logs=train_outputs("log.parquet"),
-        curves=train_outputs("curves.parquet", methods=("onpolicy", "grpo")),
     output:
         [
             report(
                 f"results/figures/{name}.png",
                 caption=f"../report/{name}.rst",
-                category=FIGURE_CATEGORIES[name],
+                category=category,
             )
-            for name in FIGURE_NAMES
+            for name, category in FIGURE_CATEGORIES.items()
         ],
     log:
         "logs/figures/figures.log",
@@ -99,6 +102,6 @@ rule figures:
         "../envs/cpu.yaml"
     params:
         code=code("figures"),
-        eval_set=config["onpolicy"]["eval_set"],
+        eval_set=canon(config["onpolicy"]["eval_set"]),
     script:
         "../scripts/figures.py"

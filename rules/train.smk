@@ -1,5 +1,6 @@
-# Training: offline self-distillation (sft), on-policy self-distillation and GRPO. Each writes a
-# LoRA adapter and a per-step log.
+# Training: offline self-distillation (sft), and the rollout methods (onpolicy, grpo). Each writes
+# the trained weights (a LoRA adapter, or the whole model) and a per-step log; the rollout methods
+# also write checkpoints every `checkpoint_every` steps, evaluated by the evaluate rule.
 
 
 rule train_sft:
@@ -23,7 +24,9 @@ rule train_sft:
     params:
         code=code("train_sft"),
         model=lambda wc: model_slice(wc.model),
-        sft=method_slice("sft"),
+        hp=hyperparameters("sft"),
+        lora=canon(config["lora"]),
+        training=canon(config["training"]),
         prompts=canon(config["prompts"]),
     script:
         "../scripts/train_sft.py"
@@ -33,9 +36,6 @@ rule train_rollouts:
     input:
         model=model_input,
         subset=lambda wc: subset_file(wc.coverage, wc.seed),
-        eval_problems=lambda wc: dataset_file(
-            config["eval_sets"][rollout_eval_set(wc)]["dataset"]
-        ),
     output:
         adapter=directory(
             "results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/adapter"
@@ -44,7 +44,6 @@ rule train_rollouts:
             "results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/checkpoints"
         ),
         log_table="results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/log.parquet",
-        curves="results/{model}/train/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}/curves.parquet",
     log:
         "logs/train_rollouts/{model}/{rollout_method}/{richness}/{ablation}/c{coverage}_s{seed}.log",
     benchmark:
@@ -57,8 +56,9 @@ rule train_rollouts:
     params:
         code=lambda wc: code("train_rollouts", wc),
         model=lambda wc: model_slice(wc.model),
-        hp=lambda wc: method_slice(wc.rollout_method),
-        eval_set=lambda wc: canon(config["eval_sets"][rollout_eval_set(wc)]),
+        hp=lambda wc: hyperparameters(wc.rollout_method),
+        lora=canon(config["lora"]),
+        training=canon(config["training"]),
         prompts=canon(config["prompts"]),
         grading=canon(config["grading"]),
     script:

@@ -1,8 +1,7 @@
-from selfdistill.data.loaders import load_problems
+from selfdistill.data.loaders import DatasetConfig, load_problems
 from selfdistill.io import write_table
-from selfdistill.jobs import param, start_job
+from selfdistill.jobs import config_slice, section, start_job
 
 start_job(snakemake)
-spec = param(snakemake, "spec")
-problems = load_problems(spec, snakemake.wildcards.dataset)
-write_table(problems, snakemake.output[0], spec)
+problems = load_problems(section(snakemake, "spec", DatasetConfig), snakemake.wildcards.dataset)
+write_table(problems, snakemake.output[0], config_slice(snakemake))

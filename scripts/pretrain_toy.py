@@ -4,14 +4,15 @@ from pathlib import Path
 import pandas as pd
 
 from selfdistill.io import apply_umask, read_table, write_table
-from selfdistill.jobs import param, start_job
-from selfdistill.toy_model import pretrain
+from selfdistill.jobs import config_slice, section, start_job
+from selfdistill.prompts import Prompts
+from selfdistill.toy_model import ToyPretrainConfig, pretrain
 
 start_job(snakemake)
-spec, templates = param(snakemake, "spec"), param(snakemake, "prompts")
+spec = section(snakemake, "spec", ToyPretrainConfig)
 problems = read_table(snakemake.input.problems)
 held_out = set(problems.loc[problems["split"] != "train", "problem"])
-model, tokenizer, rows = pretrain(spec, templates, held_out, seed=spec["seed"])
+model, tokenizer, rows = pretrain(spec, section(snakemake, "prompts", Prompts), held_out, seed=spec.seed)
 
 out = Path(snakemake.output.model)
 tmp = out.with_name(out.name + ".tmp")
@@ -20,4 +21,4 @@ model.save_pretrained(tmp)
 tokenizer.save_pretrained(tmp)
 apply_umask(tmp)
 tmp.rename(out)  # the directory appears only when complete
-write_table(pd.DataFrame(rows), snakemake.output.log_table, {"toy_pretrain": spec, "prompts": templates}, seed=spec["seed"])
+write_table(pd.DataFrame(rows), snakemake.output.log_table, config_slice(snakemake), seed=spec.seed)

@@ -1,6 +1,11 @@
-"""Which package modules a job's script runs, and a content hash of them: the `code` param of each
+"""Which package modules a job's script runs, and a hash of their meaning: the `code` param of each
 rule, so editing a module re-runs exactly the jobs that import it, directly or through another
 module (a hand-kept list per rule drifts; a dozen module inputs per job slow DAG building).
+
+The hash is of each file's syntax tree without docstrings: comments, docstrings and formatting
+change nothing, so neither a comment edit nor a formatter re-runs a job. The script itself is
+hashed too, which makes Snakemake's own script tracking (by modification time) unnecessary: the
+profiles turn it off (`rerun-triggers` without `code`), so a `touch` or a checkout re-runs nothing.
 
 Imports of the generation backends inside `selfdistill.backends` are not followed: a job runs the
 one its model's config names, which the rule adds."""
@@ -61,14 +66,28 @@ def imported_modules(path: Path) -> frozenset[Path]:
     return frozenset(found)
 
 
+def meaning(source: str) -> bytes:
+    """A Python source's syntax tree without docstrings and positions: what the code does."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False).encode()
+
+
 @functools.cache
 def code_hash(script: Path, backend: str | None = None) -> str:
-    """Content hash of the package modules `script` runs (plus the named generation backend and its imports)."""
-    files = set(imported_modules(Path(script)))
+    """Hash of the meaning of `script` and the package modules it runs (plus the named generation
+    backend and its imports)."""
+    script = Path(script)
+    files = set(imported_modules(script))
     if backend:
         module = PACKAGE_DIR / f"backends/{backend}.py"
         files |= {module} | imported_modules(module)
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(b"script\0" + meaning(script.read_text()))
     for file in sorted(files):
-        digest.update(file.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + file.read_bytes())
+        digest.update(file.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + meaning(file.read_text()))
     return digest.hexdigest()[:16]

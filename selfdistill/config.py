@@ -21,6 +21,8 @@ from pathlib import Path
 import jsonschema
 import yaml
 
+from selfdistill.grid import ROLLOUT_METHODS
+
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
 
@@ -217,14 +219,14 @@ def _dataset_splits(spec: dict) -> set[str] | None:
         column = spec.get("columns", {}).get("split", "split")
         if column in pq.read_schema(spec["path"]).names:
             return {str(v) for v in pq.read_table(spec["path"], columns=[column]).column(0).unique().to_pylist()}
-        return {spec.get("split", "train")}
+        return {spec["split"]}
     return None  # JSONL and hub datasets: known once loaded (prepare_dataset names the splits it found)
 
 
 def _sampling_budgets(config: dict) -> list[tuple[str, int]]:
     """(key, max_new_tokens) of everything that generates."""
     budgets = [("teacher.max_new_tokens", config["teacher"]["max_new_tokens"])]
-    budgets += [(f"{m}.max_new_tokens", config[m]["max_new_tokens"]) for m in ("onpolicy", "grpo") if m in config["methods"]]
+    budgets += [(f"{m}.max_new_tokens", config[m]["max_new_tokens"]) for m in ROLLOUT_METHODS if m in config["methods"]]
     budgets += [(f"eval_sets.{n}.max_new_tokens", es["max_new_tokens"]) for n, es in config["eval_sets"].items()]
     if "table1" in config:
         budgets.append(("table1.sampling.max_new_tokens", config["table1"]["sampling"]["max_new_tokens"]))
@@ -279,7 +281,7 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
                   + (" (the teacher would never see the question)" if "student" in allowed - used else ""),
                   "add the missing placeholder(s)")
 
-    for method in ("onpolicy", "grpo"):
+    for method in ROLLOUT_METHODS:
         eval_set = config[method]["eval_set"]
         if eval_set not in config["eval_sets"]:
             error(f"{method}.eval_set", eval_set, "is not under eval_sets", "add it or fix the name")

@@ -181,10 +181,10 @@ def save_pretrained(model, path) -> None:
     dist.barrier()
 
 
-def launch_ranks(training: dict | None) -> None:
-    """In a training script: with `training.processes` > 1, the job's process re-runs the script as
-    that many ranks and exits with their status; in a rank (or alone) it returns."""
-    status = run_as_ranks((training or {}).get("processes", 1), sys.argv)
+def launch_ranks(training) -> None:
+    """In a training script: with `training.processes` > 1 (a TrainingConfig), the job's process
+    re-runs the script as that many ranks and exits with their status; in a rank (or alone) it returns."""
+    status = run_as_ranks(training.processes, sys.argv)
     if status is not None:
         sys.exit(status)
 

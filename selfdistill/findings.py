@@ -151,11 +151,11 @@ def render(claims: pd.DataFrame, mechanism: pd.DataFrame, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def mechanism_points(problems: pd.DataFrame, curves: pd.DataFrame, eval_set: str) -> pd.DataFrame:
-    """One point per run's final evaluation on eval_set, plus one per training checkpoint."""
+def mechanism_points(curves: pd.DataFrame, eval_set: str) -> pd.DataFrame:
+    """One point per trained run and step on eval_set (its checkpoints and its final weights, all
+    scored on the same problems); the base model (step 0) is not a run's point."""
     run_keys = ["model", "method", "richness", "ablation", "coverage", "seed"]
-    final = problems[(problems["eval_set"] == eval_set) & (problems["method"] != "base")]
-    final = final.groupby(run_keys)[["accuracy", "mean_tokens", "epistemic_density"]].mean().reset_index()
-    points = pd.concat([final, curves[run_keys + ["accuracy", "mean_tokens", "epistemic_density"]]], ignore_index=True)
+    points = curves[(curves["eval_set"] == eval_set) & (curves["step"] > 0)]
+    points = points[run_keys + ["step", "accuracy", "mean_tokens", "epistemic_density"]].copy()
     points["run"] = points[run_keys].astype(str).agg("/".join, axis=1)
-    return points.dropna(subset=["accuracy", "mean_tokens", "epistemic_density"])
+    return points.dropna(subset=["accuracy", "mean_tokens", "epistemic_density"]).reset_index(drop=True)

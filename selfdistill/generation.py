@@ -5,22 +5,33 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from selfdistill import epistemic, prompts
 from selfdistill.backends import Sampling
-from selfdistill.grading import grade_responses
+from selfdistill.grading import GradingConfig, grade_responses
 from selfdistill.io import write_table
 from selfdistill.jobs import claim_partial
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Section `generation`: how generation jobs run (not what they sample)."""
+
+    batch_size: int  # sequences per generate() call (transformers backend)
+    shard_problems: int | None = None  # problems per saved shard: a re-run after a crash skips finished shards
+
+
 TABLE_COLUMNS = ["problem_id", "sample", "response", "token_ids", "n_tokens", "finish_reason", "truncated", "extracted",
                  "correct", "grade_status", "epistemic_count", "epistemic_words", "epistemic_density"]
 
 
-def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampling: Sampling, grading: dict,
+def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampling: Sampling, grading: GradingConfig,
                    chat_kwargs: dict | None = None, desc: str = "generate", shard_problems: int | None = None,
                    shard_dir=None) -> pd.DataFrame:
     """One row per (problem, sample): the response, its completion token ids, grade and epistemic metrics.
@@ -53,11 +64,12 @@ def shard_dir_for(output) -> Path:
     return Path(str(output) + ".shards")
 
 
-def shards(output, generation: dict, job_key: str) -> dict:
+def shards(output, generation: GenerationConfig, job_key: str) -> dict:
     """generate_table's shard arguments for a job writing `output` (no sharding if not configured).
     Shards left by a job with another key (other params, code or inputs) are discarded first."""
-    size = generation.get("shard_problems")
-    return {"shard_problems": size, "shard_dir": claim_partial(shard_dir_for(output), job_key)} if size else {}
+    if not generation.shard_problems:
+        return {}
+    return {"shard_problems": generation.shard_problems, "shard_dir": claim_partial(shard_dir_for(output), job_key)}
 
 
 def finish_shards(output) -> None:
@@ -69,12 +81,7 @@ def _generate_table(backend, problems, user_turns, sampling, grading, chat_kwarg
     prompt_ids = [prompts.prompt_ids(tok, u, chat_kwargs) for u in user_turns]
     completions = backend.generate(prompt_ids, sampling, desc=desc)
     golds = problems["answer"].tolist()
-    grades = grade_responses(
-        [c.text for c in completions],
-        [golds[c.prompt_index] for c in completions],
-        workers=grading["workers"],
-        timeout=grading["timeout_s"],
-    )
+    grades = grade_responses([c.text for c in completions], [golds[c.prompt_index] for c in completions], grading)
     rows = []
     for c, g in zip(completions, grades):
         n_tokens = len(c.token_ids)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 import time
+from dataclasses import dataclass
 from multiprocessing.connection import wait
 
 THINK_END = "</think>"
@@ -23,6 +24,15 @@ _BARE_TOKEN = re.compile(r"[^\s${}]+")
 _BRACES = re.compile(r"[{}]")
 # Results of a worker process (pool statuses besides "ok" and "error: ...").
 TIMEOUT, NO_BOXED, TOO_LONG = "timeout", "no_boxed", "too_long"
+
+
+@dataclass(frozen=True)
+class GradingConfig:
+    """Section `grading`."""
+
+    workers: int  # math-verify worker processes
+    timeout_s: float  # per answer; a worker that overruns is killed and the answer graded wrong
+    max_answer_chars: int  # a longer extracted answer is wrong (`too_long`): no grader reads it reliably
 
 
 def final_segment(response: str) -> str | None:
@@ -227,19 +237,19 @@ class GradingPool:
         self.close()
 
 
-def grade_responses(responses, golds, workers: int = 2, timeout: float = 5.0, max_answer_chars: int = 1000):
+def grade_responses(responses, golds, grading: GradingConfig):
     """Extract and grade; returns a list of dicts with extracted, correct, grade_status.
 
     grade_status: "ok", "error: …", "timeout", "no_boxed" (no answer), or "too_long" (an extracted
-    answer over `max_answer_chars`, which no grader reads reliably: wrong).
+    answer over `max_answer_chars`).
     """
     extracted = [extract_answer(r) for r in responses]
     status = {i: NO_BOXED if e is None else TOO_LONG for i, e in enumerate(extracted)
-              if e is None or len(e) > max_answer_chars}
+              if e is None or len(e) > grading.max_answer_chars}
     to_check = [i for i in range(len(extracted)) if i not in status]
     checked = {}
     if to_check:
-        with GradingPool(workers, timeout) as pool:
+        with GradingPool(grading.workers, grading.timeout_s) as pool:
             checked = dict(zip(to_check, pool.map([(golds[i], extracted[i]) for i in to_check])))
     rows = []
     for i, answer in enumerate(extracted):

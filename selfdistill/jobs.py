@@ -78,6 +78,20 @@ def param(snakemake, name):
     return json.loads(getattr(snakemake.params, name))
 
 
+def section(snakemake, name, cls):
+    """Param `name` as its typed config section (a frozen dataclass): built once, per script."""
+    from selfdistill.sections import build
+
+    return build(cls, param(snakemake, name))
+
+
+def config_slice(snakemake) -> dict:
+    """What a job's outputs record as their config (provenance): every config param the rule
+    passed, as passed (the same values that decide re-runs), and the job's wildcards."""
+    sliced = {name: param(snakemake, name) for name in snakemake.params.keys() if name != "code"}
+    return {**sliced, "wildcards": dict(snakemake.wildcards)}
+
+
 def model_location(snakemake) -> str:
     """What to load: the model directory the workflow built (an input), else the config's hub id or path."""
     return snakemake.input.get("model") or param(snakemake, "model")["source"]

@@ -9,6 +9,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from selfdistill.grid import METHODS, ROLLOUT_METHODS  # noqa: E402
+
 METRIC_LABELS = {
     "accuracy": "accuracy (avg@n)",
     "mean_tokens": "mean response length (tokens)",
@@ -22,7 +24,9 @@ CELL = ["method", "richness", "ablation"]
 
 
 def _label(method, richness, ablation):
-    return method if method == "grpo" else f"{method}, {richness}" + ("" if ablation == "standard" else f", {ablation}")
+    if not METHODS[method].teacher:
+        return method
+    return f"{method}, {richness}" + ("" if ablation == "standard" else f", {ablation}")
 
 
 def _save(fig, path):
@@ -63,8 +67,9 @@ def plot_metric_by_coverage(cells: pd.DataFrame, metric: str, path):
 
 
 def plot_train_loss(logs: pd.DataFrame, path):
-    """SFT loss vs step: a panel per coverage, a colour per richness/ablation, a line per seed."""
-    logs = logs[logs["method"] == "sft"]
+    """Offline methods' (SFT's) loss vs step: a panel per coverage, a colour per method, richness and
+    ablation, a line per seed."""
+    logs = logs[~logs["method"].isin(ROLLOUT_METHODS)]
     coverages = sorted(logs["coverage"].unique()) or [None]
     fig, axes = plt.subplots(1, len(coverages), figsize=(4.2 * len(coverages), 3.4), squeeze=False, sharey=True)
     for ax, coverage in zip(axes[0], coverages):
@@ -82,7 +87,7 @@ def plot_train_loss(logs: pd.DataFrame, path):
 def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path):
     """On-policy runs: eval accuracy, rollout reward, length and epistemic count vs step; a row
     per coverage, a line per (method, richness, ablation), mean ± sd band over seeds."""
-    logs = logs[logs["method"] != "sft"]
+    logs = logs[logs["method"].isin(ROLLOUT_METHODS)]
     panels = [(curves, "accuracy"), (logs, "reward"), (logs, "mean_length"), (logs, "epistemic_count")]
     coverages = sorted(logs["coverage"].unique()) or [None]
     fig, axes = plt.subplots(len(coverages), 4, figsize=(17, 3.3 * len(coverages)), squeeze=False)

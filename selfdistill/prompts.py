@@ -4,8 +4,10 @@ settings (e.g. Qwen3's enable_thinking); only the user turn differs."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
-RICHNESS_LEVELS = ("none", "answer", "solution", "solution_nothink", "regen")
+from selfdistill.grid import RICHNESS
+
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
@@ -26,15 +28,25 @@ def fill(template: str, **values) -> str:
     return template
 
 
-def student_user_turn(templates: dict, problem: str) -> str:
-    return fill(templates["student"], problem=problem)
+@dataclass(frozen=True)
+class Prompts:
+    """Section `prompts`: the user turns (the chat template and its settings are the model's)."""
+
+    student: str  # the bare question: {problem}
+    teacher_answer: str  # the teacher with the answer in context: {student} (the student's turn), {answer}
+    teacher_solution: str  # the teacher with a solution (or a response) in context: {student}, {solution}
 
 
-def teacher_user_turn(templates: dict, richness: str, problem: str, answer: str = "", solution: str = "", demo: str = ""):
+def student_user_turn(template: str, problem: str) -> str:
+    """The student's user turn; `template` is Prompts.student (evaluation jobs take only that)."""
+    return fill(template, problem=problem)
+
+
+def teacher_user_turn(templates: Prompts, richness: str, problem: str, answer: str = "", solution: str = "", demo: str = ""):
     """The teacher's user turn for a richness level. `demo` is the regen context (a response the
     model produced while conditioned on the solution, or another successful rollout)."""
-    if richness not in RICHNESS_LEVELS:
-        raise ValueError(f"unknown richness {richness!r}: use one of {', '.join(RICHNESS_LEVELS)}")
+    if richness not in RICHNESS:
+        raise ValueError(f"unknown richness {richness!r}: use one of {', '.join(RICHNESS)}")
     context = {
         "none": None,
         "answer": answer,
@@ -42,10 +54,10 @@ def teacher_user_turn(templates: dict, richness: str, problem: str, answer: str 
         "solution_nothink": strip_think(solution),
         "regen": demo,
     }[richness]
-    student = student_user_turn(templates, problem)
+    student = student_user_turn(templates.student, problem)
     if context is None:
         return student
-    template = templates["teacher_answer"] if richness == "answer" else templates["teacher_solution"]
+    template = templates.teacher_answer if richness == "answer" else templates.teacher_solution
     return fill(template, student=student, answer=context, solution=context)
 
 

@@ -1,45 +1,19 @@
-"""The summary table: one row per (model, method, richness, coverage, seed, ablation, eval set)."""
+"""The summary tables: one row per evaluated model (`metrics`), and one per checkpoint of the rollout
+methods' runs on their curve eval set (`curves`), both from the per-sample evaluation tables."""
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
-EVAL_PATH = re.compile(
-    r"results/(?P<model>[^/]+)/eval/(?P<method>base|[a-z]+)"
-    r"(/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+))?(/c(?P<coverage>\d+|full)_s(?P<seed>\d+))?/(?P<eval_set>[^/]+)\.parquet$"
-)
-TRAIN_PATH = re.compile(
-    r"results/(?P<model>[^/]+)/train/(?P<method>[a-z]+)/(?P<richness>[a-z_]+)/(?P<ablation>[a-z]+)"
-    r"/c(?P<coverage>\d+|full)_s(?P<seed>\d+)/\w+\.parquet$"
-)
-TEACHER_PATH = re.compile(
-    r"results/(?P<model>[^/]+)/teacher/(?P<richness>[a-z_]+)/c(?P<coverage>\d+|full)_s(?P<seed>\d+)\.parquet$"
-)
+from selfdistill import grid
+
 AXES = ["model", "method", "richness", "ablation", "coverage", "seed", "eval_set"]
+RUN_AXES = ["model", "method", "richness", "ablation", "coverage", "seed"]
 
 
 def train_size(problems: pd.DataFrame) -> int:
     """Distinct training problems: the coverage that `full` stands for."""
     return int(problems.loc[problems["split"] == "train", "problem_id"].nunique())
-
-
-def parse_path(pattern: re.Pattern, path: str, full_coverage: int | None = None) -> dict:
-    """Grid axes from an output path; coverage `full` (c full in the path) becomes `full_coverage`."""
-    match = pattern.search(str(path))
-    if not match:
-        raise ValueError(f"{path} does not look like a workflow output ({pattern.pattern})")
-    axes = match.groupdict()
-    if axes.get("coverage") == "full":
-        if full_coverage is None:
-            raise ValueError(f"{path}: coverage 'full' needs the training set's size (full_coverage)")
-        axes["coverage"] = full_coverage
-    for key in ("coverage", "seed"):
-        axes[key] = int(axes[key]) if axes.get(key) is not None else None
-    if "ablation" in axes:
-        axes["ablation"] = axes["ablation"] or "standard"
-    return axes
 
 
 def sample_metrics(samples: pd.DataFrame) -> dict:
@@ -59,10 +33,37 @@ def sample_metrics(samples: pd.DataFrame) -> dict:
     }
 
 
+def _rows(tables: dict, full_coverage: int | None) -> pd.DataFrame:
+    return pd.DataFrame([{**grid.parse_path("eval", path, full_coverage), **sample_metrics(t)} for path, t in tables.items()])
+
+
 def summarize(tables: dict, full_coverage: int | None = None) -> pd.DataFrame:
-    """tables: eval path -> per-sample table; full_coverage: what coverage `full` stands for."""
-    rows = [{**parse_path(EVAL_PATH, path, full_coverage), **sample_metrics(t)} for path, t in tables.items()]
-    df = pd.DataFrame(rows)
+    """tables: eval path -> per-sample table (final evaluations); full_coverage: what coverage
+    `full` stands for."""
+    df = _rows(tables, full_coverage).drop(columns="step")
     df["coverage"] = df["coverage"].astype("Int64")
     df["seed"] = df["seed"].astype("Int64")
     return df.sort_values(AXES, na_position="first").reset_index(drop=True)
+
+
+def curves(tables: dict, checkpoint_tables: dict, methods: dict, full_coverage: int | None = None) -> pd.DataFrame:
+    """Per rollout run, its curve eval set's metrics against training step: step 0 is the base
+    model, the checkpoints their step, the trained model the method's last step.
+
+    tables: final evaluations (eval path -> table); checkpoint_tables: the checkpoints' evaluations;
+    methods: per rollout method, its curve `eval_set` and `steps`.
+    """
+    final = _rows(tables, full_coverage)
+    runs = final[final["method"].isin(list(methods))]
+    runs = runs[runs.apply(lambda r: r["eval_set"] == methods[r["method"]]["eval_set"], axis=1)]
+    parts = [runs.assign(step=runs["method"].map(lambda m: methods[m]["steps"]))]
+    if checkpoint_tables:
+        parts.append(_rows(checkpoint_tables, full_coverage))
+    base = final[(final["method"] == "base") & final["coverage"].isna()]
+    for _, run in runs[RUN_AXES + ["eval_set"]].drop_duplicates().iterrows():
+        start = base[(base["model"] == run["model"]) & (base["eval_set"] == run["eval_set"])]
+        parts.append(start.assign(**{k: run[k] for k in RUN_AXES}, step=0))
+    df = pd.concat(parts, ignore_index=True)
+    for column in ("coverage", "seed", "step"):
+        df[column] = df[column].astype("Int64")
+    return df.sort_values(AXES + ["step"]).reset_index(drop=True)

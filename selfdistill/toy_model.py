@@ -6,6 +6,7 @@ import logging
 import math
 import random
 import time
+from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -23,6 +24,42 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
+
+
+@dataclass(frozen=True)
+class ToyArch:
+    """Section `toy_pretrain.arch`: a Qwen2."""
+
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    max_positions: int  # the context: prompt + generated tokens
+
+
+@dataclass(frozen=True)
+class ToyTraces:
+    """Section `toy_pretrain.traces`: how unguided pretraining traces behave."""
+
+    p_error: float  # chance an unguided step slips (and is then corrected, with an epistemic word)
+    p_verify: float  # chance a correct unguided step is re-checked aloud
+
+
+@dataclass(frozen=True)
+class ToyPretrainConfig:
+    """Section `toy_pretrain` (with `max_operand` resolved by the rule)."""
+
+    seed: int
+    terms: tuple[int, ...]  # [low, high] chain lengths seen in pretraining
+    max_operand: int
+    vocab_size: int  # the tokenizer's size at most
+    arch: ToyArch
+    steps: int
+    batch_size: int
+    lr: float
+    mix: dict  # share of pretraining traces per teacher context ("none": unguided)
+    traces: ToyTraces
 
 
 def build_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
@@ -45,15 +82,15 @@ def build_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:
     return fast
 
 
-def build_model(tokenizer, arch: dict) -> Qwen2ForCausalLM:
+def build_model(tokenizer, arch: ToyArch) -> Qwen2ForCausalLM:
     config = Qwen2Config(
         vocab_size=len(tokenizer),
-        hidden_size=arch["hidden_size"],
-        intermediate_size=arch["intermediate_size"],
-        num_hidden_layers=arch["num_layers"],
-        num_attention_heads=arch["num_heads"],
-        num_key_value_heads=arch["num_kv_heads"],
-        max_position_embeddings=arch["max_positions"],
+        hidden_size=arch.hidden_size,
+        intermediate_size=arch.intermediate_size,
+        num_hidden_layers=arch.num_layers,
+        num_attention_heads=arch.num_heads,
+        num_key_value_heads=arch.num_kv_heads,
+        max_position_embeddings=arch.max_positions,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -62,39 +99,39 @@ def build_model(tokenizer, arch: dict) -> Qwen2ForCausalLM:
     return Qwen2ForCausalLM(config)
 
 
-def corpus_example(rng: random.Random, terms, templates: dict, mix: dict, traces: dict):
+def corpus_example(rng: random.Random, terms, templates: prompts.Prompts, mix: dict, traces: ToyTraces):
     """(user turn, response) for one pretraining example of a randomly chosen kind."""
     problem = toy.problem_text(terms)
     solution = toy.solution_text(terms)
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
     if kind == "none":
-        response = toy.unguided_trace(terms, rng, traces["p_error"], traces["p_verify"])
+        response = toy.unguided_trace(terms, rng, traces.p_error, traces.p_verify)
     else:  # with any context the trace is the clean, unhedged solution
         response = solution
     user = prompts.teacher_user_turn(templates, kind, problem, answer=str(sum(terms)), solution=solution)
     return user, response
 
 
-def pretrain(spec: dict, templates: dict, held_out: set[str], seed: int):
+def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[str], seed: int):
     """Train tokenizer and model from scratch on generated traces; returns (model, tokenizer, log rows)."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
 
     def draw_terms():
         while True:
-            terms = toy.sample_terms(rng, spec["terms"], spec["max_operand"])
+            terms = toy.sample_terms(rng, spec.terms, spec.max_operand)
             if toy.problem_text(terms) not in held_out:
                 return terms
 
     # The tokenizer sees the epistemic words in every casing used, so each stays one token.
-    sample = [" ".join(corpus_example(rng, draw_terms(), templates, spec["mix"], spec["traces"])) for _ in range(2000)]
+    sample = [" ".join(corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)) for _ in range(2000)]
     sample += [" " + " ".join(EPISTEMIC_WORDS), " ".join(w.capitalize() for w in EPISTEMIC_WORDS)] * 50
-    tokenizer = build_tokenizer(sample, spec["vocab_size"])
-    model = build_model(tokenizer, spec["arch"])
+    tokenizer = build_tokenizer(sample, spec.vocab_size)
+    model = build_model(tokenizer, spec.arch)
     log.info("toy model: %d parameters, vocabulary %d", model.num_parameters(), len(tokenizer))
 
-    opt = torch.optim.AdamW(model.parameters(), lr=spec["lr"], weight_decay=0.01, betas=(0.9, 0.98))
-    steps, warmup = spec["steps"], max(1, spec["steps"] // 20)
+    opt = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=0.01, betas=(0.9, 0.98))
+    steps, warmup = spec.steps, max(1, spec.steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
     )
@@ -102,8 +139,8 @@ def pretrain(spec: dict, templates: dict, held_out: set[str], seed: int):
     model.train()
     for step in range(steps):
         batch_prompts, batch_completions = [], []
-        for _ in range(spec["batch_size"]):
-            user, response = corpus_example(rng, draw_terms(), templates, spec["mix"], spec["traces"])
+        for _ in range(spec.batch_size):
+            user, response = corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)
             batch_prompts.append(prompts.prompt_ids(tokenizer, user))
             batch_completions.append(tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
         batch = build_batch(batch_prompts, batch_completions, tokenizer.pad_token_id)

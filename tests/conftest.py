@@ -25,11 +25,12 @@ def save_tiny_model(tokenizer_dir, path, arch: dict, init_std: float | None = No
     import torch
     from transformers import AutoTokenizer
 
-    from selfdistill.toy_model import build_model
+    from selfdistill.sections import build
+    from selfdistill.toy_model import ToyArch, build_model
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)
-    model = build_model(tok, arch)
+    model = build_model(tok, build(ToyArch, arch))
     if init_std is not None:
         with torch.no_grad():
             for p in model.parameters():

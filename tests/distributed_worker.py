@@ -14,28 +14,32 @@ from selfdistill import distributed
 
 
 def main(args: dict) -> None:
-    from selfdistill.models import load_model, load_tokenizer
-    from selfdistill.train.onpolicy import train_onpolicy
-    from selfdistill.train.sft import train_sft, trainable_model
+    from dataclasses import replace
 
-    from test_onpolicy import CFG, GRADING, SUBSET, TEMPLATES, _hp
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.model import trainable_model
+    from selfdistill.train.sft import train_sft
+
+    from configs import LORA, TRAINING, rollout_hp, run_rollouts, sft_hp
+    from test_onpolicy import SUBSET
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
     tok = load_tokenizer(args["model_dir"])
-    model = trainable_model(load_model(args["model_dir"]), {**CFG["lora"], "r": 4}, {"finetune": args["finetune"]})
+    model = trainable_model(load_model(args["model_dir"]), LORA, replace(TRAINING, finetune=args["finetune"]))
     if args["method"] == "sft":
         # 12 fixed examples of different lengths; 2 steps of 3 micro-batches: one rank pads its share.
         examples = [([5 + i, 6, 7], [8 + (i * 7) % 50 for _ in range(3 + i % 4)] + [2]) for i in range(12)]
-        hp = {"lr": 1e-2, "epochs": 1, "batch_size": 6, "micro_batch_size": 2, "max_grad_norm": 1.0, "checkpoint_every": 1}
+        hp = sft_hp(lr=1e-2, epochs=1, batch_size=6, micro_batch_size=2, max_grad_norm=1.0, checkpoint_every=1)
         rows = train_sft(model, tok, examples, hp, seed=0, state_path=args["state"])
     else:
         # 2 prompts x 4 rollouts in micro-batches of 3: 3 micro-batches over 2 ranks.
-        hp = _hp(lr=1e-2, steps=args["steps"], prompts_per_step=2, micro_batch_size=3, checkpoint_every=1,
-                 teacher=args.get("teacher", "frozen"), ema_rate=0.5)
+        teacher = {"teacher": args.get("teacher", "frozen"), "ema_rate": 0.5} if args["method"] == "onpolicy" else {}
+        hp = rollout_hp(args["method"], lr=1e-2, steps=args["steps"], prompts_per_step=2, micro_batch_size=3,
+                        checkpoint_every=1, **teacher)
         subset = pd.concat([SUBSET.assign(repeat=k) for k in range(2)], ignore_index=True)
-        rows, _ = train_onpolicy(model, tok, subset, args["method"], "solution", "standard", TEMPLATES, hp, GRADING,
-                                 seed=0, state_path=args["state"])
+        rows = run_rollouts(model, tok, subset, args["method"], "solution", "standard", hp, seed=0,
+                            state_path=args["state"])
     distributed.save_pretrained(model, Path(args["out"]) / "model")
     if distributed.rank() == 0:
         (Path(args["out"]) / "rows.json").write_text(json.dumps(rows))

@@ -18,7 +18,7 @@ def test_imports_are_followed_through_other_modules(tmp_path):
     assert {"__init__.py", "generation.py"} <= found
     direct = modules(PACKAGE_DIR / "generation.py")
     assert "grading.py" in direct and direct <= found  # transitive
-    assert "plots.py" not in found and "train/onpolicy.py" not in found
+    assert "plots.py" not in found and "train/rollouts.py" not in found
 
 
 def test_submodule_imports_include_their_packages():
@@ -28,12 +28,15 @@ def test_submodule_imports_include_their_packages():
 
 def test_generation_backends_come_from_the_model_not_the_dispatcher():
     found = modules(SCRIPTS / "evaluate.py")
-    assert {"backends/__init__.py", "generation.py", "grading.py", "evaluate.py"} <= found
+    assert {"backends/__init__.py", "generation.py", "grading.py", "evaluation.py"} <= found
     assert not {"backends/hf.py", "backends/vllm.py"} & found
     script = SCRIPTS / "evaluate.py"
     assert len({code_hash(script), code_hash(script, "hf"), code_hash(script, "vllm")}) == 3
-    # A script importing a backend directly depends on it whatever the model's backend.
+    # A script importing a backend directly (training samples rollouts with transformers) depends
+    # on it whatever the model's backend.
     assert "backends/hf.py" in modules(SCRIPTS / "train_rollouts.py")
+    # ... but evaluation does not depend on training-parallelism code through it.
+    assert "distributed.py" not in modules(PACKAGE_DIR / "backends/hf.py")
 
 
 def test_hash_follows_module_content(tmp_path):
@@ -49,5 +52,34 @@ def test_hash_follows_module_content(tmp_path):
 def test_report_jobs_do_not_depend_on_training_code():
     """Every script imports jobs.py: it must not pull training modules into every job's code param."""
     for script in ("summarize", "figures", "statistics", "coverage_subset"):
-        assert not {"distributed.py", "train/onpolicy.py"} & modules(SCRIPTS / f"{script}.py"), script
+        assert not {"distributed.py", "train/rollouts.py"} & modules(SCRIPTS / f"{script}.py"), script
     assert "distributed.py" in modules(SCRIPTS / "train_sft.py")
+
+
+def test_hash_follows_meaning_not_comments_docstrings_or_formatting(tmp_path, monkeypatch):
+    """A comment, a docstring or a formatter changes no job's code param; a change of meaning does."""
+    import selfdistill.code as code
+
+    package = tmp_path / "selfdistill"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    module = package / "mod.py"
+    script = tmp_path / "script.py"
+    script.write_text("from selfdistill.mod import f\n")
+    monkeypatch.setattr(code, "PACKAGE_DIR", package)
+
+    def hash_of(source):
+        module.write_text(source)
+        code.imported_modules.cache_clear()
+        code.code_hash.cache_clear()
+        return code.code_hash(script)
+
+    original = hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n')
+    assert hash_of('def f(x):\n    """Doubles x (a new docstring)."""\n    return x * 2  # a comment\n') == original
+    assert hash_of('def f(x):\n\n    return (\n        x * 2\n    )\n') == original  # reformatted, no docstring
+    assert hash_of('def f(x):\n    return x * 3\n') != original
+    assert hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n\nTHRESHOLD = 1\n') != original
+    script.write_text("from selfdistill.mod import f  # the script, commented\n")
+    assert hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n') == original
+    script.write_text("from selfdistill.mod import f\nprint(f(1))\n")
+    assert hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n') != original  # the script's meaning counts

@@ -8,12 +8,19 @@ from selfdistill.data import PROBLEM_COLUMNS, toy
 from selfdistill.data.coverage import coverage_subset
 from selfdistill.data.loaders import load_problems
 
+from configs import dataset
+
 TOY = {"seed": 1, "n_train": 100, "n_test": 20, "n_ood": 20, "train_terms": [3, 4], "ood_terms": [5, 6], "max_operand": 9}
+
+
+def load(spec: dict, name: str):
+    """load_problems on a partial dataset spec, with the schema's defaults filled in."""
+    return load_problems(dataset(spec), name)
 
 
 @pytest.fixture
 def problems():
-    return load_problems({"loader": "toy", "toy": TOY}, "toy")
+    return load({"loader": "toy", "toy": TOY}, "toy")
 
 
 def test_toy_problems_are_correct_and_distinct(problems):
@@ -28,8 +35,8 @@ def test_toy_problems_are_correct_and_distinct(problems):
 
 
 def test_toy_is_deterministic():
-    a = load_problems({"loader": "toy", "toy": TOY}, "toy")
-    b = load_problems({"loader": "toy", "toy": TOY}, "toy")
+    a = load({"loader": "toy", "toy": TOY}, "toy")
+    b = load({"loader": "toy", "toy": TOY}, "toy")
     pd.testing.assert_frame_equal(a, b)
 
 
@@ -89,7 +96,7 @@ def test_local_files_with_column_mapping_and_dedupe(tmp_path):
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in raw.to_dict("records")))
     for loader, name in (("parquet", "p.parquet"), ("jsonl", "p.jsonl")):
         spec = {"loader": loader, "path": str(tmp_path / name), "columns": {"problem": "question", "answer": "gold"}, "split": "test"}
-        df = load_problems(spec, "mine")
+        df = load(spec, "mine")
         assert list(df.columns) == list(PROBLEM_COLUMNS)
         assert df["problem"].tolist() == ["What is 1+1?", "What is 2+2?"]  # case/space duplicate dropped
         assert set(df["split"]) == {"test"} and set(df["source"]) == {"mine"}
@@ -106,7 +113,7 @@ def test_hf_dataset_saved_locally(tmp_path):
         }
     )
     ds.save_to_disk(str(tmp_path / "ds"))
-    df = load_problems({"loader": "hf", "path": str(tmp_path / "ds"), "columns": {"problem": "prompt", "answer": "answer"}}, "dapo")
+    df = load({"loader": "hf", "path": str(tmp_path / "ds"), "columns": {"problem": "prompt", "answer": "answer"}}, "dapo")
     assert df["problem"].tolist() == ["Find 2+3.", "Find 4+4."]
     assert df["answer"].tolist() == ["5", "8"]
 
@@ -115,7 +122,7 @@ def test_missing_column_is_named(tmp_path):
     _raw().to_parquet(tmp_path / "p.parquet")
     spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "columns": {"problem": "prompt", "answer": "gold"}}
     with pytest.raises(ValueError, match=r"columns \['prompt'\] not found"):
-        load_problems(spec, "mine")
+        load(spec, "mine")
 
 
 def test_bad_rows_stop_with_counts_or_are_dropped_and_logged(tmp_path, caplog):
@@ -128,13 +135,13 @@ def test_bad_rows_stop_with_counts_or_are_dropped_and_logged(tmp_path, caplog):
     spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"),
             "columns": {"problem_id": "id", "problem": "question", "answer": "gold"}}
     with pytest.raises(ValueError) as error:
-        load_problems(spec, "mine")
+        load(spec, "mine")
     message = str(error.value)
     for part in ("1 with empty problem", "1 with empty answer", "1 with duplicate problem_id (e.g. problem_id 'p3'",
                  "1 with answer math-verify cannot parse (e.g. problem_id 'p5'", "on_bad_rows: drop"):
         assert part in message, message
     with caplog.at_level("WARNING"):
-        kept = load_problems({**spec, "on_bad_rows": "drop"}, "mine")
+        kept = load({**spec, "on_bad_rows": "drop"}, "mine")
     assert kept["problem_id"].tolist() == ["p1", "p3"]
     assert "excluded 4 of 6 rows" in caplog.text
 
@@ -147,19 +154,19 @@ def test_bad_rows_stop_with_counts_or_are_dropped_and_logged(tmp_path, caplog):
 def test_empty_and_json_array_files_are_named(tmp_path, content, message):
     (tmp_path / "p.jsonl").write_text(content)
     with pytest.raises(ValueError, match=message):
-        load_problems({"loader": "jsonl", "path": str(tmp_path / "p.jsonl")}, "mine")
+        load({"loader": "jsonl", "path": str(tmp_path / "p.jsonl")}, "mine")
 
 
 def test_dropping_every_row_is_an_error_not_an_empty_dataset(tmp_path):
     pd.DataFrame({"problem": ["What is 1+1?", "What is 2+2?"], "answer": ["", " "]}).to_parquet(tmp_path / "p.parquet")
     with pytest.raises(ValueError, match=r"every one of its 2 rows is unusable: 2 with empty answer"):
-        load_problems({"loader": "parquet", "path": str(tmp_path / "p.parquet"), "on_bad_rows": "drop"}, "mine")
+        load({"loader": "parquet", "path": str(tmp_path / "p.parquet"), "on_bad_rows": "drop"}, "mine")
 
 
 def test_non_utf8_file_is_named(tmp_path):
     (tmp_path / "p.jsonl").write_bytes('{"problem": "Caf\xe9 costs 2+2?", "answer": "4"}\n'.encode("latin-1"))
     with pytest.raises(ValueError, match=r"p.jsonl is not valid UTF-8 .*iconv"):
-        load_problems({"loader": "jsonl", "path": str(tmp_path / "p.jsonl")}, "mine")
+        load({"loader": "jsonl", "path": str(tmp_path / "p.jsonl")}, "mine")
 
 
 DAPO_INSTRUCTION = (
@@ -199,15 +206,15 @@ def test_paper_datasets_load_from_local_files_of_the_same_shape(tmp_path):
         path = tmp_path / name
         datasets.Dataset.from_dict(columns).save_to_disk(str(path))
         spec = {**config["datasets"][name], "path": str(path)}
-        df = load_problems(spec, name)
+        df = load(spec, name)
         assert list(df.columns) == list(PROBLEM_COLUMNS) and df["problem_id"].is_unique
         assert (df["problem"].str.len() > 0).all() and (df["answer"].str.len() > 0).all()
         eval_splits = {es["split"] for es in config["eval_sets"].values() if es["dataset"] == name}
         assert eval_splits <= set(df["split"]) | {"subset"}
-    dapo = load_problems({**config["datasets"]["dapo"], "path": str(tmp_path / "dapo")}, "dapo")
+    dapo = load({**config["datasets"]["dapo"], "path": str(tmp_path / "dapo")}, "dapo")
     assert dapo["problem"].tolist() == ["Find $2+3$.", "Find $x$ if $x^2=4$, $x>0$."]  # unwrapped, deduplicated
     assert dapo["answer"].tolist() == ["5", "2"]
-    amc = load_problems({**config["datasets"]["amc23"], "path": str(tmp_path / "amc23")}, "amc23")
+    amc = load({**config["datasets"]["amc23"], "path": str(tmp_path / "amc23")}, "amc23")
     assert amc["answer"].tolist() == ["2.0", "27.0"]
 
 
@@ -215,4 +222,4 @@ def test_problem_pattern_mismatch_is_named(tmp_path):
     pd.DataFrame({"problem": ["Solve: 1+1", "no wrapper here"], "answer": ["2", "3"]}).to_parquet(tmp_path / "p.parquet")
     spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "problem_pattern": r"Solve: (?P<problem>.*)"}
     with pytest.raises(ValueError, match=r"1 problems do not match problem_pattern, e.g. 'no wrapper here'"):
-        load_problems(spec, "mine")
+        load(spec, "mine")

@@ -2,13 +2,17 @@ import time
 
 import pytest
 
-from selfdistill.grading import GradingPool, extract_answer, final_segment, grade_responses, last_boxed
+from selfdistill.grading import GradingConfig, GradingPool, extract_answer, final_segment, grade_responses, last_boxed
+
+
+def config(workers=1, max_answer_chars=1000):
+    return GradingConfig(workers=workers, timeout_s=10, max_answer_chars=max_answer_chars)
 
 
 def test_self_correction_is_graded_on_the_last_box():
     response = r"So \boxed{3}. Wait, actually that is wrong: \boxed{4}"
     assert extract_answer(response) == "4"
-    assert grade_responses([response], ["4"], workers=1)[0]["correct"]
+    assert grade_responses([response], ["4"], config())[0]["correct"]
 
 
 def test_nested_braces_are_matched():
@@ -20,7 +24,7 @@ def test_unbalanced_last_box_falls_back_to_an_earlier_one():
 
 
 def test_no_boxed_answer_is_wrong_and_flagged():
-    row = grade_responses(["the answer is 4"], ["4"], workers=1)[0]
+    row = grade_responses(["the answer is 4"], ["4"], config())[0]
     assert row == {"extracted": None, "correct": False, "grade_status": "no_boxed"}
 
 
@@ -34,7 +38,7 @@ def test_only_text_after_think_is_graded():
 
 
 def test_equivalent_forms_via_math_verify():
-    rows = grade_responses([r"\boxed{\frac{1}{2}}", r"\boxed{0.5}", r"\boxed{3}"], ["1/2", r"\frac12", "4"], workers=2)
+    rows = grade_responses([r"\boxed{\frac{1}{2}}", r"\boxed{0.5}", r"\boxed{3}"], ["1/2", r"\frac12", "4"], config(workers=2))
     assert [r["correct"] for r in rows] == [True, True, False]
 
 
@@ -70,14 +74,14 @@ def test_long_answer_is_not_graded_by_its_first_number():
     # math-verify's expression fallback reads a ~2,000-character answer as its first number.
     sum_of_x = "7+" + "+".join(["x"] * 999) + "+9"
     ones = "+".join(["1"] * 1001)
-    rows = grade_responses([rf"\boxed{{{sum_of_x}}}", rf"\boxed{{{ones}}}"], ["7", "1"], workers=1, max_answer_chars=10_000)
+    rows = grade_responses([rf"\boxed{{{sum_of_x}}}", rf"\boxed{{{ones}}}"], ["7", "1"], config(max_answer_chars=10_000))
     assert [r["correct"] for r in rows] == [False, False]
     shorter = "7+" + "+".join(["x"] * 300) + "+9"  # under math-verify's limit: read whole, still wrong
-    assert not grade_responses([rf"\boxed{{{shorter}}}"], ["7"], workers=1)[0]["correct"]
+    assert not grade_responses([rf"\boxed{{{shorter}}}"], ["7"], config())[0]["correct"]
 
 
 def test_over_long_answer_is_wrong_with_a_named_status():
-    row = grade_responses([r"\boxed{" + "1+" * 600 + "1}"], ["601"], workers=1, max_answer_chars=1000)[0]
+    row = grade_responses([r"\boxed{" + "1+" * 600 + "1}"], ["601"], config())[0]
     assert row["correct"] is False and row["grade_status"] == "too_long"
 
 

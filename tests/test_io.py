@@ -78,14 +78,14 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, tiny_model_dir):
     from selfdistill.distributed import save_model
     from selfdistill.io import atomic_path, write_table
     from selfdistill.models import load_model
-    from selfdistill.train.sft import add_lora
+    from selfdistill.train.model import LoraConfig, add_lora
 
     previous = os.umask(0o022)
     try:
         write_table(pd.DataFrame({"a": [1]}), tmp_path / "t.parquet", {})
         with atomic_path(tmp_path / "findings.md") as tmp:
             tmp.write_text("x")
-        model = add_lora(load_model(tiny_model_dir), {"r": 2, "alpha": 4, "dropout": 0.0, "target_modules": ["q_proj"]})
+        model = add_lora(load_model(tiny_model_dir), LoraConfig(r=2, alpha=4, dropout=0.0, target_modules=("q_proj",)))
         save_model(model, tmp_path / "adapter")
         files = [tmp_path / "t.parquet", tmp_path / "findings.md", *(tmp_path / "adapter").iterdir()]
         assert {f.name: oct(f.stat().st_mode & 0o777) for f in files} == {f.name: "0o644" for f in files}

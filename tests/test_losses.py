@@ -118,20 +118,23 @@ def test_divergence_to_suppressed_target_is_finite():
 @pytest.mark.parametrize("ablation", ["standard", "preserve", "suppress"])
 def test_teacher_topk_from_logits_equals_the_sparse_teacher(ablation):
     """A vLLM teacher returns only its top-k log-probs: the loss must equal the one from full logits."""
-    from selfdistill.train.onpolicy import distill_token_loss
+    from dataclasses import replace
+
+    from configs import rollout_hp
+    from selfdistill.train.objectives import distill_token_loss
 
     torch.manual_seed(0)
     student, teacher = torch.randn(2, 5, 40), torch.randn(2, 5, 40) * 2
     ids, in_e = torch.randint(0, 40, (2, 5)), torch.zeros(40, dtype=torch.bool)
     in_e[[3, 7, 11]] = True
-    hp = {"temperature": 1.0, "support": "teacher_topk", "topk": 8, "alpha": 0.5}
+    hp = rollout_hp("onpolicy", temperature=1.0, support="teacher_topk", topk=8, alpha=0.5)
     t_logp = torch.log_softmax(teacher, -1)
     top_logp, top_ids = t_logp.topk(8, -1)
     dense = distill_token_loss(student, teacher, ids, in_e, hp, ablation)[0]
     sparse = distill_token_loss(student, (top_ids, top_logp), ids, in_e, hp, ablation)[0]
     torch.testing.assert_close(sparse, dense)
-    full = distill_token_loss(student, teacher, ids, in_e, {**hp, "support": "full"}, ablation)[0]
-    everything = distill_token_loss(student, teacher, ids, in_e, {**hp, "topk": 40}, ablation)[0]
+    full = distill_token_loss(student, teacher, ids, in_e, replace(hp, support="full"), ablation)[0]
+    everything = distill_token_loss(student, teacher, ids, in_e, replace(hp, topk=40), ablation)[0]
     torch.testing.assert_close(everything, full, atol=1e-5, rtol=1e-4)  # k = vocabulary: the full loss
     assert not torch.allclose(sparse, full)
 
@@ -142,7 +145,8 @@ def test_teacher_topk_from_logits_equals_the_sparse_teacher(ablation):
 def test_minus_inf_logits_give_a_finite_loss_and_gradient(alpha, ablation, support):
     """Ids that both models rule out (-inf logits, e.g. a masked vocabulary) are zero probabilities:
     the loss and its gradient stay finite (before the fix, 0 · ∞ gave NaN gradients for α > 0)."""
-    from selfdistill.train.onpolicy import distill_token_loss
+    from configs import rollout_hp
+    from selfdistill.train.objectives import distill_token_loss
 
     if alpha == 1.0 and ablation == "suppress":
         pytest.skip("reverse KL to a target with zero mass on E is infinite: refused by the config check")
@@ -153,7 +157,7 @@ def test_minus_inf_logits_give_a_finite_loss_and_gradient(alpha, ablation, suppo
     student.requires_grad_(True)
     ids, in_e = torch.randint(0, 30, (2, 5)), torch.zeros(40, dtype=torch.bool)
     in_e[[3, 7, 11]] = True
-    hp = {"temperature": 0.7, "support": support, "topk": 8, "alpha": alpha}
+    hp = rollout_hp("onpolicy", temperature=0.7, support=support, topk=8, alpha=alpha)
     per_token, _ = distill_token_loss(student, teacher, ids, in_e, hp, ablation)
     assert torch.isfinite(per_token).all()
     per_token.sum().backward()

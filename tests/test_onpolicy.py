@@ -2,40 +2,35 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 
 from selfdistill import prompts
 from selfdistill.backends import Completion, Sampling
 from selfdistill.backends.hf import HFBackend
 from selfdistill.models import load_model, load_tokenizer
 from selfdistill.train.batching import completion_logits
-from selfdistill.train.onpolicy import distill_token_loss, group_advantages, teacher_turns, train_onpolicy
-from selfdistill.train.sft import add_lora
+from selfdistill.train.model import add_lora
+from selfdistill.train.objectives import distill_token_loss, group_advantages, teacher_turns
 
-CFG = yaml.safe_load(open("config/config.yaml"))
-TEMPLATES = CFG["prompts"]
-GRADING = {"workers": 1, "timeout_s": 10}
+from configs import GRADING, LORA, TEMPLATES, rollout_hp, run_rollouts
+
 SUBSET = pd.DataFrame(
     [{"problem_id": "p0", "problem": "Compute 2+3+4.", "answer": "9", "solution": r"<think>2+3=5. 5+4=9.</think> \boxed{9}", "repeat": 0}]
 )
 
 
-def _hp(**overrides):
-    hp = {**CFG["onpolicy"], **CFG["grpo"], "steps": 3, "prompts_per_step": 1, "n_rollouts": 4, "max_new_tokens": 12,
-          "micro_batch_size": 4, "generation_batch_size": 16, "checkpoint_every": 0, "eval_every": 0}
-    return {**hp, **overrides}
+def _hp(method="onpolicy", **overrides):
+    return rollout_hp(method, **overrides)
 
 
 def _student(model_dir, seed=0):
     torch.manual_seed(seed)
-    lora = {**CFG["lora"], "r": 4}
-    return add_lora(load_model(model_dir), lora), load_tokenizer(model_dir)
+    return add_lora(load_model(model_dir), LORA), load_tokenizer(model_dir)
 
 
 def _fixed_batch(model, tok, richness="solution"):
     """Rollouts of the initial student, and student/teacher prompt ids for them."""
     row = SUBSET.iloc[0]
-    student = prompts.prompt_ids(tok, prompts.student_user_turn(TEMPLATES, row.problem))
+    student = prompts.prompt_ids(tok, prompts.student_user_turn(TEMPLATES.student, row.problem))
     teacher = prompts.prompt_ids(tok, prompts.teacher_user_turn(TEMPLATES, richness, row.problem, row.answer, row.solution))
     completions = HFBackend(model, tok).generate([student], Sampling(n=6, temperature=1.0, max_new_tokens=12, seed=3))
     return student, teacher, [c.token_ids for c in completions]
@@ -58,7 +53,7 @@ def test_short_onpolicy_run_decreases_the_divergence_on_its_batch(tiny_model_dir
     hp = _hp(lr=1e-3, steps=6, support=support, topk=20)
     batch = _fixed_batch(model, tok)
     before = _divergence(model, tok, batch, hp)
-    rows, _ = train_onpolicy(model, tok, SUBSET, "onpolicy", "solution", "standard", TEMPLATES, hp, GRADING, seed=0)
+    rows = run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "standard", hp, seed=0)
     after = _divergence(model, tok, batch, hp)
     assert after < 0.7 * before
     assert len(rows) == 6 and {"loss", "reward", "mean_length", "epistemic_count", "divergence", "grad_norm", "masked_fraction"} <= set(rows[0])
@@ -68,7 +63,7 @@ def test_grpo_with_all_equal_rewards_leaves_the_adapter_unchanged(tiny_model_dir
     model, tok = _student(tiny_model_dir)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     # A random model never answers correctly: every reward is 0, so every advantage is 0.
-    rows, _ = train_onpolicy(model, tok, SUBSET, "grpo", "none", "standard", TEMPLATES, _hp(updates_per_batch=2), GRADING, seed=0)
+    rows = run_rollouts(model, tok, SUBSET, "grpo", "none", "standard", _hp("grpo", updates_per_batch=2), seed=0)
     assert all(r["reward"] == 0 for r in rows)
     for n, p in model.named_parameters():
         if p.requires_grad:
@@ -76,13 +71,13 @@ def test_grpo_with_all_equal_rewards_leaves_the_adapter_unchanged(tiny_model_dir
 
 
 def test_grpo_moves_the_adapter_when_rewards_differ(tiny_model_dir, monkeypatch):
-    import selfdistill.train.onpolicy as onpolicy
+    import selfdistill.train.rollouts as rollouts
 
     model, tok = _student(tiny_model_dir)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     # Grade alternate rollouts correct so that advantages are non-zero.
-    monkeypatch.setattr(onpolicy, "rollout_rewards", lambda completions, *a: [i % 2 == 0 for i in range(len(completions))])
-    train_onpolicy(model, tok, SUBSET, "grpo", "none", "standard", TEMPLATES, _hp(steps=1), GRADING, seed=0)
+    monkeypatch.setattr(rollouts, "rollout_rewards", lambda completions, *a: [i % 2 == 0 for i in range(len(completions))])
+    run_rollouts(model, tok, SUBSET, "grpo", "none", "standard", _hp("grpo", steps=1), seed=0)
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad)
 
 
@@ -95,7 +90,7 @@ def test_group_advantages():
 def test_regen_uses_another_successful_rollout_and_masks_groups_without_one():
     rows = list(SUBSET.itertuples()) * 2
     completions = [Completion(i // 2, i % 2, [1], f"text{i}", "stop") for i in range(4)]
-    turns = teacher_turns(rows, completions, [c.text for c in completions], [True, True, True, False], "regen", TEMPLATES, n=2)
+    turns = teacher_turns(rows, completions, [True, True, True, False], "regen", TEMPLATES, n=2)
     assert "text1" in turns[0] and "text0" in turns[1]  # each gets the other successful rollout
     assert "text2" in turns[3] and turns[2] is None  # rollout 2's only partner failed: no demonstration
 
@@ -104,7 +99,7 @@ def test_onpolicy_is_reproducible(tiny_model_dir):
     results = []
     for _ in range(2):
         model, tok = _student(tiny_model_dir)
-        rows, _ = train_onpolicy(model, tok, SUBSET, "onpolicy", "solution", "preserve", TEMPLATES, _hp(steps=2, lr=0.01), GRADING, seed=5)
+        rows = run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "preserve", _hp(steps=2, lr=0.01), seed=5)
         results.append(([r["loss"] for r in rows], [p.detach().clone() for p in model.parameters() if p.requires_grad]))
     assert results[0][0] == results[1][0]
     assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
@@ -114,7 +109,7 @@ def test_onpolicy_is_reproducible(tiny_model_dir):
 def test_teacher_modes_and_supports_train(tiny_model_dir, teacher, support):
     model, tok = _student(tiny_model_dir)
     hp = _hp(steps=2, lr=1e-3, teacher=teacher, support=support, topk=10, ema_rate=0.5)
-    rows, _ = train_onpolicy(model, tok, SUBSET, "onpolicy", "solution", "suppress", TEMPLATES, hp, GRADING, seed=0)
+    rows = run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "suppress", hp, seed=0)
     assert all(np.isfinite(r["loss"]) and r["grad_norm"] > 0 for r in rows)
 
 
@@ -125,7 +120,7 @@ def test_a_non_finite_loss_stops_training_before_the_weights_change(tiny_model_d
     model, tok = _student(tiny_model_dir)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     with pytest.raises(FloatingPointError, match=r"step 0: loss = inf.*training stops before the weights are updated"):
-        train_onpolicy(model, tok, SUBSET, "onpolicy", "solution", "suppress", TEMPLATES, _hp(alpha=1.0), GRADING, seed=0)
+        run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "suppress", _hp(alpha=1.0), seed=0)
     for name, value in model.named_parameters():
         if name in before:
             assert torch.equal(value, before[name]), name

@@ -10,7 +10,6 @@ the copied checkout and shows the stale state being reused (a wrong result), so 
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,9 +19,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-from incremental_precision import SMOKE, checkout_env, copy_checkout, snakemake  # noqa: E402
+from selfdistill.incremental import SMOKE, checkout_env, copy_checkout, snakemake
 
 EVAL = "results/toy/eval/base/ood.parquet"
 TRAIN = "results/toy/train/onpolicy/solution/standard/c1_s0"
@@ -101,7 +98,7 @@ def test_stale_generation_shards_are_discarded_after_a_config_change(tmp_path):
 
 def onpolicy_at(lr):
     def edit(cfg):
-        cfg["onpolicy"].update(lr=lr, steps=8, checkpoint_every=1, eval_every=0, max_new_tokens=48)
+        cfg["onpolicy"].update(lr=lr, steps=8, checkpoint_every=1, max_new_tokens=48)
     return edit
 
 

@@ -1,10 +1,9 @@
 import pytest
-import yaml
 from transformers import AutoTokenizer
 
 from selfdistill import prompts
 
-TEMPLATES = yaml.safe_load(open("config/config.yaml"))["prompts"]
+from configs import TEMPLATES
 SOLUTION = r"<think>2+3=5. 5+4=9.</think> The answer is \boxed{9}."
 
 
@@ -15,7 +14,7 @@ def test_strip_think():
 
 
 def test_student_prompt_asks_for_boxed():
-    turn = prompts.student_user_turn(TEMPLATES, "Compute 2+3+4.")
+    turn = prompts.student_user_turn(TEMPLATES.student, "Compute 2+3+4.")
     assert turn == r"Compute 2+3+4. Put the final answer in \boxed{}."
 
 
@@ -31,7 +30,7 @@ def test_student_prompt_asks_for_boxed():
 )
 def test_teacher_contexts(richness, present, absent):
     turn = prompts.teacher_user_turn(TEMPLATES, richness, "Compute 2+3+4.", "9", SOLUTION, demo="DEMO TEXT")
-    assert turn.startswith(prompts.student_user_turn(TEMPLATES, "Compute 2+3+4."))
+    assert turn.startswith(prompts.student_user_turn(TEMPLATES.student, "Compute 2+3+4."))
     for text in present:
         assert text in turn
     for text in absent:
@@ -45,7 +44,7 @@ def test_unknown_richness_is_refused():
 
 def test_teacher_and_student_share_the_template_only_the_user_turn_differs(toy_tokenizer_dir):
     tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
-    student_turn = prompts.student_user_turn(TEMPLATES, "Compute 2+3+4.")
+    student_turn = prompts.student_user_turn(TEMPLATES.student, "Compute 2+3+4.")
     teacher_turn = prompts.teacher_user_turn(TEMPLATES, "solution", "Compute 2+3+4.", "9", SOLUTION)
     student = prompts.chat_prompt(tok, student_turn)
     teacher = prompts.chat_prompt(tok, teacher_turn)

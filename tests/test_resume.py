@@ -18,30 +18,31 @@ import torch
 STEPS = 5
 JOB = """
 import json, sys, time
-import pandas as pd, torch, yaml
+from dataclasses import replace
+import pandas as pd, torch
+sys.path.insert(0, "tests")
+from configs import GRADING, LORA, TEMPLATES, rollout_hp, run_rollouts, sft_hp
 from selfdistill.models import load_model, load_tokenizer
-from selfdistill.train.onpolicy import train_onpolicy
-from selfdistill.train.sft import add_lora
+from selfdistill.train.model import add_lora
 
 model_dir, work, method = sys.argv[1], sys.argv[2], sys.argv[3]
-cfg = yaml.safe_load(open("config/config.yaml"))
-hp = {**cfg["onpolicy"], **cfg["grpo"], "steps": STEPS, "prompts_per_step": 2, "n_rollouts": 2, "max_new_tokens": 12,
-      "micro_batch_size": 4, "generation_batch_size": 16, "checkpoint_every": 1, "eval_every": 0, "teacher": "ema"}
 subset = pd.DataFrame({"problem_id": ["a", "b", "c"], "problem": ["Compute 2+3+4.", "Compute 5+5+1.", "Compute 7+1+1."],
                        "answer": ["9", "11", "9"], "solution": ["<think>2+3=5. 5+4=9.</think> \\\\boxed{9}"] * 3})
 torch.manual_seed(0)
-model, tok = add_lora(load_model(model_dir), {**cfg["lora"], "r": 4}), load_tokenizer(model_dir)
-on_step = lambda r: (print(r["step"], flush=True), time.sleep(0.5))  # a window to kill in
+model, tok = add_lora(load_model(model_dir), LORA), load_tokenizer(model_dir)
+on_step = lambda r, total: (print(r["step"], flush=True), time.sleep(0.5))  # a window to kill in
 if method == "sft":
     from selfdistill import prompts
     from selfdistill.train.sft import train_sft
     examples = [(prompts.prompt_ids(tok, f"Compute {i}+{i}+1."), tok.encode(f"<think>{i}+{i}={2*i}.</think> \\boxed{{{2*i+1}}}") + [tok.eos_token_id])
                 for i in range(STEPS)]
-    hp = {**cfg["sft"], "batch_size": 1, "micro_batch_size": 1, "epochs": 1, "checkpoint_every": 1}
+    hp = sft_hp(batch_size=1, micro_batch_size=1, epochs=1, checkpoint_every=1)
     rows = train_sft(model, tok, examples, hp, seed=3, on_step=on_step, state_path=f"{work}/state.pt")
 else:
-    rows, _ = train_onpolicy(model, tok, subset, method, "solution", "standard", cfg["prompts"], hp,
-                             {"workers": 1, "timeout_s": 10}, seed=3, state_path=f"{work}/state.pt", on_step=on_step)
+    hp = rollout_hp(method, steps=STEPS, prompts_per_step=2, n_rollouts=2, checkpoint_every=1,
+                    **({"teacher": "ema"} if method == "onpolicy" else {}))
+    rows = run_rollouts(model, tok, subset, method, "solution", "standard", hp, seed=3, state_path=f"{work}/state.pt",
+                        on_step=on_step)
 torch.save({n: p for n, p in model.named_parameters() if p.requires_grad}, f"{work}/final.pt")
 json.dump(rows, open(f"{work}/rows.json", "w"))
 """.replace("STEPS", str(STEPS))
@@ -116,6 +117,7 @@ import pandas as pd
 from selfdistill.backends import Sampling
 from selfdistill.backends.hf import HFBackend
 from selfdistill.generation import generate_table
+from selfdistill.grading import GradingConfig
 
 class Slow(HFBackend):  # a window to kill in, between shards
     def generate(self, *args, **kwargs):
@@ -128,7 +130,8 @@ base = HFBackend.load(model_dir)
 problems = pd.DataFrame({"problem_id": list("abcde"), "problem": [f"Compute {i}+{i}+1." for i in range(5)],
                          "answer": [str(2 * i + 1) for i in range(5)]})
 table = generate_table(Slow(base.model, base.tokenizer), problems, problems["problem"].tolist(),
-                       Sampling(n=3, temperature=1.0, max_new_tokens=16, seed=4), {"workers": 1, "timeout_s": 10},
+                       Sampling(n=3, temperature=1.0, max_new_tokens=16, seed=4),
+                       GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000),
                        shard_problems=2, shard_dir=f"{work}/shards")
 table.to_parquet(f"{work}/table.parquet")
 """

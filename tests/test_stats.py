@@ -88,10 +88,11 @@ def test_mechanism_regression_recovers_a_planted_effect():
 
 
 def test_full_coverage_in_paths_becomes_the_training_set_size():
-    from selfdistill.summary import EVAL_PATH, TRAIN_PATH, parse_path
+    from selfdistill.grid import parse_path
 
-    axes = parse_path(EVAL_PATH, "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet", full_coverage=256)
-    assert (axes["coverage"], axes["seed"], axes["method"]) == (256, 1, "sft")
-    assert parse_path(TRAIN_PATH, "results/toy/train/grpo/none/standard/c8_s0/log.parquet", 256)["coverage"] == 8
+    axes = parse_path("eval", "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet", full_coverage=256)
+    assert (axes["coverage"], axes["seed"], axes["method"], axes["step"]) == (256, 1, "sft", None)
+    assert parse_path("train", "results/toy/train/grpo/none/standard/c8_s0/log.parquet", 256)["coverage"] == 8
+    assert parse_path("eval", "results/toy/eval/grpo/none/standard/c8_s0/step6/ood.parquet")["step"] == 6
     with pytest.raises(ValueError, match="coverage 'full' needs"):
-        parse_path(EVAL_PATH, "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet")
+        parse_path("eval", "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
+
+from configs import CONFIG, GRADING, TEMPLATES
 
 REPO = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((REPO / "config/config.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +43,10 @@ def test_default_toy_model_properties(default_run):
     problems = pd.read_parquet(default_run / "results/data/toy.parquet")
     ood_problems = problems[problems["split"] == "ood"].head(60).reset_index(drop=True)
     backend = HFBackend.load(str(default_run / "results/models/toy/hf"))
-    sampling = Sampling.from_config(CONFIG["eval_sets"]["ood"], 0)
+    ood = CONFIG["eval_sets"]["ood"]
+    sampling = Sampling(ood["n_samples"], ood["temperature"], ood["top_p"], ood["top_k"], ood["max_new_tokens"], seed=0)
     accuracy = {}
     for richness in ("none", "solution"):
-        turns = [prompts.teacher_user_turn(CONFIG["prompts"], richness, p.problem, p.answer, p.solution) for p in ood_problems.itertuples()]
-        accuracy[richness] = generate_table(backend, ood_problems, turns, sampling, {"workers": 1, "timeout_s": 10})["correct"].mean()
+        turns = [prompts.teacher_user_turn(TEMPLATES, richness, p.problem, p.answer, p.solution) for p in ood_problems.itertuples()]
+        accuracy[richness] = generate_table(backend, ood_problems, turns, sampling, GRADING)["correct"].mean()
     assert accuracy["solution"] > accuracy["none"]

@@ -1,17 +1,20 @@
 """The `training` config: full fine-tuning and gradient checkpointing, on the tiny model."""
 
+from dataclasses import replace
+
 import torch
 from peft import PeftModel
 
 from selfdistill.backends.hf import HFBackend
 from selfdistill.models import is_full_model, load_model, load_tokenizer
 from selfdistill.train.batching import completion_logits
-from selfdistill.train.onpolicy import Teacher, train_onpolicy
-from selfdistill.train.sft import trainable_model
+from selfdistill.train.model import trainable_model
+from selfdistill.train.objectives import Teacher
 
-from test_onpolicy import CFG, GRADING, SUBSET, TEMPLATES, _hp
+from configs import LORA, TRAINING, rollout_hp, run_rollouts
+from test_onpolicy import SUBSET
 
-LORA = {**CFG["lora"], "r": 4}
+FULL = replace(TRAINING, finetune="full")
 PROMPTS, COMPLETIONS = [[5, 6, 7, 8], [9, 10]], [[11, 12, 13], [14, 15, 16, 17, 2]]
 
 
@@ -27,7 +30,7 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir
     results = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        model = trainable_model(load_model(tiny_model_dir), LORA, {"gradient_checkpointing": checkpointing}).train()
+        model = trainable_model(load_model(tiny_model_dir), LORA, replace(TRAINING, gradient_checkpointing=checkpointing)).train()
         assert model.base_model.model.is_gradient_checkpointing == checkpointing
         results.append(_loss_and_grads(model))
     (loss, grads), (loss_ckpt, grads_ckpt) = results
@@ -37,14 +40,14 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir
 
 
 def test_full_finetuning_trains_every_weight_against_a_frozen_copy(tiny_model_dir, tmp_path):
-    model = trainable_model(load_model(tiny_model_dir), LORA, {"finetune": "full"})
+    model = trainable_model(load_model(tiny_model_dir), LORA, FULL)
     tok = load_tokenizer(tiny_model_dir)
     assert not isinstance(model, PeftModel) and all(p.requires_grad for p in model.parameters())
     initial = {n: p.detach().clone() for n, p in model.named_parameters()}
     teacher = Teacher(model, "frozen", 0.0)
     before = teacher.logits(PROMPTS, COMPLETIONS, tok.pad_token_id)
 
-    train_onpolicy(model, tok, SUBSET, "onpolicy", "solution", "standard", TEMPLATES, _hp(lr=1e-3, steps=2), GRADING, seed=0)
+    run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "standard", rollout_hp("onpolicy", lr=1e-3, steps=2), seed=0)
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, initial[n])]
     assert "lm_head.weight" in changed or "model.embed_tokens.weight" in changed
     assert any(".mlp." in n for n in changed)  # not just an adapter
@@ -63,7 +66,7 @@ def test_the_adapter_initialization_follows_the_seed(tiny_model_dir):
     def adapter(seed, noise):
         torch.manual_seed(noise)  # some earlier use of the global RNG
         torch.rand(noise + 1)
-        model = trainable_model(load_model(tiny_model_dir), LORA, seed=seed)
+        model = trainable_model(load_model(tiny_model_dir), LORA, TRAINING, seed=seed)
         return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
 
     first, again, other = adapter(0, noise=1), adapter(0, noise=2), adapter(1, noise=1)

@@ -125,25 +125,24 @@ def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(eng
     with transformers at the same support (teacher_topk)."""
     import pandas as pd
 
+    from configs import GRADING, TEMPLATES, TRAINING, rollout_hp
     from selfdistill.models import load_model, load_tokenizer
-    from selfdistill.train.onpolicy import train_onpolicy
-    from selfdistill.train.sft import trainable_model
+    from selfdistill.train.model import LoraConfig, trainable_model
+    from selfdistill.train.objectives import make_objective
+    from selfdistill.train.rollouts import train_on_rollouts
 
     subset = pd.DataFrame([{"problem_id": "p0", "problem": PROBLEMS[0], "answer": "12", "solution": "3+4+5 = \\boxed{12}",
                             "repeat": 0}])
-    templates = yaml.safe_load(open("config/config.yaml"))["prompts"]
-    hp = {"steps": 2, "prompts_per_step": 1, "n_rollouts": 4, "temperature": 1.0, "top_p": 1.0, "top_k": 0,
-          "max_new_tokens": 12, "lr": 1e-3, "alpha": 0.5, "support": "teacher_topk", "topk": 16, "teacher": "frozen",
-          "ema_rate": 0.0, "micro_batch_size": 4, "generation_batch_size": 16, "max_grad_norm": 1.0,
-          "checkpoint_every": 0, "eval_every": 0}
-    lora = {"r": 4, "alpha": 8, "dropout": 0.0, "target_modules": ["q_proj", "v_proj"]}
+    hp = rollout_hp("onpolicy", steps=2, temperature=1.0, top_p=1.0, top_k=0, lr=1e-3, alpha=0.5,
+                    support="teacher_topk", topk=16, teacher="frozen", ema_rate=0.0)
+    lora = LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj"))
     runs = []
     for scorer in (None, engine):
         torch.manual_seed(0)
-        student = trainable_model(load_model(model_dir), lora)
-        rows, _ = train_onpolicy(student, load_tokenizer(model_dir), subset, "onpolicy", "solution", "standard", templates,
-                                 hp, {"workers": 1, "timeout_s": 5}, seed=0, teacher_scorer=scorer)
-        runs.append(rows)
+        student = trainable_model(load_model(model_dir), lora, TRAINING)
+        tok = load_tokenizer(model_dir)
+        objective = make_objective("onpolicy", student, tok, hp, "solution", "standard", TEMPLATES, teacher_scorer=scorer)
+        runs.append(train_on_rollouts(student, tok, subset, objective, hp, TEMPLATES, GRADING, seed=0))
     for hf_row, vllm_row in zip(*runs):
         assert hf_row["divergence"] > 0
         assert abs(hf_row["loss"] - vllm_row["loss"]) < 1e-3 * max(1.0, abs(hf_row["loss"])), (hf_row, vllm_row)

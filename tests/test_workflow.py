@@ -1,18 +1,16 @@
 """The workflow end to end on config/smoke.yaml, in a temporary directory, through Snakemake itself."""
 
 import re
-import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "bench"))
-# The incremental-precision benchmark's cases and helpers: one definition for the bench and this test.
-from incremental_precision import CASES, GRPO, ONPOLICY, REPORT, SFT, SMOKE as CFG, SUBSETS  # noqa: E402
-from incremental_precision import compare, copy_checkout, planned_after, snakemake  # noqa: E402
+from selfdistill import grid
+from selfdistill.incremental import CASES, REPORT, SMOKE as CFG, compare, copy_checkout, planned_after, snakemake
+
+SFT, ONPOLICY, GRPO = (grid.runs(CFG, [m]) for m in ("sft", "onpolicy", "grpo"))
+SUBSETS = grid.subsets(CFG)
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +43,11 @@ def test_outputs_exist_with_provenance(smoke_run):
         assert (smoke_run / path).stat().st_size > 10_000
     for variant in SFT + ONPOLICY + GRPO:
         assert (smoke_run / f"results/toy/train/{variant}/adapter/adapter_config.json").exists()
-    curves = pd.read_parquet(smoke_run / f"results/toy/train/{ONPOLICY[0]}/curves.parquet")
-    assert curves["step"].tolist() == list(range(CFG["onpolicy"]["steps"] + 1))
+    curves = pd.read_parquet(smoke_run / "results/summary/curves.parquet")
+    run = curves[(curves["method"] == "onpolicy") & (curves["seed"] == 0) & (curves["coverage"] == 1)
+                 & (curves["richness"] == "solution") & (curves["ablation"] == "standard")]
+    assert run["step"].tolist() == list(range(CFG["onpolicy"]["steps"] + 1))  # base, each checkpoint, the final model
+    assert set(run["eval_set"]) == {CFG["onpolicy"]["eval_set"]} and run["n_problems"].nunique() == 1
     samples = pd.read_parquet(smoke_run / "results/toy/eval/base/ood.parquet")
     assert {"problem_id", "sample", "response", "n_tokens", "finish_reason", "extracted", "correct",
             "epistemic_count", "epistemic_words", "epistemic_density"} <= set(samples.columns)
@@ -91,10 +92,10 @@ def test_report_builds_with_figures_and_findings(smoke_run):
 
 def test_training_job_as_two_ranks_gives_the_one_process_result(smoke_run, monkeypatch):
     """training.processes: 2 runs the job's script as 2 ranks (accelerate launch, FSDP over gloo):
-    the same losses and checkpoint evaluations as the one-process run, logged by both ranks.
+    the same losses as the one-process run, logged by both ranks.
     Last in this module: it re-runs one training job with another config."""
     job = f"results/toy/train/{ONPOLICY[0]}"
-    before = {name: pd.read_parquet(smoke_run / job / name) for name in ("log.parquet", "curves.parquet")}
+    before = {name: pd.read_parquet(smoke_run / job / name) for name in ("log.parquet",)}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # 2 ranks need 2 GPUs; on CPU they run anywhere
     two_ranks = smoke_run / "config/two_ranks.yaml"
     two_ranks.write_text(yaml.safe_dump({**CFG, "training": {"processes": 2}}))

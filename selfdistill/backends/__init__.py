@@ -5,7 +5,13 @@ Training and grading code sees `Completion`s and never knows which backend made 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from typing import Protocol
+
+from selfdistill.models import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -18,18 +24,17 @@ class Sampling:
     seed: int = 0
 
     @classmethod
-    def from_config(cls, cfg: dict, seed: int, model_cfg: dict | None = None) -> "Sampling":
-        """Sampling of an eval set / the teacher, with the model's own `sampling` overrides on top
-        (e.g. Qwen3 with thinking off samples at T = 0.7, top_p = 0.8)."""
-        cfg = {**cfg, **(model_cfg or {}).get("sampling", {})}
-        return cls(
-            n=cfg["n_samples"],
-            temperature=cfg["temperature"],
-            top_p=cfg["top_p"],
-            top_k=cfg.get("top_k", 0),
-            max_new_tokens=cfg["max_new_tokens"],
-            seed=seed,
-        )
+    def of(cls, section, seed: int, model: ModelConfig, name: str) -> "Sampling":
+        """The sampling of a config section with sampling keys (an eval set, the teacher, Table 1),
+        with the model's own `sampling` on top (e.g. Qwen3 with thinking off samples at T = 0.7):
+        the model's wins, and each value it overrides is logged."""
+        values = {key: getattr(section, key) for key in ("temperature", "top_p", "top_k")}
+        for key, value in model.sampling.items():
+            if values[key] != value:
+                log.info("sampling: %s = %s from the model's `sampling` overrides %s.%s = %s", key, value, name, key,
+                         values[key])
+            values[key] = value
+        return cls(n=section.n_samples, max_new_tokens=section.max_new_tokens, seed=seed, **values)
 
 
 @dataclass(frozen=True)
@@ -54,17 +59,25 @@ def check_fits(prompts: list[list[int]], max_new_tokens: int, context: int, cont
         )
 
 
-def make_backend(model_cfg: dict, model_path: str, adapter_path: str | None = None, batch_size: int = 256,
-                 seed: int = 0):
+class Backend(Protocol):
+    """What generates: a model behind `generate`; `close` frees its memory (a GPU engine)."""
+
+    tokenizer: object
+
+    def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]: ...
+
+    def close(self) -> None: ...
+
+
+def make_backend(model: ModelConfig, model_path: str, adapter_path: str | None = None, batch_size: int = 256,
+                 seed: int = 0) -> Backend:
     """The backend a model's config names: `hf` (transformers) or `vllm` (offline engine)."""
-    kind = model_cfg.get("backend", "hf")
-    if kind == "hf":
+    if model.backend == "hf":
         from selfdistill.backends.hf import HFBackend
 
-        return HFBackend.load(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"), batch_size=batch_size)
-    if kind == "vllm":
+        return HFBackend.load(model_path, adapter_path, dtype=model.dtype, batch_size=batch_size)
+    if model.backend == "vllm":
         from selfdistill.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model_path, adapter_path, dtype=model_cfg.get("dtype", "float32"),
-                           lora=model_cfg.get("lora", "request"), engine=model_cfg.get("vllm", {}), seed=seed)
-    raise ValueError(f"unknown backend {kind!r} for model {model_path}: use 'hf' or 'vllm'")
+        return VLLMBackend(model_path, adapter_path, dtype=model.dtype, lora=model.lora, engine=model.vllm, seed=seed)
+    raise ValueError(f"unknown backend {model.backend!r} for model {model_path}: use 'hf' or 'vllm'")

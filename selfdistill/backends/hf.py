@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 from tqdm import tqdm
 
-from selfdistill import distributed
 from selfdistill.backends import Completion, Sampling, check_fits
 from selfdistill.models import load_model, load_tokenizer
 
 
 class HFBackend:
-    """Samples from an in-memory model (e.g. the student being trained, adapter live)."""
+    """Samples from an in-memory model (e.g. the student being trained, adapter live).
 
-    def __init__(self, model, tokenizer, batch_size: int = 256):
+    ranks: the training ranks' collectives (`selfdistill.distributed`) when the model is sharded
+    across processes; passed in by training, so evaluation jobs never load training code.
+    """
+
+    def __init__(self, model, tokenizer, batch_size: int = 256, ranks=None):
         self.model, self.tokenizer = model, tokenizer
         self.batch_size = batch_size  # sequences per generate() call
+        self.ranks = ranks
 
     @classmethod
     def load(cls, model_path: str, adapter_path: str | None = None, dtype: str = "float32", batch_size: int = 256):
@@ -37,7 +43,7 @@ class HFBackend:
         torch.manual_seed(sampling.seed)
         # A sharded model (several training ranks) generates on every rank in lockstep, its weights
         # gathered once per call: ranks whose rows all ended keep stepping until every rank is done.
-        synced = distributed.world_size() > 1
+        synced = self.ranks is not None and self.ranks.world_size() > 1
         out = []
         for start in tqdm(range(0, len(prompts), per_call), desc=desc, unit="batch", mininterval=5):
             chunk = prompts[start : start + per_call]
@@ -51,7 +57,7 @@ class HFBackend:
             greedy = sampling.temperature == 0
             if greedy:  # generate() refuses several sequences per prompt without sampling: repeat rows
                 input_ids, attention = input_ids.repeat_interleave(sampling.n, 0), attention.repeat_interleave(sampling.n, 0)
-            with torch.no_grad(), distributed.gathered(self.model):
+            with torch.no_grad(), self.ranks.gathered(self.model) if synced else nullcontext():
                 generated = self.model.generate(
                     input_ids=input_ids.to(self.device),
                     attention_mask=attention.to(self.device),
@@ -75,4 +81,7 @@ class HFBackend:
                 text = tok.decode(text_ids, skip_special_tokens=False)
                 out.append(Completion(prompt_index, sample, ids, text, reason))
         self.model.train(was_training)
-        return distributed.broadcast(out)  # rank 0's samples on every rank: all train on one batch
+        return self.ranks.broadcast(out) if synced else out  # rank 0's samples on every rank: all train on one batch
+
+    def close(self):
+        del self.model

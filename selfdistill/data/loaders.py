@@ -5,11 +5,13 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from selfdistill.data import PROBLEM_COLUMNS, toy
+from selfdistill.data.toy import ToyDataConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,12 +21,28 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip().lower()
 
 
-def _read_source(spec: dict) -> pd.DataFrame:
-    loader = spec["loader"]
+@dataclass(frozen=True)
+class DatasetConfig:
+    """Section `datasets.<name>`."""
+
+    loader: str  # toy | parquet | jsonl | hf
+    hf_split: str  # the split of a hub dataset (or of a saved DatasetDict) to load
+    split: str  # the split label of every row, when the source has no split column
+    on_bad_rows: str  # error | drop: unusable rows stop the job, or are excluded and counted in its log
+    check_answers: bool  # every gold answer must be one math-verify can read
+    path: str | None = None  # a Parquet / JSONL file, or a hub id / save_to_disk folder (hf)
+    hf_name: str | None = None  # a hub dataset's configuration name
+    problem_pattern: str | None = None  # a regex with a group `problem`: the bare problem inside the source's prompt
+    columns: dict | None = None  # our column -> the source's ('a.b' = key b of the dicts in column a)
+    toy: ToyDataConfig | None = None  # the toy generator's settings (loader toy)
+
+
+def _read_source(spec: DatasetConfig) -> pd.DataFrame:
+    loader = spec.loader
     if loader == "toy":
-        return toy.generate_problems(spec["toy"])
+        return toy.generate_problems(spec.toy)
     if loader in ("parquet", "jsonl"):
-        path = Path(spec["path"])
+        path = Path(spec.path)
         if not path.exists():
             raise FileNotFoundError(f"dataset file {path} does not exist: fix `path` in the dataset's config")
         if loader == "jsonl":
@@ -39,12 +57,12 @@ def _read_source(spec: dict) -> pd.DataFrame:
     if loader == "hf":
         import datasets
 
-        if Path(spec["path"]).is_dir() and (Path(spec["path"]) / "dataset_info.json").exists():
-            ds = datasets.load_from_disk(spec["path"])  # a dataset saved with save_to_disk
+        if Path(spec.path).is_dir() and (Path(spec.path) / "dataset_info.json").exists():
+            ds = datasets.load_from_disk(spec.path)  # a dataset saved with save_to_disk
             if isinstance(ds, datasets.DatasetDict):
-                ds = ds[spec.get("hf_split", "train")]
+                ds = ds[spec.hf_split]
         else:
-            ds = datasets.load_dataset(spec["path"], spec.get("hf_name"), split=spec.get("hf_split", "train"))
+            ds = datasets.load_dataset(spec.path, spec.hf_name, split=spec.hf_split)
         return ds.to_pandas()
     raise ValueError(f"unknown loader {loader!r}: use toy, parquet, jsonl or hf")
 
@@ -84,9 +102,9 @@ def extract_problem(text: str, pattern: re.Pattern) -> str | None:
     return match.group("problem").strip() if match else None
 
 
-def normalize(raw: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
+def normalize(raw: pd.DataFrame, spec: DatasetConfig, name: str) -> pd.DataFrame:
     """Rename mapped columns, fill defaults, deduplicate by problem text, check what is left."""
-    mapping = spec.get("columns", {})  # our column -> source column
+    mapping = spec.columns or {}  # our column -> source column
     missing = sorted(src for ours, src in mapping.items() if src.partition(".")[0] not in raw.columns)
     if missing:
         raise ValueError(
@@ -100,9 +118,9 @@ def normalize(raw: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
             raise ValueError(f"dataset {name!r} has no {col!r} column: map one under `columns` in its config")
     df["problem"] = df["problem"].map(_as_text)
     df["answer"] = df["answer"].map(_as_text)
-    if spec.get("problem_pattern"):
+    if spec.problem_pattern:
         # Re-prompting: drop the source's own answer-format instruction; our prompt template adds \boxed{}.
-        bare = df["problem"].map(lambda t: extract_problem(t, re.compile(spec["problem_pattern"], re.S)))
+        bare = df["problem"].map(lambda t: extract_problem(t, re.compile(spec.problem_pattern, re.S)))
         if bare.isna().any():
             example = df["problem"][bare.isna()].iloc[0][:200]
             raise ValueError(
@@ -120,7 +138,7 @@ def normalize(raw: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
         )
     df["source"] = raw["source"].astype(str) if "source" in raw and "source" not in mapping else name
     if "split" not in df:
-        df["split"] = raw["split"] if "split" in raw else spec.get("split", "train")
+        df["split"] = raw["split"] if "split" in raw else spec.split
 
     before = len(df)
     df = df[~df["problem"].map(normalize_text).duplicated()].reset_index(drop=True)
@@ -144,16 +162,16 @@ def bad_rows(df: pd.DataFrame, check_answers: bool) -> dict[str, pd.Series]:
     return reasons
 
 
-def exclude_bad_rows(df: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
+def exclude_bad_rows(df: pd.DataFrame, spec: DatasetConfig, name: str) -> pd.DataFrame:
     """Stop on bad rows (`on_bad_rows: error`, the default), or drop them and log each reason's count."""
-    reasons = {r: m for r, m in bad_rows(df, spec.get("check_answers", True)).items() if m.any()}
+    reasons = {r: m for r, m in bad_rows(df, spec.check_answers).items() if m.any()}
     if not reasons:
         return df
     summary = "; ".join(
         f"{int(m.sum())} with {r} (e.g. problem_id {df['problem_id'][m].iloc[0]!r}: {df['answer'][m].iloc[0][:60]!r})"
         for r, m in reasons.items()
     )
-    if spec.get("on_bad_rows", "error") == "error":
+    if spec.on_bad_rows == "error":
         raise ValueError(
             f"dataset {name!r} has unusable rows: {summary}. Fix the data, or set datasets.{name}.on_bad_rows: drop "
             "to exclude them (each count is logged)"
@@ -166,10 +184,10 @@ def exclude_bad_rows(df: pd.DataFrame, spec: dict, name: str) -> pd.DataFrame:
     return df[~drop].reset_index(drop=True)
 
 
-def load_problems(spec: dict, name: str) -> pd.DataFrame:
+def load_problems(spec: DatasetConfig, name: str) -> pd.DataFrame:
     raw = _read_source(spec)
     if raw.empty:
-        raise ValueError(f"dataset {name!r} has no rows ({spec.get('path', 'toy generator')}): fix its source or `hf_split`")
+        raise ValueError(f"dataset {name!r} has no rows ({spec.path or 'toy generator'}): fix its source or `hf_split`")
     problems = normalize(raw, spec, name)
     log.info("dataset %s: %d problems, splits %s", name, len(problems), problems["split"].value_counts().to_dict())
     return problems

@@ -10,6 +10,7 @@ experiment has something to act on; nothing about the distillation outcome is bu
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -88,13 +89,26 @@ def _distinct_problems(rng, n, n_terms_range, max_operand, exclude):
     return out
 
 
-def generate_problems(spec: dict) -> pd.DataFrame:
+@dataclass(frozen=True)
+class ToyDataConfig:
+    """Section `datasets.<name>.toy`: the toy problems of each split."""
+
+    seed: int
+    n_train: int  # distinct problems of the train split (coverage subsets are drawn from it)
+    n_test: int  # held-out in-domain problems
+    n_ood: int  # out-of-domain problems
+    train_terms: tuple[int, ...]  # [low, high] number of terms, train and test
+    ood_terms: tuple[int, ...]  # [low, high] number of terms, ood
+    max_operand: int
+
+
+def generate_problems(spec: ToyDataConfig) -> pd.DataFrame:
     """The toy dataset in the normalized problem schema, splits train / test / ood."""
-    rng = random.Random(spec["seed"])
+    rng = random.Random(spec.seed)
     rows, used = [], set()
-    sizes = (spec["n_train"], spec["n_test"], spec["n_ood"])
-    for split, n, terms_range in zip(TOY_SPLITS, sizes, (spec["train_terms"], spec["train_terms"], spec["ood_terms"])):
-        for i, terms in enumerate(_distinct_problems(rng, n, terms_range, spec["max_operand"], used)):
+    sizes = (spec.n_train, spec.n_test, spec.n_ood)
+    for split, n, terms_range in zip(TOY_SPLITS, sizes, (spec.train_terms, spec.train_terms, spec.ood_terms)):
+        for i, terms in enumerate(_distinct_problems(rng, n, terms_range, spec.max_operand, used)):
             text = problem_text(terms)
             used.add(text)
             rows.append(

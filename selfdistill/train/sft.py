@@ -1,23 +1,36 @@
-"""Offline self-distillation: LoRA SFT of the student (bare question) on teacher completions."""
+"""Offline self-distillation: SFT of the student (bare question) on the teacher's completions."""
 
 from __future__ import annotations
 
 import logging
 import random
+from dataclasses import dataclass
 
 import pandas as pd
 import torch
-from peft import LoraConfig, get_peft_model
 
 from selfdistill import distributed, prompts
 from selfdistill.train import state
 from selfdistill.train.batching import build_batch, completion_nll_sum
-from selfdistill.train.step import require_finite
+from selfdistill.train.step import accumulate_and_step
 
 log = logging.getLogger(__name__)
 
 
-def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, templates: dict, chat_kwargs=None):
+@dataclass(frozen=True)
+class SFTConfig:
+    """Section `sft` (without its grid axis, `ablations`)."""
+
+    select_per_problem: int  # traces kept per problem by the preserve / suppress trace selection
+    lr: float  # peak; decays linearly to 0
+    epochs: int
+    batch_size: int  # examples per optimizer step
+    micro_batch_size: int  # examples per forward/backward
+    max_grad_norm: float
+    checkpoint_every: int  # save resumable state every k steps; 0 = never
+
+
+def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, student_template: str, chat_kwargs=None):
     """(student prompt ids, teacher completion ids) per subset row.
 
     The k-th repeat of a problem takes its k-th kept trace (cyclically), so a repeated problem
@@ -30,36 +43,12 @@ def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, template
         if not options:
             uncovered.add(row.problem_id)
             continue
-        student = prompts.prompt_ids(tokenizer, prompts.student_user_turn(templates, row.problem), chat_kwargs)
+        student = prompts.prompt_ids(tokenizer, prompts.student_user_turn(student_template, row.problem), chat_kwargs)
         examples.append((student, list(options[row.repeat % len(options)])))
     return examples, sorted(uncovered)
 
 
-def trainable_model(model, lora: dict, training: dict | None = None, seed: int = 0):
-    """The model to train: a LoRA adapter on it, or all of its weights (`finetune: full`); with
-    `gradient_checkpointing`, activations are recomputed in backward (less memory, more compute).
-    The adapter's random initialization comes from `seed` (the same on every training rank)."""
-    training = training or {}
-    torch.manual_seed(seed)
-    if training.get("gradient_checkpointing"):
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if training.get("finetune", "lora") == "full":
-        return model.requires_grad_(True)
-    return add_lora(model, lora)
-
-
-def add_lora(model, lora: dict):
-    config = LoraConfig(
-        r=lora["r"],
-        lora_alpha=lora["alpha"],
-        lora_dropout=lora["dropout"],
-        target_modules=lora["target_modules"],
-        task_type="CAUSAL_LM",
-    )
-    return get_peft_model(model, config)
-
-
-def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, state_path=None) -> list[dict]:
+def train_sft(model, tokenizer, examples, hp: SFTConfig, seed: int, on_step=None, state_path=None) -> list[dict]:
     """Train in place; returns per-step log rows (step, epoch, loss, tokens, lr, grad_norm).
 
     Each optimizer step covers `batch_size` examples in micro-batches of `micro_batch_size`;
@@ -68,16 +57,15 @@ def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, sta
     """
     rng = random.Random(seed)
     torch.manual_seed(seed)
-    world = distributed.world_size()
     distributed.shard(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=hp["lr"], weight_decay=0.0)
-    steps_per_epoch = max(1, len(examples) // hp["batch_size"])
+    opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=0.0)
+    steps_per_epoch = max(1, len(examples) // hp.batch_size)
     schedule = []  # (epoch, example indices) per step, fixed up front so a resumed run sees the same
-    for epoch in range(hp["epochs"]):
+    for epoch in range(hp.epochs):
         order = list(range(len(examples)))
         rng.shuffle(order)
-        schedule += [(epoch, order[s * hp["batch_size"] : (s + 1) * hp["batch_size"]]) for s in range(steps_per_epoch)]
+        schedule += [(epoch, order[s * hp.batch_size : (s + 1) * hp.batch_size]) for s in range(steps_per_epoch)]
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0 - s / max(1, len(schedule)))  # linear decay
     pad = tokenizer.pad_token_id
     rows, first = [], 0
@@ -85,30 +73,24 @@ def train_sft(model, tokenizer, examples, hp: dict, seed: int, on_step=None, sta
     if resumed:
         rows, first = resumed["log_rows"], resumed["step"]
         sched.load_state_dict(resumed["scheduler"])
+
+    def micro_loss(index, micro):
+        batch = build_batch([examples[i][0] for i in micro], [examples[i][1] for i in micro], pad)
+        return completion_nll_sum(model, {k: v.to(model.device) for k, v in batch.items()})[0], 0.0
+
     model.train()
     for step in range(first, len(schedule)):
         epoch, idx = schedule[step]
-        micro = [idx[i : i + hp["micro_batch_size"]] for i in range(0, len(idx), hp["micro_batch_size"])]
+        micros = [idx[i : i + hp.micro_batch_size] for i in range(0, len(idx), hp.micro_batch_size)]
         n_total = sum(len(examples[i][1]) for i in idx)
-        opt.zero_grad(set_to_none=True)
-        loss_sum = 0.0
-        for m, weight in distributed.my_share(micro):
-            batch = build_batch([examples[i][0] for i in m], [examples[i][1] for i in m], pad)
-            nll, _ = completion_nll_sum(model, {k: v.to(model.device) for k, v in batch.items()})
-            # Sharded gradients are averaged over ranks: x world makes them the sum over the step.
-            (nll * (weight * world / n_total)).backward()
-            loss_sum += nll.item() * weight
-        loss_sum = distributed.all_sum(loss_sum)
-        grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, hp["max_grad_norm"])).item()
-        require_finite(step, loss=loss_sum, grad_norm=grad_norm)
         lr = sched.get_last_lr()[0]
-        opt.step()
+        loss_sum, _, grad_norm = accumulate_and_step(params, opt, micros, micro_loss, n_total, hp.max_grad_norm, step)
         sched.step()
-        rows.append({"step": step, "epoch": epoch, "loss": loss_sum / n_total, "tokens": n_total, "lr": lr, "grad_norm": grad_norm})
+        rows.append({"step": step, "epoch": epoch, "loss": loss_sum / n_total, "tokens": n_total, "lr": lr,
+                     "grad_norm": grad_norm})
         if on_step:
-            on_step(rows[-1])
-        every = hp.get("checkpoint_every", 0)
-        if state_path and every and (step + 1) % every == 0:
+            on_step(rows[-1], total=len(schedule))
+        if state_path and hp.checkpoint_every and (step + 1) % hp.checkpoint_every == 0:
             state.save(state_path, state.capture(model, opt, step + 1, rng, log_rows=rows, scheduler=sched.state_dict()))
     model.eval()
     return rows

@@ -1,0 +1,288 @@
+"""What each rollout method optimizes: an objective chooses which of a step's rollouts train and
+gives their per-token loss; the loop in `selfdistill.train.rollouts` does everything else.
+
+An objective has `updates_per_batch`, `prepare(...)`, `token_loss(...)`, `after_step()`,
+`state_dict()` / `load_state_dict()` and `shard()`. A new method adds a config class and an
+objective here, and a line in OBJECTIVES.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from peft import PeftModel
+
+from selfdistill import distributed, prompts
+from selfdistill.train.batching import completion_logits
+from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail, with_tail
+from selfdistill.train.rollouts import RolloutConfig
+
+SAMPLED_LOGP_FLOOR = -20.0
+
+
+# ---- self-distillation (SDPO-style) -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OnPolicyConfig(RolloutConfig):
+    """On-policy self-distillation: the student's rollouts scored by the same model with the context."""
+
+    alpha: float  # generalized JSD (SDPO's convention): 0 forward KL(teacher‖student), 1 reverse KL, 0.5 JSD
+    support: str  # full vocabulary | topk (student's top-k + tail) | teacher_topk | sampled (the sampled token)
+    topk: int  # k of the top-k supports
+    teacher: str  # frozen (the initial model) | ema (of the student) | live (the student itself)
+    ema_rate: float  # EMA teacher: weight of the student's new weights per step
+    teacher_backend: str  # hf (torch, in the training process) | vllm (the frozen teacher's top-k from an engine)
+
+
+def distill_token_loss(student_logits, teacher, ids, in_e_vocab, hp: OnPolicyConfig, ablation: str):
+    """Per-token loss and divergence [B, L] of the student to the (ablated) teacher target.
+
+    teacher: logits [B, L, V], or (top-k ids, their log-probs) [B, L, k] from a sparse scorer (vLLM).
+    Logits are divided by the sampling temperature: the loss is defined on the distribution the
+    rollouts were sampled from. support: full vocabulary, the student's top-k + tail (`topk`), the
+    teacher's top-k + tail (`teacher_topk`), or the sampled token.
+    """
+    s = torch.log_softmax(student_logits.float() / hp.temperature, -1)
+    if isinstance(teacher, tuple):
+        top, t_top = teacher  # log-probs at temperature 1 (checked in the config)
+    else:
+        t = torch.log_softmax(teacher.float() / hp.temperature, -1)
+        if hp.support == "teacher_topk":
+            t_top, top = t.topk(hp.topk, dim=-1)
+    in_e = in_e_vocab.expand_as(s)
+    if hp.support == "topk":
+        s, t, top = topk_tail(s, t, hp.topk)
+    elif hp.support == "teacher_topk":
+        s, t = with_tail(s.gather(-1, top)), with_tail(t_top.float())
+    if hp.support in ("topk", "teacher_topk"):
+        in_e = torch.cat([in_e_vocab[top], torch.zeros_like(top[..., :1], dtype=torch.bool)], -1)
+    target = ablation_target(t, s, in_e, ablation)
+    if hp.support == "sampled":
+        # Sampled-token reverse KL: the per-token reward log q̃(y) - log p(y) weights log p(y).
+        s_y, t_y = s.gather(-1, ids[..., None])[..., 0], target.gather(-1, ids[..., None])[..., 0]
+        # A token the target rules out (suppress, y in E) has log q̃ = -inf: bound its penalty.
+        reward = (t_y.clamp(min=SAMPLED_LOGP_FLOOR) - s_y).detach()
+        return -reward * s_y, -reward
+    div = generalized_jsd(s, target, hp.alpha)
+    return div, div.detach()
+
+
+class Teacher:
+    """The context-conditioned scorer: frozen initial model (adapter disabled), an EMA of the
+    student's trainable weights, or the live student; always without gradient."""
+
+    def __init__(self, model, mode: str, ema_rate: float, scorer=None):
+        self.model, self.mode, self.rate, self.scorer = model, mode, ema_rate, scorer
+        # Without an adapter to disable (full fine-tuning), the frozen teacher is a copy of the initial weights.
+        self.initial = None
+        if mode == "frozen" and scorer is None and not isinstance(model, PeftModel):
+            self.initial = copy.deepcopy(model).eval().requires_grad_(False)
+        self.ema = self._trainable() if mode == "ema" else None
+
+    def _trainable(self) -> dict:
+        return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
+
+    @torch.no_grad()
+    def logits(self, prompts_ids, completions, pad_id):
+        was_training = self.model.training
+        self.model.eval()
+        if self.initial is not None:
+            out = completion_logits(self.initial, prompts_ids, completions, pad_id)[0]
+        elif self.mode == "frozen":
+            with self.model.disable_adapter():
+                out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
+        elif self.mode == "ema":
+            live = self._swap(self.ema)
+            out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
+            self._swap(live)
+        else:
+            out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
+        self.model.train(was_training)
+        return out
+
+    def sparse(self, prompts_ids, completions, k: int):
+        """(ids, log-probs) [B, L, k] of the teacher's top-k at each completion position, from the
+        scorer (vLLM, initial weights); padding positions hold a finite placeholder (masked out anyway)."""
+        rows = self.scorer.prompt_topk_logprobs(prompts_ids, completions, k)
+        width = max(len(c) for c in completions)
+        ids = torch.zeros(len(rows), width, k, dtype=torch.long)
+        logp = torch.full((len(rows), width, k), -math.log(k) - 1.0)
+        for b, (row_ids, row_logp) in enumerate(rows):
+            ids[b, : len(row_ids)] = torch.tensor(row_ids, dtype=torch.long)
+            logp[b, : len(row_logp)] = torch.tensor(row_logp)
+        return ids.to(self.model.device), logp.to(self.model.device)
+
+    def shard(self):
+        """Follow the student onto its shards: the initial copy sharded too, the EMA restarted
+        from the (sharded) initial weights."""
+        if self.initial is not None:
+            distributed.shard(self.initial)
+        if self.mode == "ema":
+            self.ema = self._trainable()
+
+    def _swap(self, weights):
+        params = dict(self.model.named_parameters())
+        previous = {n: params[n].detach().clone() for n in weights}
+        for n, w in weights.items():
+            params[n].data.copy_(w)
+        return previous
+
+    @torch.no_grad()
+    def update(self):
+        if self.mode == "ema":
+            for n, p in self.model.named_parameters():
+                if n in self.ema:
+                    self.ema[n].lerp_(p.detach(), self.rate)
+
+    def state_dict(self) -> dict:
+        return {"ema": self.ema} if self.mode == "ema" else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if self.mode == "ema":
+            self.ema = state["ema"]
+
+
+class Distillation:
+    """Minimize a per-token divergence to the teacher (the same model, the context in its prompt)
+    on the student's own rollouts, with the uncertainty ablation applied to the teacher's target."""
+
+    updates_per_batch = 1
+
+    def __init__(self, model, tokenizer, hp: OnPolicyConfig, richness: str, ablation: str, templates, chat_kwargs,
+                 teacher_scorer=None):
+        from selfdistill import epistemic
+
+        self.tokenizer, self.hp, self.richness, self.ablation = tokenizer, hp, richness, ablation
+        self.templates, self.chat_kwargs = templates, chat_kwargs
+        self.teacher = Teacher(model, hp.teacher, hp.ema_rate, teacher_scorer)
+        self.in_e = torch.zeros(len(tokenizer), dtype=torch.bool, device=model.device)
+        self.in_e[epistemic.epistemic_token_ids(tokenizer)] = True
+
+    def shard(self):
+        self.teacher.shard()
+
+    def prepare(self, rows, completions, correct) -> list[int]:
+        """The rollouts that train: all but those that need a demonstration and have none (regen)."""
+        turns = teacher_turns(rows, completions, correct, self.richness, self.templates, self.hp.n_rollouts)
+        self.completions = [c.token_ids for c in completions]
+        self.teacher_prompts = {k: prompts.prompt_ids(self.tokenizer, t, self.chat_kwargs)
+                                for k, t in enumerate(turns) if t is not None}
+        return sorted(self.teacher_prompts)
+
+    def token_loss(self, logits, ids, micro: list[int], index: int):
+        args = [self.teacher_prompts[k] for k in micro], [self.completions[k] for k in micro]
+        teacher = self.teacher
+        target = teacher.sparse(*args, self.hp.topk) if teacher.scorer else teacher.logits(*args, self.tokenizer.pad_token_id)
+        return distill_token_loss(logits, target, ids, self.in_e, self.hp, self.ablation)
+
+    def after_step(self):
+        self.teacher.update()
+
+    def state_dict(self) -> dict:
+        return self.teacher.state_dict()
+
+    def load_state_dict(self, state: dict) -> None:
+        self.teacher.load_state_dict(state)
+
+
+def teacher_turns(rows, completions, correct, richness, templates, n):
+    """Teacher user turn per rollout; None where a demonstration is needed and missing.
+
+    regen (SDPO's demonstration mode): the context is another successful rollout of the same group.
+    """
+    turns = []
+    for k, c in enumerate(completions):
+        row = rows[c.prompt_index]
+        demo = ""
+        if richness == "regen":
+            group = range(c.prompt_index * n, (c.prompt_index + 1) * n)
+            others = [j for j in group if j != k and correct[j]]
+            if not others:
+                turns.append(None)
+                continue
+            demo = completions[others[0]].text
+        turns.append(prompts.teacher_user_turn(templates, richness, row.problem, row.answer, row.solution, demo))
+    return turns
+
+
+# ---- GRPO ---------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GRPOConfig(RolloutConfig):
+    """The paper's contrast: a verifiable 0/1 reward and a group-relative advantage, no teacher."""
+
+    clip_low: float  # the ratio is clipped to [1 - clip_low, 1 + clip_high]
+    clip_high: float
+    scale_rewards: bool  # divide the advantage by the group's reward std
+    updates_per_batch: int  # optimizer steps per sampled batch (> 1: the clip matters)
+
+
+def grpo_token_loss(new_logp, old_logp, advantages, hp: GRPOConfig):
+    """Clipped-ratio policy gradient per token (asymmetric clip, no KL term)."""
+    ratio = torch.exp(new_logp - old_logp)
+    clipped = ratio.clamp(1 - hp.clip_low, 1 + hp.clip_high)
+    adv = advantages[:, None]
+    return -torch.minimum(ratio * adv, clipped * adv)
+
+
+def group_advantages(rewards: np.ndarray, n: int, scale: bool) -> np.ndarray:
+    """Reward minus its group mean (a group = the n rollouts of one prompt), optionally / std."""
+    groups = rewards.reshape(-1, n)
+    adv = groups - groups.mean(1, keepdims=True)
+    if scale:
+        adv = adv / (groups.std(1, keepdims=True) + 1e-4)
+    return adv.reshape(-1)
+
+
+def sampled_logp(logits, ids, temperature):
+    return torch.log_softmax(logits.float() / temperature, -1).gather(-1, ids[..., None])[..., 0]
+
+
+class GRPO:
+    """Group-relative policy gradient on the verifiable reward."""
+
+    def __init__(self, hp: GRPOConfig):
+        self.hp = hp
+        self.updates_per_batch = hp.updates_per_batch
+
+    def shard(self):
+        pass
+
+    def prepare(self, rows, completions, correct) -> list[int]:
+        self.advantages = group_advantages(np.array(correct, dtype=np.float64), self.hp.n_rollouts, self.hp.scale_rewards)
+        self.old_logp = {}  # log-probs of the sampling policy, fixed across the updates of this batch
+        return list(range(len(completions)))
+
+    def token_loss(self, logits, ids, micro: list[int], index: int):
+        new_logp = sampled_logp(logits, ids, self.hp.temperature)
+        old_logp = self.old_logp.setdefault(index, new_logp.detach())
+        adv = torch.tensor(self.advantages[micro], device=logits.device, dtype=new_logp.dtype)
+        return grpo_token_loss(new_logp, old_logp, adv, self.hp), None
+
+    def after_step(self):
+        pass
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def make_objective(method: str, model, tokenizer, hp, richness: str, ablation: str, templates, chat_kwargs=None,
+                   teacher_scorer=None):
+    """The objective of a rollout method (the one place that maps method names to objectives)."""
+    if method == "onpolicy":
+        return Distillation(model, tokenizer, hp, richness, ablation, templates, chat_kwargs, teacher_scorer)
+    if method == "grpo":
+        return GRPO(hp)
+    raise ValueError(f"unknown rollout method {method!r}: use one of {sorted(CONFIGS)}")
+
+
+CONFIGS = {"onpolicy": OnPolicyConfig, "grpo": GRPOConfig}

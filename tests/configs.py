@@ -1,0 +1,51 @@
+"""Typed config sections for tests, from config/config.yaml (checked, defaults filled), and the
+rollout training entry point as the training script calls it."""
+
+from dataclasses import replace
+from pathlib import Path
+
+from selfdistill import sections
+from selfdistill.config import load_config
+from selfdistill.grading import GradingConfig
+from selfdistill.prompts import Prompts
+from selfdistill.sections import build
+from selfdistill.train.model import LoraConfig, TrainingConfig
+from selfdistill.train.objectives import CONFIGS, make_objective
+from selfdistill.train.rollouts import train_on_rollouts
+from selfdistill.train.sft import SFTConfig
+
+CONFIG = load_config(Path(__file__).resolve().parents[1] / "config/config.yaml")
+TEMPLATES = build(Prompts, CONFIG["prompts"])
+GRADING = GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000)
+LORA = replace(build(LoraConfig, CONFIG["lora"]), r=4)
+TRAINING = build(TrainingConfig, CONFIG["training"])
+
+
+def hyperparameters(cls, section: str, **overrides):
+    """A method's section of the default config as its typed hyperparameters, with overrides."""
+    return replace(sections.hyperparameters(cls, CONFIG, section), **overrides)
+
+
+def rollout_hp(method: str, **overrides):
+    """A rollout method's hyperparameters, small enough for the tiny model."""
+    small = {"steps": 3, "prompts_per_step": 1, "n_rollouts": 4, "max_new_tokens": 12, "micro_batch_size": 4,
+             "generation_batch_size": 16, "checkpoint_every": 0}
+    return hyperparameters(CONFIGS[method], method, **{**small, **overrides})
+
+
+def sft_hp(**overrides):
+    return hyperparameters(SFTConfig, "sft", **overrides)
+
+
+def run_rollouts(model, tok, subset, method, richness, ablation, hp, seed, grading=GRADING, **kwargs):
+    """What scripts/train_rollouts.py does: the method's objective, made before training, then the loop."""
+    objective = make_objective(method, model, tok, hp, richness, ablation, TEMPLATES)
+    return train_on_rollouts(model, tok, subset, objective, hp, TEMPLATES, grading, seed, **kwargs)
+
+
+def dataset(spec: dict):
+    """A dataset section from a partial spec, with the schema's defaults (as the workflow fills them)."""
+    from selfdistill.config import with_defaults
+    from selfdistill.data.loaders import DatasetConfig
+
+    return build(DatasetConfig, with_defaults({"datasets": {"d": dict(spec)}})["datasets"]["d"])
