@@ -50,10 +50,16 @@ def train(args) -> dict:
     model = trainable_model(build(arch, dtype), None, full)
     gen = torch.Generator().manual_seed(1)
     length = 64 if args.tiny else 1024  # prompt and completion each: 4 x 2,048 tokens per step
-    examples = [(torch.randint(3, arch["vocab_size"], (length,), generator=gen).tolist(),
-                 torch.randint(3, arch["vocab_size"], (length,), generator=gen).tolist()) for _ in range(12)]
-    hp = SFTConfig(select_per_problem=1, lr=1e-5, epochs=1, batch_size=4, micro_batch_size=1, max_grad_norm=1.0,
-                   checkpoint_every=0)
+    examples = [
+        (
+            torch.randint(3, arch["vocab_size"], (length,), generator=gen).tolist(),
+            torch.randint(3, arch["vocab_size"], (length,), generator=gen).tolist(),
+        )
+        for _ in range(12)
+    ]
+    hp = SFTConfig(
+        select_per_problem=1, lr=1e-5, epochs=1, batch_size=4, micro_batch_size=1, max_grad_norm=1.0, checkpoint_every=0
+    )
     times, last = [], [time.perf_counter()]
 
     def on_step(row, total):
@@ -82,8 +88,16 @@ def main():
     torch.cuda.empty_cache()  # the ranks need the memory the plain run cached
     out = ROOT / "bench/results" / ("fsdp_check_tiny.json" if args.tiny else "fsdp_check.json")
     rank_out = out.with_suffix(".ranks.json")
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(ranks), __file__,
-           "--rank-out", str(rank_out)] + (["--tiny"] if args.tiny else [])
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node",
+        str(ranks),
+        __file__,
+        "--rank-out",
+        str(rank_out),
+    ] + (["--tiny"] if args.tiny else [])
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     sharded = json.loads(rank_out.read_text())
     rank_out.unlink()
@@ -92,7 +106,9 @@ def main():
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "torch": torch.__version__,
         "setting": "Qwen3-1.7B architecture, random init, bf16, full fine-tuning, gradient checkpointing, "
-                   "AdamW, 3 steps of 4 x 2,048 tokens in micro-batches of 1" if not args.tiny else "tiny",
+        "AdamW, 3 steps of 4 x 2,048 tokens in micro-batches of 1"
+        if not args.tiny
+        else "tiny",
         "plain": plain,
         "fsdp": sharded,
         "max_relative_loss_gap": gap,

@@ -39,11 +39,29 @@ sys.path.insert(0, str(ROOT))  # the device machine runs this checkout without i
 from selfdistill.train.batching import completion_logits, completion_nll_sum  # noqa: E402
 from selfdistill.train.objectives import distill_token_loss  # noqa: E402
 
-QWEN3_1_7B = dict(hidden_size=2048, intermediate_size=6144, num_hidden_layers=28, num_attention_heads=16,
-                  num_key_value_heads=8, head_dim=128, vocab_size=151936, max_position_embeddings=40960,
-                  rope_theta=1_000_000.0, rms_norm_eps=1e-6, tie_word_embeddings=True)
-TINY = dict(QWEN3_1_7B, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-            num_key_value_heads=2, head_dim=16, vocab_size=1000)
+QWEN3_1_7B = dict(
+    hidden_size=2048,
+    intermediate_size=6144,
+    num_hidden_layers=28,
+    num_attention_heads=16,
+    num_key_value_heads=8,
+    head_dim=128,
+    vocab_size=151936,
+    max_position_embeddings=40960,
+    rope_theta=1_000_000.0,
+    rms_norm_eps=1e-6,
+    tie_word_embeddings=True,
+)
+TINY = dict(
+    QWEN3_1_7B,
+    hidden_size=64,
+    intermediate_size=128,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    head_dim=16,
+    vocab_size=1000,
+)
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -105,9 +123,17 @@ def check_generate(model, cfg, device, batch, prompt_len, new_tokens):
 
     def run():
         with torch.no_grad():
-            out = model.generate(input_ids=prompt, attention_mask=torch.ones_like(prompt), do_sample=True,
-                                 temperature=0.6, top_p=0.95, top_k=0, max_new_tokens=new_tokens,
-                                 min_new_tokens=new_tokens, pad_token_id=0)
+            out = model.generate(
+                input_ids=prompt,
+                attention_mask=torch.ones_like(prompt),
+                do_sample=True,
+                temperature=0.6,
+                top_p=0.95,
+                top_k=0,
+                max_new_tokens=new_tokens,
+                min_new_tokens=new_tokens,
+                pad_token_id=0,
+            )
         assert out.shape == (batch, prompt_len + new_tokens)
 
     with torch.no_grad():  # warm-up: a short call, so the timed one is the only long one
@@ -118,8 +144,14 @@ def check_generate(model, cfg, device, batch, prompt_len, new_tokens):
     sync(device)
     seconds = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else None
-    return {"batch": batch, "prompt_tokens": prompt_len, "new_tokens": new_tokens, "seconds": seconds,
-            "tokens_per_s": batch * new_tokens / seconds, "peak_mem_gib": peak}
+    return {
+        "batch": batch,
+        "prompt_tokens": prompt_len,
+        "new_tokens": new_tokens,
+        "seconds": seconds,
+        "tokens_per_s": batch * new_tokens / seconds,
+        "peak_mem_gib": peak,
+    }
 
 
 def check_scoring(model, cfg, device, rate, batch, prompt_len, completion_len):
@@ -133,9 +165,15 @@ def check_scoring(model, cfg, device, rate, batch, prompt_len, completion_len):
 
     seconds, peak = timed(run, device)
     flops = forward_flops(cfg, batch, prompt_len, completion_len, completion_len)
-    return {"batch": batch, "prompt_tokens": prompt_len, "completion_tokens": completion_len, "seconds": seconds,
-            "tokens_per_s": batch * (prompt_len + completion_len) / seconds, "utilization": flops / seconds / rate,
-            "peak_mem_gib": peak}
+    return {
+        "batch": batch,
+        "prompt_tokens": prompt_len,
+        "completion_tokens": completion_len,
+        "seconds": seconds,
+        "tokens_per_s": batch * (prompt_len + completion_len) / seconds,
+        "utilization": flops / seconds / rate,
+        "peak_mem_gib": peak,
+    }
 
 
 def lora_model(model, r):
@@ -158,7 +196,9 @@ def check_sft_step(model, cfg, device, rate, batch, length, checkpointing):
     model.train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-5)
     half = length // 2
-    tensors = build_batch(random_ids(cfg["vocab_size"], batch, half, 4), random_ids(cfg["vocab_size"], batch, half, 5), 0)
+    tensors = build_batch(
+        random_ids(cfg["vocab_size"], batch, half, 4), random_ids(cfg["vocab_size"], batch, half, 5), 0
+    )
     tensors = {k: v.to(device) for k, v in tensors.items()}
 
     def step():
@@ -169,8 +209,14 @@ def check_sft_step(model, cfg, device, rate, batch, length, checkpointing):
 
     seconds, peak = timed(step, device)
     flops = 3 * forward_flops(cfg, batch, 0, length, length)
-    return {"batch": batch, "tokens": length, "gradient_checkpointing": checkpointing, "seconds": seconds,
-            "utilization": flops / seconds / rate, "peak_mem_gib": peak}
+    return {
+        "batch": batch,
+        "tokens": length,
+        "gradient_checkpointing": checkpointing,
+        "seconds": seconds,
+        "utilization": flops / seconds / rate,
+        "peak_mem_gib": peak,
+    }
 
 
 def check_distill_step(model, cfg, device, rate, batch, prompt_len, completion_len, checkpointing, compiled=False):
@@ -183,7 +229,9 @@ def check_distill_step(model, cfg, device, rate, batch, prompt_len, completion_l
     completions = random_ids(cfg["vocab_size"], batch, completion_len, 8)
     in_e = torch.zeros(cfg["vocab_size"], dtype=torch.bool, device=device)
     in_e[torch.randperm(cfg["vocab_size"], generator=torch.Generator().manual_seed(9))[:60].to(device)] = True
-    hp = SimpleNamespace(temperature=0.6, support="topk", topk=100, alpha=0.5)  # the OnPolicyConfig fields the loss reads
+    hp = SimpleNamespace(
+        temperature=0.6, support="topk", topk=100, alpha=0.5
+    )  # the OnPolicyConfig fields the loss reads
 
     def step():
         with torch.no_grad(), model.disable_adapter():
@@ -197,13 +245,22 @@ def check_distill_step(model, cfg, device, rate, batch, prompt_len, completion_l
         optimizer.zero_grad(set_to_none=True)
 
     seconds, peak = timed(step, device)
-    flops = (forward_flops(cfg, batch, prompt_len, completion_len, completion_len)
-             + 3 * forward_flops(cfg, batch, prompt_len // 2, completion_len, completion_len))
-    return {"batch": batch, "teacher_prompt_tokens": prompt_len, "student_prompt_tokens": prompt_len // 2,
-            "completion_tokens": completion_len, "loss": "generalized JSD alpha=0.5, top-100 + tail, preserve",
-            "gradient_checkpointing": checkpointing, "torch_compile": compiled, "seconds": seconds,
-            "completion_tokens_per_s": batch * completion_len / seconds,
-            "utilization": flops / seconds / rate, "peak_mem_gib": peak}
+    flops = forward_flops(cfg, batch, prompt_len, completion_len, completion_len) + 3 * forward_flops(
+        cfg, batch, prompt_len // 2, completion_len, completion_len
+    )
+    return {
+        "batch": batch,
+        "teacher_prompt_tokens": prompt_len,
+        "student_prompt_tokens": prompt_len // 2,
+        "completion_tokens": completion_len,
+        "loss": "generalized JSD alpha=0.5, top-100 + tail, preserve",
+        "gradient_checkpointing": checkpointing,
+        "torch_compile": compiled,
+        "seconds": seconds,
+        "completion_tokens_per_s": batch * completion_len / seconds,
+        "utilization": flops / seconds / rate,
+        "peak_mem_gib": peak,
+    }
 
 
 def distill_variants(model, cfg, device, rate, scale, out: Path):
@@ -212,8 +269,9 @@ def distill_variants(model, cfg, device, rate, scale, out: Path):
     variants = []
     for batch, compiled in ((8, False), (4, True), (8, True)):
         try:
-            variants.append(check_distill_step(model, cfg, device, rate, batch, 512 // scale, 1536 // scale,
-                                               False, compiled))
+            variants.append(
+                check_distill_step(model, cfg, device, rate, batch, 512 // scale, 1536 // scale, False, compiled)
+            )
         except Exception as error:  # record what failed (e.g. a compile error) and go on
             variants.append({"batch": batch, "torch_compile": compiled, "error": repr(error)[:500]})
         print(json.dumps(variants[-1], indent=1), flush=True)
@@ -225,8 +283,11 @@ def distill_variants(model, cfg, device, rate, scale, out: Path):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tiny", action="store_true", help="2-layer model on CPU: checks the script, not the GPU")
-    parser.add_argument("--variants", action="store_true",
-                        help="only the distillation-step variants (batch 8, torch.compile), added to --out")
+    parser.add_argument(
+        "--variants",
+        action="store_true",
+        help="only the distillation-step variants (batch 8, torch.compile), added to --out",
+    )
     parser.add_argument("--out", default=str(ROOT / "bench/results/gpu_check.json"))
     args = parser.parse_args()
     import peft
@@ -244,9 +305,14 @@ def main():
         "device": torch.cuda.get_device_name() if device.type == "cuda" else platform.processor() or "cpu",
         "model": "Qwen3-1.7B architecture, random init" if not args.tiny else "tiny Qwen3 (script check)",
         "parameters": sum(p.numel() for p in model.parameters()),
-        "dtype": "bfloat16", "attention": "sdpa",
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__, "peft": peft.__version__,
-                     "python": platform.python_version()},
+        "dtype": "bfloat16",
+        "attention": "sdpa",
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "peft": peft.__version__,
+            "python": platform.python_version(),
+        },
         "matmul_tflops_measured": rate / 1e12,
     }
     print(json.dumps(result, indent=1), flush=True)
@@ -259,8 +325,9 @@ def main():
     model = lora_model(model, 64)
     result["lora_sft_step"] = [check_sft_step(model, cfg, device, rate, 4, 2048 // scale, c) for c in (True, False)]
     print(json.dumps(result["lora_sft_step"], indent=1), flush=True)
-    result["distill_step"] = [check_distill_step(model, cfg, device, rate, 4, 512 // scale, 1536 // scale, c)
-                              for c in (True, False)]
+    result["distill_step"] = [
+        check_distill_step(model, cfg, device, rate, 4, 512 // scale, 1536 // scale, c) for c in (True, False)
+    ]
     print(json.dumps(result["distill_step"], indent=1), flush=True)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -31,8 +31,9 @@ P, N, MAX_NEW, LR, LORA_R = 8, 8, 96, 5e-4, 8
 def problems(k):
     from selfdistill.data import toy
 
-    return toy.generate_problems(toy.ToyDataConfig(seed=7, n_train=k, n_test=0, n_ood=0, train_terms=(3, 4),
-                                                   ood_terms=(5, 6), max_operand=9))
+    return toy.generate_problems(
+        toy.ToyDataConfig(seed=7, n_train=k, n_test=0, n_ood=0, train_terms=(3, 4), ood_terms=(5, 6), max_operand=9)
+    )
 
 
 def run_ours(model_path, steps):
@@ -51,17 +52,37 @@ def run_ours(model_path, steps):
 
     torch.set_num_threads(2)
     cfg = load_config(ROOT / "config/config.yaml")
-    hp = replace(hyperparameters(OnPolicyConfig, cfg, "onpolicy"), steps=steps, prompts_per_step=P, n_rollouts=N,
-                 max_new_tokens=MAX_NEW, lr=LR, alpha=0.5, support="full", teacher="frozen", micro_batch_size=P * N,
-                 generation_batch_size=P * N, checkpoint_every=0)
+    hp = replace(
+        hyperparameters(OnPolicyConfig, cfg, "onpolicy"),
+        steps=steps,
+        prompts_per_step=P,
+        n_rollouts=N,
+        max_new_tokens=MAX_NEW,
+        lr=LR,
+        alpha=0.5,
+        support="full",
+        teacher="frozen",
+        micro_batch_size=P * N,
+        generation_batch_size=P * N,
+        checkpoint_every=0,
+    )
     templates = build(Prompts, cfg["prompts"])
     tok = load_tokenizer(model_path)
     model = add_lora(load_model(model_path), replace(build(LoraConfig, cfg["lora"]), r=LORA_R))
     subset = problems(P).assign(repeat=0)
     stamps = [time.perf_counter()]
     objective = make_objective("onpolicy", model, tok, hp, "regen", "standard", templates)
-    train_on_rollouts(model, tok, subset, objective, hp, templates, GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000),
-                      seed=0, on_step=lambda r, total: stamps.append(time.perf_counter()))
+    train_on_rollouts(
+        model,
+        tok,
+        subset,
+        objective,
+        hp,
+        templates,
+        GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000),
+        seed=0,
+        on_step=lambda r, total: stamps.append(time.perf_counter()),
+    )
     return [b - a for a, b in zip(stamps, stamps[1:])]
 
 
@@ -81,14 +102,19 @@ def run_trl(model_path, steps):
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())
     probs = problems(P)
     template = cfg["prompts"]["student"]
-    data = Dataset.from_dict({
-        "prompt": [[{"role": "user", "content": template.replace("{problem}", p)}] for p in probs["problem"]],
-        "answer": probs["answer"].tolist(),
-    })
+    data = Dataset.from_dict(
+        {
+            "prompt": [[{"role": "user", "content": template.replace("{problem}", p)}] for p in probs["problem"]],
+            "answer": probs["answer"].tolist(),
+        }
+    )
 
     def correctness(prompts, completions, answer, **kwargs):
         texts = [c[0]["content"] if isinstance(c, list) else c for c in completions]
-        return [float(r["correct"]) for r in grade_responses(texts, answer, GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000))]
+        return [
+            float(r["correct"])
+            for r in grade_responses(texts, answer, GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000))
+        ]
 
     stamps = []
 
@@ -100,15 +126,45 @@ def run_trl(model_path, steps):
             stamps.append(("end", time.perf_counter()))
 
     args = SDPOConfig(
-        output_dir=str(ROOT / "bench/results/.trl_tmp"), max_steps=steps, per_device_train_batch_size=P * N,
-        num_generations=N, max_completion_length=MAX_NEW, temperature=1.0, top_p=1.0, learning_rate=LR,
-        distillation_mode="full_logits", distillation_alpha=0.5, teacher_model_kind="base", use_cpu=True,
-        report_to="none", logging_steps=1, save_strategy="no", seed=0, bf16=False, lr_scheduler_type="constant",
-        warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0, dont_reprompt_on_self_success=False,
+        output_dir=str(ROOT / "bench/results/.trl_tmp"),
+        max_steps=steps,
+        per_device_train_batch_size=P * N,
+        num_generations=N,
+        max_completion_length=MAX_NEW,
+        temperature=1.0,
+        top_p=1.0,
+        learning_rate=LR,
+        distillation_mode="full_logits",
+        distillation_alpha=0.5,
+        teacher_model_kind="base",
+        use_cpu=True,
+        report_to="none",
+        logging_steps=1,
+        save_strategy="no",
+        seed=0,
+        bf16=False,
+        lr_scheduler_type="constant",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        dont_reprompt_on_self_success=False,
     )
-    lora = LoraConfig(r=LORA_R, lora_alpha=cfg["lora"]["alpha"], lora_dropout=0.0, target_modules=cfg["lora"]["target_modules"], task_type="CAUSAL_LM")
-    trainer = SDPOTrainer(model=AutoModelForCausalLM.from_pretrained(model_path), reward_funcs=correctness, args=args,
-                          train_dataset=data, processing_class=load_tokenizer(model_path), peft_config=lora, callbacks=[Timer()])
+    lora = LoraConfig(
+        r=LORA_R,
+        lora_alpha=cfg["lora"]["alpha"],
+        lora_dropout=0.0,
+        target_modules=cfg["lora"]["target_modules"],
+        task_type="CAUSAL_LM",
+    )
+    trainer = SDPOTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_path),
+        reward_funcs=correctness,
+        args=args,
+        train_dataset=data,
+        processing_class=load_tokenizer(model_path),
+        peft_config=lora,
+        callbacks=[Timer()],
+    )
     trainer.train()
     begins = [t for k, t in stamps if k == "begin"]
     ends = [t for k, t in stamps if k == "end"]
@@ -148,15 +204,34 @@ def main():
         sys.exit(f"{args.model} does not exist: run the workflow first (it pretrains the toy model), or pass --model")
     import statistics
 
-    result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
-              "setup": {"prompts": P, "rollouts_per_prompt": N, "max_new_tokens": MAX_NEW, "lora_r": LORA_R, "alpha": 0.5,
-                        "loss": "full-vocabulary generalized JSD", "teacher": "frozen initial model", "steps": args.steps}}
+    result = {
+        "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores",
+        "python": platform.python_version(),
+        "setup": {
+            "prompts": P,
+            "rollouts_per_prompt": N,
+            "max_new_tokens": MAX_NEW,
+            "lora_r": LORA_R,
+            "alpha": 0.5,
+            "loss": "full-vocabulary generalized JSD",
+            "teacher": "frozen initial model",
+            "steps": args.steps,
+        },
+    }
     for which in ("ours", "trl"):
-        out = subprocess.run([sys.executable, __file__, "--child", which, "--model", args.model, "--steps", str(args.steps)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, __file__, "--child", which, "--model", args.model, "--steps", str(args.steps)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         measured = json.loads(out.stdout.strip().splitlines()[-1])
         steady = measured["step_seconds"][1:]  # the first step includes warm-up
-        result[which] = {"median_step_s": statistics.median(steady), "peak_rss_mb": measured["peak_rss_mb"], "step_seconds": measured["step_seconds"]}
+        result[which] = {
+            "median_step_s": statistics.median(steady),
+            "peak_rss_mb": measured["peak_rss_mb"],
+            "step_seconds": measured["step_seconds"],
+        }
     result["speedup_vs_trl"] = result["trl"]["median_step_s"] / result["ours"]["median_step_s"]
     result["max_abs_loss_difference"] = loss_agreement()
     out = ROOT / "bench/results/onpolicy_vs_trl.json"

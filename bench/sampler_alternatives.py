@@ -50,8 +50,9 @@ def minimal_loop(model, ids, attention, eos):
     ids, attention = ids.repeat_interleave(N, 0), attention.repeat_interleave(N, 0)
     position = (attention.cumsum(-1) - 1).clamp(min=0)
     cache = DynamicCache()
-    logits = model(input_ids=ids, attention_mask=attention, position_ids=position, past_key_values=cache,
-                   logits_to_keep=1).logits[:, -1]
+    logits = model(
+        input_ids=ids, attention_mask=attention, position_ids=position, past_key_values=cache, logits_to_keep=1
+    ).logits[:, -1]
     done = torch.zeros(len(ids), dtype=torch.bool)
     last = position[:, -1]
     for _ in range(MAX_NEW):
@@ -61,8 +62,9 @@ def minimal_loop(model, ids, attention, eos):
             break
         attention = torch.cat([attention, torch.ones_like(attention[:, :1])], 1)
         last = last + 1
-        logits = model(input_ids=token[:, None], attention_mask=attention, position_ids=last[:, None],
-                       past_key_values=cache).logits[:, -1]
+        logits = model(
+            input_ids=token[:, None], attention_mask=attention, position_ids=last[:, None], past_key_values=cache
+        ).logits[:, -1]
 
 
 def median_seconds(fn, repeats=5):
@@ -85,17 +87,31 @@ def main():
     tok = load_tokenizer(args.model)
     base = load_model(args.model).eval()
     lora = cfg["lora"]
-    student = add_lora(load_model(args.model), LoraConfig(r=8, alpha=lora["alpha"], dropout=lora["dropout"],
-                                                          target_modules=tuple(lora["target_modules"]))).eval()
+    student = add_lora(
+        load_model(args.model),
+        LoraConfig(r=8, alpha=lora["alpha"], dropout=lora["dropout"], target_modules=tuple(lora["target_modules"])),
+    ).eval()
     questions = [f"Compute {i}+{i % 7 + 2}+4+5." for i in range(P)]
-    ids, attention = left_padded([prompts.prompt_ids(tok, prompts.student_user_turn(cfg["prompts"]["student"], q)) for q in questions],
-                                 tok.pad_token_id)
+    ids, attention = left_padded(
+        [prompts.prompt_ids(tok, prompts.student_user_turn(cfg["prompts"]["student"], q)) for q in questions],
+        tok.pad_token_id,
+    )
 
     def generate(model, **extra):
         with torch.no_grad():
-            model.generate(input_ids=ids, attention_mask=attention, do_sample=True, temperature=1.0, top_p=1.0, top_k=0,
-                           max_new_tokens=MAX_NEW, num_return_sequences=N, eos_token_id=tok.eos_token_id,
-                           pad_token_id=tok.pad_token_id, **extra)
+            model.generate(
+                input_ids=ids,
+                attention_mask=attention,
+                do_sample=True,
+                temperature=1.0,
+                top_p=1.0,
+                top_k=0,
+                max_new_tokens=MAX_NEW,
+                num_return_sequences=N,
+                eos_token_id=tok.eos_token_id,
+                pad_token_id=tok.pad_token_id,
+                **extra,
+            )
 
     result = {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",

@@ -68,14 +68,18 @@ def same_shape_noop(jobs: list[dict], directory: Path) -> None:
         shape[job["rule"]] = (len(job["output"]), len(job["log"]))
     for job in jobs:
         deps[job["rule"]][job["id"]] = [made.get(path, path) for path in job["input"]]
-    rules = ["import json\n\nDEPS = json.load(open('deps.json'))\n\nwildcard_constraints:\n    id=r'\\d+'\n",
-             "rule all:\n    input: DEPS['all'][0]\n"]
+    rules = [
+        "import json\n\nDEPS = json.load(open('deps.json'))\n\nwildcard_constraints:\n    id=r'\\d+'\n",
+        "rule all:\n    input: DEPS['all'][0]\n",
+    ]
     for rule, (n_out, n_log) in shape.items():
         if rule != "all":
             outs = ", ".join(f"'jobs/{rule}/{{id}}.{i}'" for i in range(n_out))
             logs = ("\n    log: " + ", ".join(f"'logs/{rule}/{{id}}.{i}'" for i in range(n_log))) if n_log else ""
-            rules.append(f"rule {rule}:\n    input: lambda wc: DEPS['{rule}'][int(wc.id)]\n    output: {outs}{logs}\n"
-                         "    script: 'noop.py'\n")
+            rules.append(
+                f"rule {rule}:\n    input: lambda wc: DEPS['{rule}'][int(wc.id)]\n    output: {outs}{logs}\n"
+                "    script: 'noop.py'\n"
+            )
     (directory / "Snakefile").write_text("\n".join(rules))
     (directory / "deps.json").write_text(json.dumps(deps))
     (directory / "noop.py").write_text("")
@@ -96,8 +100,13 @@ def bench_dag(repeats: int = 5) -> dict:
             times["paper"].append(timed(paper + ["--quiet"], env=env))
             times["noop"].append(timed(["snakemake", "-n", "--quiet", "all", "--cores", "1"], cwd=tmp))
     paper_s, noop_s = statistics.median(times["paper"]), statistics.median(times["noop"])
-    return {"jobs": len(jobs), "paper_dry_run_s": paper_s, "noop_same_shape_s": noop_s, "ratio": paper_s / noop_s,
-            "runs_s": times}
+    return {
+        "jobs": len(jobs),
+        "paper_dry_run_s": paper_s,
+        "noop_same_shape_s": noop_s,
+        "ratio": paper_s / noop_s,
+        "runs_s": times,
+    }
 
 
 def bench_main_job(cores: int = 2, keep: str | None = None) -> dict:
@@ -106,22 +115,32 @@ def bench_main_job(cores: int = 2, keep: str | None = None) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         checkout = incremental.copy_checkout(Path(keep or Path(tmp) / "checkout"))
         env = incremental.checkout_env(checkout)
-        run = subprocess.run(["/usr/bin/time", "-v", "snakemake", "--cores", str(cores)], cwd=checkout, env=env,
-                             capture_output=True, text=True)
+        run = subprocess.run(
+            ["/usr/bin/time", "-v", "snakemake", "--cores", str(cores)],
+            cwd=checkout,
+            env=env,
+            capture_output=True,
+            text=True,
+        )
         if run.returncode:
             return {"error": run.stderr[-2000:]}
         stats = dict(re.findall(r"^\s*(.+?): (.+)$", run.stderr.split("Command being timed")[-1], re.M))
         h, m, sec = ([0] + stats["Elapsed (wall clock) time (h:mm:ss or m:ss)"].split(":"))[-3:]
-        return {"cores": cores, "wall_s": int(h) * 3600 + int(m) * 60 + float(sec),
-                "peak_rss_mb": int(stats["Maximum resident set size (kbytes)"]) / 1024,
-                "jobs": int(re.findall(r"(\d+) of \d+ steps \(100%\) done", run.stderr)[-1]),
-                "noop_rerun_s": timed(["snakemake", "-n", "--quiet"], cwd=checkout, env=env)}
+        return {
+            "cores": cores,
+            "wall_s": int(h) * 3600 + int(m) * 60 + float(sec),
+            "peak_rss_mb": int(stats["Maximum resident set size (kbytes)"]) / 1024,
+            "jobs": int(re.findall(r"(\d+) of \d+ steps \(100%\) done", run.stderr)[-1]),
+            "noop_rerun_s": timed(["snakemake", "-n", "--quiet"], cwd=checkout, env=env),
+        }
 
 
 def bench_grading(n: int = 2000) -> dict:
     from selfdistill.grading import GradingConfig, grade_responses
 
-    responses = [f"<think>{i}+1={i + 1}.</think> The answer is \\boxed{{\\frac{{{i}}}{{{i % 7 + 2}}}}}." for i in range(n)]
+    responses = [
+        f"<think>{i}+1={i + 1}.</think> The answer is \\boxed{{\\frac{{{i}}}{{{i % 7 + 2}}}}}." for i in range(n)
+    ]
     golds = [f"\\frac{{{i}}}{{{i % 7 + 2}}}" if i % 2 else f"{i + 0.5}" for i in range(n)]
     start = time.perf_counter()
     graded = grade_responses(responses, golds, GradingConfig(workers=2, timeout_s=10, max_answer_chars=1000))
@@ -170,8 +189,10 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
 
 def bench_incremental() -> dict:
     results = incremental.run_cases()
-    return {name: {"expected": r["expected"], "extra": len(r["extra"]), "missed": len(r["missed"])}
-            for name, r in results.items()}
+    return {
+        name: {"expected": r["expected"], "extra": len(r["extra"]), "missed": len(r["missed"])}
+        for name, r in results.items()
+    }
 
 
 PARTS = ["dag", "incremental", "grading", "generation", "main_job"]

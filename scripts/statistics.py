@@ -21,13 +21,21 @@ teacher = long_table(snakemake.input.teacher, "teacher")
 logs = long_table(snakemake.input.logs, "train", transform=lambda t: t) if snakemake.input.logs else pd.DataFrame()
 curves = read_table(snakemake.input.curves)
 
-provenance = {**config_slice(snakemake), "inputs": {p: read_provenance(p)["config_hash"] for p in snakemake.input.evals}}
+provenance = {
+    **config_slice(snakemake),
+    "inputs": {p: read_provenance(p)["config_hash"] for p in snakemake.input.evals},
+}
 write_table(cell_estimates(problems), snakemake.output.cells, provenance)
 write_table(standard_comparisons(problems), snakemake.output.comparisons, provenance)
 points = mechanism_points(curves, eval_set) if len(curves) else pd.DataFrame()
 mechanism = mechanism_regression(points) if len(points) else pd.DataFrame()
 write_table(mechanism, snakemake.output.mechanism, provenance)
-claims = pd.concat(
-    [evaluate_claims(problems, teacher, logs, model, rich, eval_set) for model in problems["model"].unique()], ignore_index=True
-) if rich else pd.DataFrame()
+claims = (
+    pd.concat(
+        [evaluate_claims(problems, teacher, logs, model, rich, eval_set) for model in problems["model"].unique()],
+        ignore_index=True,
+    )
+    if rich
+    else pd.DataFrame()
+)
 write_table(claims, snakemake.output.claims, provenance)

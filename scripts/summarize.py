@@ -8,5 +8,8 @@ checkpoints = {path: read_table(path) for path in snakemake.input.curve_evals}
 sources = {path: read_provenance(path)["config_hash"] for path in [*finals, *checkpoints]}
 full = train_size(read_table(snakemake.input.train_problems))
 write_table(summarize(finals, full), snakemake.output.metrics, {"inputs": sources})
-write_table(curves(finals, checkpoints, param(snakemake, "curves"), full), snakemake.output.curves,
-            {"inputs": sources, "curves": param(snakemake, "curves")})
+write_table(
+    curves(finals, checkpoints, param(snakemake, "curves"), full),
+    snakemake.output.curves,
+    {"inputs": sources, "curves": param(snakemake, "curves")},
+)

@@ -22,8 +22,17 @@ else:
 demos = demonstrations(read_table(snakemake.input.demos)) if wc.richness == "regen" else None
 backend = make_backend(model, model_location(snakemake), batch_size=generation.batch_size)
 sampling = Sampling.of(spec.sampling, spec.sampling.seed, model, "table1.sampling")
-table = teacher_table(backend, problems, wc.richness, section(snakemake, "prompts", Prompts), sampling,
-                      section(snakemake, "grading", GradingConfig), keep="all", chat_kwargs=model.chat_kwargs,
-                      demos=demos, **shards(snakemake.output[0], generation, job_key(snakemake)))
+table = teacher_table(
+    backend,
+    problems,
+    wc.richness,
+    section(snakemake, "prompts", Prompts),
+    sampling,
+    section(snakemake, "grading", GradingConfig),
+    keep="all",
+    chat_kwargs=model.chat_kwargs,
+    demos=demos,
+    **shards(snakemake.output[0], generation, job_key(snakemake)),
+)
 write_table(table, snakemake.output[0], {**config_slice(snakemake), "sampling": vars(sampling)}, seed=sampling.seed)
 finish_shards(snakemake.output[0])

@@ -15,9 +15,17 @@ generation = section(snakemake, "generation", GenerationConfig)
 demos = demonstrations(read_table(snakemake.input.demos)) if wc.richness == "regen" else None
 backend = make_backend(model, model_location(snakemake), batch_size=generation.batch_size)
 sampling = Sampling.of(teacher, seed, model, "teacher")
-table = teacher_table(backend, read_table(snakemake.input.subset), wc.richness, section(snakemake, "prompts", Prompts),
-                      sampling, section(snakemake, "grading", GradingConfig), keep=teacher.keep,
-                      chat_kwargs=model.chat_kwargs, demos=demos,
-                      **shards(snakemake.output[0], generation, job_key(snakemake)))
+table = teacher_table(
+    backend,
+    read_table(snakemake.input.subset),
+    wc.richness,
+    section(snakemake, "prompts", Prompts),
+    sampling,
+    section(snakemake, "grading", GradingConfig),
+    keep=teacher.keep,
+    chat_kwargs=model.chat_kwargs,
+    demos=demos,
+    **shards(snakemake.output[0], generation, job_key(snakemake)),
+)
 write_table(table, snakemake.output[0], {**config_slice(snakemake), "sampling": vars(sampling)}, seed=seed)
 finish_shards(snakemake.output[0])

@@ -27,20 +27,34 @@ launch_ranks(training)
 
 location = model_location(snakemake)
 tokenizer = load_tokenizer(location)
-model = trainable_model(load_model(location, dtype=model_cfg.dtype), section(snakemake, "lora", LoraConfig), training, seed)
+model = trainable_model(
+    load_model(location, dtype=model_cfg.dtype), section(snakemake, "lora", LoraConfig), training, seed
+)
 scorer = None
 if getattr(hp, "teacher_backend", "hf") == "vllm":
     # The frozen teacher = the initial weights, served by the model's vLLM engine beside the student
     # on the same GPU (models.<name>.vllm.gpu_memory_utilization leaves the rest to training).
     scorer = make_backend(model_cfg, location, seed=seed)
 # Made before training starts: a frozen teacher copies the initial weights.
-objective = make_objective(wc.rollout_method, model, tokenizer, hp, wc.richness, wc.ablation, templates,
-                           model_cfg.chat_kwargs, scorer)
+objective = make_objective(
+    wc.rollout_method, model, tokenizer, hp, wc.richness, wc.ablation, templates, model_cfg.chat_kwargs, scorer
+)
 (partial / "checkpoints").mkdir(exist_ok=True)
 progress = Progress(out.parent / "tensorboard")
-rows = train_on_rollouts(model, tokenizer, read_table(snakemake.input.subset), objective, hp, templates,
-                         section(snakemake, "grading", GradingConfig), seed, chat_kwargs=model_cfg.chat_kwargs,
-                         checkpoint_dir=partial / "checkpoints", state_path=partial / "state.pt", on_step=progress)
+rows = train_on_rollouts(
+    model,
+    tokenizer,
+    read_table(snakemake.input.subset),
+    objective,
+    hp,
+    templates,
+    section(snakemake, "grading", GradingConfig),
+    seed,
+    chat_kwargs=model_cfg.chat_kwargs,
+    checkpoint_dir=partial / "checkpoints",
+    state_path=partial / "state.pt",
+    on_step=progress,
+)
 progress.close()
 if save_model(model, out):
     shutil.rmtree(snakemake.output.checkpoints, ignore_errors=True)

@@ -41,7 +41,9 @@ def load_yaml(path) -> dict:
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}, column {mark.column + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: not valid YAML ({getattr(error, 'problem', error)}); fix the file there") from error
+        raise ConfigError(
+            f"{where}: not valid YAML ({getattr(error, 'problem', error)}); fix the file there"
+        ) from error
     if not isinstance(loaded, dict):
         raise ConfigError(f"{path}: a config file holds keys at the top level (found {type(loaded).__name__})")
     return loaded
@@ -182,8 +184,12 @@ def model_facts(model: dict, config: dict) -> dict:
     if model["source"] == "toy":
         arch = config["toy_pretrain"]["arch"]
         # vocab_size bounds the tokenizer the workflow trains (it may come out smaller).
-        return {"vocab": config["toy_pretrain"]["vocab_size"], "context": arch["max_positions"],
-                "context_key": "toy_pretrain.arch.max_positions", "modules": TOY_MODULES}
+        return {
+            "vocab": config["toy_pretrain"]["vocab_size"],
+            "context": arch["max_positions"],
+            "context_key": "toy_pretrain.arch.max_positions",
+            "modules": TOY_MODULES,
+        }
     facts = {}
     config_json = _local_file(model["source"], "config.json")
     if config_json:
@@ -201,8 +207,11 @@ def model_facts(model: dict, config: dict) -> dict:
 
 # ---- checks across fields -------------------------------------------------------------------------
 
-PLACEHOLDERS = {"student": {"problem"}, "teacher_answer": {"student", "answer"},
-                "teacher_solution": {"student", "solution"}}
+PLACEHOLDERS = {
+    "student": {"problem"},
+    "teacher_answer": {"student", "answer"},
+    "teacher_solution": {"student", "solution"},
+}
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_]\w*)\}")  # `{name}`; `\boxed{}` and `{5}` are text
 
 
@@ -253,33 +262,55 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
             error(f"datasets.{name}.path", spec["path"], "does not exist", "fix the path")
         for key in ("train_terms", "ood_terms"):
             if "toy" in spec and spec["toy"][key][0] > spec["toy"][key][1]:
-                error(f"datasets.{name}.toy.{key}", spec["toy"][key], "is an empty range", "use [low, high] with low <= high")
+                error(
+                    f"datasets.{name}.toy.{key}",
+                    spec["toy"][key],
+                    "is an empty range",
+                    "use [low, high] with low <= high",
+                )
     train = datasets.get(config["train_dataset"], {})
     if train.get("loader") == "toy":
         n_train = train["toy"]["n_train"]
         too_big = [c for c in config["coverage"] if c != "full" and c > n_train]
         if too_big:
-            error("coverage", config["coverage"], f"has {too_big}, more than the {n_train} training problems of "
-                  f"dataset {config['train_dataset']!r}", f"lower coverage or raise datasets.{config['train_dataset']}.toy.n_train")
+            error(
+                "coverage",
+                config["coverage"],
+                f"has {too_big}, more than the {n_train} training problems of dataset {config['train_dataset']!r}",
+                f"lower coverage or raise datasets.{config['train_dataset']}.toy.n_train",
+            )
     for name, es in config["eval_sets"].items():
         if es["dataset"] not in datasets:
             error(f"eval_sets.{name}.dataset", es["dataset"], "is not under datasets", "add it or fix the name")
         elif es["split"] != "subset":
             splits = _dataset_splits(datasets[es["dataset"]])
             if splits is not None and es["split"] not in splits:
-                error(f"eval_sets.{name}.split", es["split"], f"is not a split of dataset {es['dataset']!r} "
-                      f"(its splits: {', '.join(sorted(splits)) or 'none with problems'})", "use one of them, or 'subset'")
+                error(
+                    f"eval_sets.{name}.split",
+                    es["split"],
+                    f"is not a split of dataset {es['dataset']!r} "
+                    f"(its splits: {', '.join(sorted(splits)) or 'none with problems'})",
+                    "use one of them, or 'subset'",
+                )
 
     templates = config["prompts"]
     for template, allowed in PLACEHOLDERS.items():
         used = set(_PLACEHOLDER.findall(templates[template]))
         if used - allowed:
-            error(f"prompts.{template}", templates[template], f"has unknown placeholder(s) {sorted(used - allowed)}, "
-                  f"which would be sent literally", f"use only {', '.join('{' + a + '}' for a in sorted(allowed))}")
+            error(
+                f"prompts.{template}",
+                templates[template],
+                f"has unknown placeholder(s) {sorted(used - allowed)}, which would be sent literally",
+                f"use only {', '.join('{' + a + '}' for a in sorted(allowed))}",
+            )
         if allowed - used:
-            error(f"prompts.{template}", templates[template], f"lacks {', '.join('{' + a + '}' for a in sorted(allowed - used))}"
-                  + (" (the teacher would never see the question)" if "student" in allowed - used else ""),
-                  "add the missing placeholder(s)")
+            error(
+                f"prompts.{template}",
+                templates[template],
+                f"lacks {', '.join('{' + a + '}' for a in sorted(allowed - used))}"
+                + (" (the teacher would never see the question)" if "student" in allowed - used else ""),
+                "add the missing placeholder(s)",
+            )
 
     for method in ROLLOUT_METHODS:
         eval_set = config[method]["eval_set"]
@@ -290,49 +321,88 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
 
     onpolicy = config["onpolicy"]
     if onpolicy["support"] == "sampled" and onpolicy["alpha"] != 1:
-        error("onpolicy.alpha", onpolicy["alpha"], "is ignored by support 'sampled', which estimates reverse KL from "
-              "the sampled token alone", "set onpolicy.alpha: 1, or a support over many ids (full, topk)")
-    if onpolicy["alpha"] == 1 and onpolicy["support"] != "sampled" and "suppress" in onpolicy["ablations"] \
-            and "onpolicy" in config["methods"]:
-        error("onpolicy.alpha", 1, "makes the loss reverse KL(student‖target), infinite under the `suppress` "
-              "ablation (its target has no mass on the epistemic ids, where the student has some)", "use alpha < 1, or drop suppress "
-              "from onpolicy.ablations")
+        error(
+            "onpolicy.alpha",
+            onpolicy["alpha"],
+            "is ignored by support 'sampled', which estimates reverse KL from the sampled token alone",
+            "set onpolicy.alpha: 1, or a support over many ids (full, topk)",
+        )
+    if (
+        onpolicy["alpha"] == 1
+        and onpolicy["support"] != "sampled"
+        and "suppress" in onpolicy["ablations"]
+        and "onpolicy" in config["methods"]
+    ):
+        error(
+            "onpolicy.alpha",
+            1,
+            "makes the loss reverse KL(student‖target), infinite under the `suppress` "
+            "ablation (its target has no mass on the epistemic ids, where the student has some)",
+            "use alpha < 1, or drop suppress from onpolicy.ablations",
+        )
     if onpolicy["teacher_backend"] == "vllm":
         needs = {"teacher": "frozen", "support": "teacher_topk", "temperature": 1.0}
         for key, value in needs.items():
             if onpolicy[key] != value:
-                error(f"onpolicy.{key}", onpolicy[key], "does not fit teacher_backend vllm, which scores the frozen initial "
-                      "model's top-k log-probs at temperature 1", f"set onpolicy.{key}: {value} or teacher_backend: hf")
+                error(
+                    f"onpolicy.{key}",
+                    onpolicy[key],
+                    "does not fit teacher_backend vllm, which scores the frozen initial "
+                    "model's top-k log-probs at temperature 1",
+                    f"set onpolicy.{key}: {value} or teacher_backend: hf",
+                )
         for name, model in config["models"].items():
             if model["backend"] != "vllm":
-                error(f"models.{name}.backend", model["backend"], "does not fit onpolicy.teacher_backend vllm, which needs "
-                      "vllm-backed models", f"set models.{name}.backend: vllm or onpolicy.teacher_backend: hf")
+                error(
+                    f"models.{name}.backend",
+                    model["backend"],
+                    "does not fit onpolicy.teacher_backend vllm, which needs vllm-backed models",
+                    f"set models.{name}.backend: vllm or onpolicy.teacher_backend: hf",
+                )
     processes = config["training"]["processes"]
     if processes > 1:
         if onpolicy["teacher_backend"] == "vllm":
-            error("training.processes", processes, "needs one vLLM engine per rank with onpolicy.teacher_backend vllm, "
-                  "which is not supported", "set teacher_backend: hf or training.processes: 1")
+            error(
+                "training.processes",
+                processes,
+                "needs one vLLM engine per rank with onpolicy.teacher_backend vllm, which is not supported",
+                "set teacher_backend: hf or training.processes: 1",
+            )
         for rule in ("train_sft", "train_rollouts"):
             gpus = int(config.get("resources", {}).get(rule, {}).get("gpu", 0))
             if gpus and gpus != processes:
-                error(f"resources.{rule}.gpu", gpus, f"differs from training.processes = {processes}: each rank needs its own GPU",
-                      "set both to the same number")
+                error(
+                    f"resources.{rule}.gpu",
+                    gpus,
+                    f"differs from training.processes = {processes}: each rank needs its own GPU",
+                    "set both to the same number",
+                )
 
     if "toy_pretrain" in config:
         toy_pretrain = config["toy_pretrain"]
         arch = toy_pretrain["arch"]
         if arch["num_heads"] % arch["num_kv_heads"]:
-            error("toy_pretrain.arch.num_kv_heads", arch["num_kv_heads"], f"does not divide num_heads = {arch['num_heads']}",
-                  "pick a divisor of num_heads")
+            error(
+                "toy_pretrain.arch.num_kv_heads",
+                arch["num_kv_heads"],
+                f"does not divide num_heads = {arch['num_heads']}",
+                "pick a divisor of num_heads",
+            )
         if arch["hidden_size"] % arch["num_heads"]:
-            error("toy_pretrain.arch.num_heads", arch["num_heads"], f"does not divide hidden_size = {arch['hidden_size']}",
-                  "pick a divisor of hidden_size")
+            error(
+                "toy_pretrain.arch.num_heads",
+                arch["num_heads"],
+                f"does not divide hidden_size = {arch['hidden_size']}",
+                "pick a divisor of hidden_size",
+            )
         if toy_pretrain["terms"][0] > toy_pretrain["terms"][1]:
             error("toy_pretrain.terms", toy_pretrain["terms"], "is an empty range", "use [low, high] with low <= high")
     for name, model in config["models"].items():
         if model["source"] == "toy":
             if "toy_pretrain" not in config:
-                error(f"models.{name}.source", "toy", "needs a `toy_pretrain:` block", "add one (see config/config.yaml)")
+                error(
+                    f"models.{name}.source", "toy", "needs a `toy_pretrain:` block", "add one (see config/config.yaml)"
+                )
                 continue
         elif model["source"].startswith((".", "/")) and not Path(model["source"]).exists():
             error(f"models.{name}.source", model["source"], "is a path that does not exist", "fix it")
@@ -348,13 +418,21 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
         if t1["correct_range"][1] > t1["sampling"]["n_samples"]:
             error("table1.correct_range", t1["correct_range"], "exceeds table1.sampling.n_samples", "lower it")
         if "regen" in t1["richness"] and "solution" not in t1["richness"]:
-            error("table1.richness", t1["richness"], "has regen but not solution (regen's context comes from it)",
-                  "add solution")
+            error(
+                "table1.richness",
+                t1["richness"],
+                "has regen but not solution (regen's context comes from it)",
+                "add solution",
+            )
         if t1["correct_range"][0] > t1["correct_range"][1]:
             error("table1.correct_range", t1["correct_range"], "is an empty range", "use [low, high] with low <= high")
     if config["sft"]["batch_size"] % config["sft"]["micro_batch_size"]:
-        error("sft.micro_batch_size", config["sft"]["micro_batch_size"], f"does not divide sft.batch_size = {config['sft']['batch_size']} (a step is whole "
-              "micro-batches)", "change one of them")
+        error(
+            "sft.micro_batch_size",
+            config["sft"]["micro_batch_size"],
+            f"does not divide sft.batch_size = {config['sft']['batch_size']} (a step is whole micro-batches)",
+            "change one of them",
+        )
     return errors
 
 
@@ -364,29 +442,53 @@ def _model_fit_errors(name: str, model: dict, config: dict) -> list[tuple]:
     found = []
     onpolicy = config["onpolicy"]
     if "vocab" in facts and onpolicy["support"] in ("topk", "teacher_topk") and onpolicy["topk"] > facts["vocab"]:
-        found.append(("onpolicy.topk", onpolicy["topk"], f"exceeds model {name!r}'s vocabulary of {facts['vocab']} ids",
-                      f"lower it below {facts['vocab']} or use support: full"))
+        found.append(
+            (
+                "onpolicy.topk",
+                onpolicy["topk"],
+                f"exceeds model {name!r}'s vocabulary of {facts['vocab']} ids",
+                f"lower it below {facts['vocab']} or use support: full",
+            )
+        )
     if "context" in facts:
         for key, budget in _sampling_budgets(config):
             if budget >= facts["context"]:
-                found.append((key, budget, f"leaves no room for the prompt in model {name!r}'s context of "
-                              f"{facts['context']} positions ({facts['context_key']})",
-                              f"lower it, or give the model a longer context"))
+                found.append(
+                    (
+                        key,
+                        budget,
+                        f"leaves no room for the prompt in model {name!r}'s context of "
+                        f"{facts['context']} positions ({facts['context_key']})",
+                        f"lower it, or give the model a longer context",
+                    )
+                )
     if "modules" in facts and config["training"]["finetune"] == "lora":
         unmatched = [t for t in config["lora"]["target_modules"] if t.rsplit(".", 1)[-1] not in facts["modules"]]
         if unmatched:
-            found.append(("lora.target_modules", config["lora"]["target_modules"], f"has {unmatched}, matching no layer of "
-                          f"model {name!r} (it has {', '.join(sorted(facts['modules']))})",
-                          "remove or rename them (only the others would train)"))
+            found.append(
+                (
+                    "lora.target_modules",
+                    config["lora"]["target_modules"],
+                    f"has {unmatched}, matching no layer of "
+                    f"model {name!r} (it has {', '.join(sorted(facts['modules']))})",
+                    "remove or rename them (only the others would train)",
+                )
+            )
     return found
 
 
 def _offline_errors(config: dict) -> list[str]:
     """Hub ids that offline loading will not find: caught here rather than in a job hours later."""
-    wanted = [(f"models.{name}.source", m["source"], "model") for name, m in config["models"].items()
-              if m["source"] != "toy" and not Path(m["source"]).exists()]
-    wanted += [(f"datasets.{name}.path", d["path"], "dataset") for name, d in config["datasets"].items()
-               if d["loader"] == "hf" and "path" in d and not Path(d["path"]).exists()]
+    wanted = [
+        (f"models.{name}.source", m["source"], "model")
+        for name, m in config["models"].items()
+        if m["source"] != "toy" and not Path(m["source"]).exists()
+    ]
+    wanted += [
+        (f"datasets.{name}.path", d["path"], "dataset")
+        for name, d in config["datasets"].items()
+        if d["loader"] == "hf" and "path" in d and not Path(d["path"]).exists()
+    ]
     return [
         f"{key} = {repo_id!r} is a hub id, the hub is off ({'/'.join(OFFLINE_VARIABLES)}) and it is not in the local "
         f"cache; download it on a machine with internet (`huggingface-cli download {repo_id}"

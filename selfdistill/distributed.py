@@ -42,9 +42,23 @@ def is_rank_process() -> bool:
 
 def launch_command(processes: int, argv: list[str], port: int) -> list[str]:
     # --multi_gpu selects torchrun's launcher; on a machine without GPUs it runs the ranks on CPU.
-    return [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_machines", "1",
-            "--num_processes", str(processes), "--main_process_port", str(port),
-            "--mixed_precision", "no", "--dynamo_backend", "no", *argv]
+    return [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--multi_gpu",
+        "--num_machines",
+        "1",
+        "--num_processes",
+        str(processes),
+        "--main_process_port",
+        str(port),
+        "--mixed_precision",
+        "no",
+        "--dynamo_backend",
+        "no",
+        *argv,
+    ]
 
 
 def run_as_ranks(processes: int, argv: list[str]) -> int | None:

@@ -33,12 +33,21 @@ def verdict(effect, low, high, p_adj, direction: int, margin: float) -> str:
 
 
 def _claim(claim, question, comparison, result, direction, margin, n_seeds, paper=""):
-    return {"claim": claim, "question": question, "comparison": comparison, **result, "direction": direction,
-            "margin": margin, "n_seeds": n_seeds, "paper": paper}
+    return {
+        "claim": claim,
+        "question": question,
+        "comparison": comparison,
+        **result,
+        "direction": direction,
+        "margin": margin,
+        "n_seeds": n_seeds,
+        "paper": paper,
+    }
 
 
 def reward_gain(logs: pd.DataFrame) -> pd.Series:
     """Per run: mean rollout reward over the last third of steps minus the first third."""
+
     def gain(g):
         third = max(1, len(g) // 3)
         g = g.sort_values("step")
@@ -60,17 +69,43 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
     t_rich, t_none = select(teacher, model=model, richness=rich), select(teacher, model=model, richness="none")
     for metric, key, margin in (("epistemic_count", "a_epistemic", 0.1), ("mean_tokens", "a_length", 1.0)):
         result = paired_difference(arm(t_rich, metric), arm(t_none, metric))
-        rows.append(_claim("a", "Richer context gives fewer epistemic words and shorter responses",
-                           f"teacher {metric}: {rich} - none context", result, -1, margin, seeds(t_rich),
-                           PAPER[key] if model == PAPER_MODEL else ""))
+        rows.append(
+            _claim(
+                "a",
+                "Richer context gives fewer epistemic words and shorter responses",
+                f"teacher {metric}: {rich} - none context",
+                result,
+                -1,
+                margin,
+                seeds(t_rich),
+                PAPER[key] if model == PAPER_MODEL else "",
+            )
+        )
     # (b) self-distillation with rich context lowers OOD accuracy.
     for method in ("onpolicy", "sft"):
-        cell = select(problems, model=model, method=method, richness=rich, ablation="standard", coverage=cover_hi, eval_set=eval_set)
+        cell = select(
+            problems,
+            model=model,
+            method=method,
+            richness=rich,
+            ablation="standard",
+            coverage=cover_hi,
+            eval_set=eval_set,
+        )
         if len(cell):
             result = paired_difference(arm(cell), base_arm(problems, model, eval_set, cover_hi))
-            rows.append(_claim("b", "Self-distillation with rich context lowers OOD accuracy",
-                               f"{eval_set} accuracy: {method} ({rich}, coverage {cover_hi}) - base", result, -1, 0.02,
-                               seeds(cell), PAPER["b"] if model == PAPER_MODEL and method == "onpolicy" else ""))
+            rows.append(
+                _claim(
+                    "b",
+                    "Self-distillation with rich context lowers OOD accuracy",
+                    f"{eval_set} accuracy: {method} ({rich}, coverage {cover_hi}) - base",
+                    result,
+                    -1,
+                    0.02,
+                    seeds(cell),
+                    PAPER["b"] if model == PAPER_MODEL and method == "onpolicy" else "",
+                )
+            )
     # (c) low coverage gives fast in-domain gains (rollout reward over training).
     runs = select(logs, model=model, method="onpolicy", richness=rich, ablation="standard")
     if runs["coverage"].nunique() >= 2:
@@ -80,28 +115,75 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
         diffs = np.subtract.outer(g_low.to_numpy(), g_high.to_numpy()).ravel()
         result["ci_low"], result["ci_high"] = bootstrap_ci(diffs)
         result["p_value"] = (
-            float(sps.permutation_test((g_low.to_numpy(), g_high.to_numpy()), lambda x, y: np.mean(x) - np.mean(y),
-                                       permutation_type="independent", random_state=0).pvalue)
-            if len(g_low) >= 2 and len(g_high) >= 2 else float("nan")
+            float(
+                sps.permutation_test(
+                    (g_low.to_numpy(), g_high.to_numpy()),
+                    lambda x, y: np.mean(x) - np.mean(y),
+                    permutation_type="independent",
+                    random_state=0,
+                ).pvalue
+            )
+            if len(g_low) >= 2 and len(g_high) >= 2
+            else float("nan")
         )
-        rows.append(_claim("c", "Low task coverage gives fast in-domain gains",
-                           f"in-domain reward gain (last - first third of steps): coverage {low} - coverage {high}",
-                           result, +1, 0.02, int(runs["seed"].nunique())))
+        rows.append(
+            _claim(
+                "c",
+                "Low task coverage gives fast in-domain gains",
+                f"in-domain reward gain (last - first third of steps): coverage {low} - coverage {high}",
+                result,
+                +1,
+                0.02,
+                int(runs["seed"].nunique()),
+            )
+        )
     # (d) preserving uncertainty removes the OOD drop.
-    preserve = select(problems, model=model, method="onpolicy", richness=rich, ablation="preserve", coverage=cover_hi, eval_set=eval_set)
-    standard = select(problems, model=model, method="onpolicy", richness=rich, ablation="standard", coverage=cover_hi, eval_set=eval_set)
+    preserve = select(
+        problems,
+        model=model,
+        method="onpolicy",
+        richness=rich,
+        ablation="preserve",
+        coverage=cover_hi,
+        eval_set=eval_set,
+    )
+    standard = select(
+        problems,
+        model=model,
+        method="onpolicy",
+        richness=rich,
+        ablation="standard",
+        coverage=cover_hi,
+        eval_set=eval_set,
+    )
     if len(preserve) and len(standard):
-        rows.append(_claim("d", "Preserving uncertainty removes the OOD drop",
-                           f"{eval_set} accuracy: onpolicy {rich} preserve - standard (coverage {cover_hi})",
-                           paired_difference(arm(preserve), arm(standard)), +1, 0.02, seeds(preserve)))
+        rows.append(
+            _claim(
+                "d",
+                "Preserving uncertainty removes the OOD drop",
+                f"{eval_set} accuracy: onpolicy {rich} preserve - standard (coverage {cover_hi})",
+                paired_difference(arm(preserve), arm(standard)),
+                +1,
+                0.02,
+                seeds(preserve),
+            )
+        )
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table["p_value"])
-    table["verdict"] = [verdict(r.effect, r.ci_low, r.ci_high, r.p_holm, r.direction, r.margin) for r in table.itertuples()]
+    table["verdict"] = [
+        verdict(r.effect, r.ci_low, r.ci_high, r.p_holm, r.direction, r.margin) for r in table.itertuples()
+    ]
     return table
 
 
 def _fmt(x, digits=3):
-    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{x:.{digits}g}" if abs(x) >= 1000 else f"{x:.{digits}f}"
+    return (
+        "n/a"
+        if x is None or (isinstance(x, float) and np.isnan(x))
+        else f"{x:.{digits}g}"
+        if abs(x) >= 1000
+        else f"{x:.{digits}f}"
+    )
 
 
 SECTIONS = {
@@ -114,35 +196,48 @@ SECTIONS = {
 
 def render(claims: pd.DataFrame, mechanism: pd.DataFrame, header: str) -> str:
     lines = [header, ""]
-    lines += ["Effects are means over problems (seeds averaged first) of the first arm minus the second; 95% CIs by",
-              "bootstrap over problems; p-values from two-sided permutation tests, Holm-corrected over the tests on",
-              "this page. Verdicts: *supported* = CI excludes 0 in the claimed direction and Holm p < 0.05.", ""]
+    lines += [
+        "Effects are means over problems (seeds averaged first) of the first arm minus the second; 95% CIs by",
+        "bootstrap over problems; p-values from two-sided permutation tests, Holm-corrected over the tests on",
+        "this page. Verdicts: *supported* = CI excludes 0 in the claimed direction and Holm p < 0.05.",
+        "",
+    ]
     for key, (title, figure) in SECTIONS.items():
         lines += [f"## {title}", ""]
         rows = claims[claims["claim"] == key]
         if rows.empty:
             lines += ["Not tested: the grid has no cells for this claim.", ""]
             continue
-        lines += ["| comparison | effect | 95% CI | p | p (Holm) | problems | seeds | verdict | paper |",
-                  "|---|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "| comparison | effect | 95% CI | p | p (Holm) | problems | seeds | verdict | paper |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
         for r in rows.itertuples():
-            lines.append(f"| {r.comparison} | {_fmt(r.effect)} | [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | {_fmt(r.p_value)} | "
-                         f"{_fmt(r.p_holm)} | {r.n_problems} | {r.n_seeds} | **{r.verdict}** | {r.paper or '—'} |")
+            lines.append(
+                f"| {r.comparison} | {_fmt(r.effect)} | [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | {_fmt(r.p_value)} | "
+                f"{_fmt(r.p_holm)} | {r.n_problems} | {r.n_seeds} | **{r.verdict}** | {r.paper or '—'} |"
+            )
         lines += ["", f"![{title}]({figure})", ""]
     lines += ["## Mechanism: does OOD accuracy follow epistemic verbalization?", ""]
     if mechanism.empty:
         lines += ["Not enough runs for the regression.", ""]
     else:
-        lines += ["OLS of OOD accuracy on epistemic density (per 1k tokens), response length (per 100 tokens) and context",
-                  "richness, over final evaluations and training checkpoints; 95% CIs by cluster bootstrap over runs.", "",
-                  "| term | coefficient | 95% CI |", "|---|---|---|"]
+        lines += [
+            "OLS of OOD accuracy on epistemic density (per 1k tokens), response length (per 100 tokens) and context",
+            "richness, over final evaluations and training checkpoints; 95% CIs by cluster bootstrap over runs.",
+            "",
+            "| term | coefficient | 95% CI |",
+            "|---|---|---|",
+        ]
         for r in mechanism.itertuples():
             lines.append(f"| {r.term} | {_fmt(r.coefficient, 4)} | [{_fmt(r.ci_low, 4)}, {_fmt(r.ci_high, 4)}] |")
         d = mechanism.set_index("term").loc["epistemic_density"]
         if np.isnan(d["ci_low"]):
             statement = "too few runs to separate epistemic density from richness and length."
         elif d["ci_low"] > 0:
-            statement = "yes: with richness and length held fixed, more epistemic verbalization goes with higher OOD accuracy."
+            statement = (
+                "yes: with richness and length held fixed, more epistemic verbalization goes with higher OOD accuracy."
+            )
         elif d["ci_high"] < 0:
             statement = "no, the opposite: with richness and length held fixed, more epistemic verbalization goes with lower OOD accuracy."
         else:

@@ -27,13 +27,34 @@ class GenerationConfig:
     shard_problems: int | None = None  # problems per saved shard: a re-run after a crash skips finished shards
 
 
-TABLE_COLUMNS = ["problem_id", "sample", "response", "token_ids", "n_tokens", "finish_reason", "truncated", "extracted",
-                 "correct", "grade_status", "epistemic_count", "epistemic_words", "epistemic_density"]
+TABLE_COLUMNS = [
+    "problem_id",
+    "sample",
+    "response",
+    "token_ids",
+    "n_tokens",
+    "finish_reason",
+    "truncated",
+    "extracted",
+    "correct",
+    "grade_status",
+    "epistemic_count",
+    "epistemic_words",
+    "epistemic_density",
+]
 
 
-def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampling: Sampling, grading: GradingConfig,
-                   chat_kwargs: dict | None = None, desc: str = "generate", shard_problems: int | None = None,
-                   shard_dir=None) -> pd.DataFrame:
+def generate_table(
+    backend,
+    problems: pd.DataFrame,
+    user_turns: list[str],
+    sampling: Sampling,
+    grading: GradingConfig,
+    chat_kwargs: dict | None = None,
+    desc: str = "generate",
+    shard_problems: int | None = None,
+    shard_dir=None,
+) -> pd.DataFrame:
     """One row per (problem, sample): the response, its completion token ids, grade and epistemic metrics.
 
     With `shard_problems`, problems are generated in shards of that many, shard i sampled with
@@ -50,9 +71,15 @@ def generate_table(backend, problems: pd.DataFrame, user_turns: list[str], sampl
             parts.append(pd.read_parquet(path))
             continue
         end = start + shard_problems
-        part = _generate_table(backend, problems.iloc[start:end].reset_index(drop=True), user_turns[start:end],
-                               dataclasses.replace(sampling, seed=sampling.seed + i), grading, chat_kwargs,
-                               f"{desc} [shard {i}]")
+        part = _generate_table(
+            backend,
+            problems.iloc[start:end].reset_index(drop=True),
+            user_turns[start:end],
+            dataclasses.replace(sampling, seed=sampling.seed + i),
+            grading,
+            chat_kwargs,
+            f"{desc} [shard {i}]",
+        )
         if path:
             write_table(part, path, {"shard": i, "problems": [start, min(end, len(problems))]}, seed=sampling.seed + i)
         parts.append(part)

@@ -244,8 +244,11 @@ def grade_responses(responses, golds, grading: GradingConfig):
     answer over `max_answer_chars`).
     """
     extracted = [extract_answer(r) for r in responses]
-    status = {i: NO_BOXED if e is None else TOO_LONG for i, e in enumerate(extracted)
-              if e is None or len(e) > grading.max_answer_chars}
+    status = {
+        i: NO_BOXED if e is None else TOO_LONG
+        for i, e in enumerate(extracted)
+        if e is None or len(e) > grading.max_answer_chars
+    }
     to_check = [i for i in range(len(extracted)) if i not in status]
     checked = {}
     if to_check:

@@ -43,8 +43,10 @@ EVAL = "results/{model}/eval/{variant}/{eval_set}.parquet"
 
 _NAME = r"[A-Za-z0-9_.-]+"
 _COVERAGE, _SEED = r"\d+|full", r"\d+"
-_RUN = (rf"(?:{'|'.join(METHODS)})/(?:{'|'.join(RICHNESS)})/(?:{'|'.join(ABLATIONS)})"
-        rf"/c(?:{_COVERAGE})_s(?:{_SEED})")
+_RUN = (
+    rf"(?:{'|'.join(METHODS)})/(?:{'|'.join(RICHNESS)})/(?:{'|'.join(ABLATIONS)})"
+    rf"/c(?:{_COVERAGE})_s(?:{_SEED})"
+)
 WILDCARDS = {
     "model": _NAME,
     "dataset": _NAME,
@@ -64,10 +66,14 @@ _VARIANT = re.compile(
 )
 PATTERNS = {
     "eval": re.compile(rf"results/(?P<model>{_NAME})/eval/{_VARIANT.pattern}/(?P<eval_set>{_NAME})\.parquet$"),
-    "train": re.compile(rf"results/(?P<model>{_NAME})/train/(?P<method>{'|'.join(METHODS)})/(?P<richness>[a-z_]+)"
-                        rf"/(?P<ablation>[a-z]+)/c(?P<coverage>{_COVERAGE})_s(?P<seed>{_SEED})/\w+\.parquet$"),
-    "teacher": re.compile(rf"results/(?P<model>{_NAME})/teacher/(?P<richness>[a-z_]+)/c(?P<coverage>{_COVERAGE})"
-                          rf"_s(?P<seed>{_SEED})\.parquet$"),
+    "train": re.compile(
+        rf"results/(?P<model>{_NAME})/train/(?P<method>{'|'.join(METHODS)})/(?P<richness>[a-z_]+)"
+        rf"/(?P<ablation>[a-z]+)/c(?P<coverage>{_COVERAGE})_s(?P<seed>{_SEED})/\w+\.parquet$"
+    ),
+    "teacher": re.compile(
+        rf"results/(?P<model>{_NAME})/teacher/(?P<richness>[a-z_]+)/c(?P<coverage>{_COVERAGE})"
+        rf"_s(?P<seed>{_SEED})\.parquet$"
+    ),
 }
 
 
@@ -114,10 +120,13 @@ def subsets(config: dict) -> list[str]:
 
 def runs(config: dict, methods=None) -> list[str]:
     """Every trained variant `{method}/{richness}/{ablation}/c{c}_s{s}` of the grid."""
-    return [f"{method}/{richness}/{ablation}/{subset}"
-            for method in config["methods"] if methods is None or method in methods
-            for richness, ablation in method_cells(method, config)
-            for subset in subsets(config)]
+    return [
+        f"{method}/{richness}/{ablation}/{subset}"
+        for method in config["methods"]
+        if methods is None or method in methods
+        for richness, ablation in method_cells(method, config)
+        for subset in subsets(config)
+    ]
 
 
 def checkpoint_steps(method_config: dict) -> list[int]:
@@ -144,10 +153,12 @@ def eval_targets(config: dict) -> list[str]:
 def curve_targets(config: dict) -> list[str]:
     """Evaluations of the rollout methods' checkpoints on their curve eval set (step 0 is the base
     model's evaluation and the last step the trained model's, both already in eval_targets)."""
-    return [EVAL.format(model=model, variant=f"{run}/step{k}", eval_set=config[run.split('/')[0]]["eval_set"])
-            for model in config["models"]
-            for run in runs(config, ROLLOUT_METHODS)
-            for k in checkpoint_steps(config[run.split("/")[0]])]
+    return [
+        EVAL.format(model=model, variant=f"{run}/step{k}", eval_set=config[run.split("/")[0]]["eval_set"])
+        for model in config["models"]
+        for run in runs(config, ROLLOUT_METHODS)
+        for k in checkpoint_steps(config[run.split("/")[0]])
+    ]
 
 
 def train_outputs(config: dict, name: str, methods=None) -> list[str]:
@@ -162,5 +173,10 @@ def richest_context(config: dict) -> str:
 def teacher_targets(config: dict) -> list[str]:
     """Teacher traces with the richest context and with none, for claim (a)."""
     levels = ["none"] + ([richest_context(config)] if richest_context(config) else [])
-    return [TEACHER.format(model=model, richness=r, coverage=c, seed=s)
-            for model in config["models"] for r in levels for c in config["coverage"] for s in config["seeds"]]
+    return [
+        TEACHER.format(model=model, richness=r, coverage=c, seed=s)
+        for model in config["models"]
+        for r in levels
+        for c in config["coverage"]
+        for s in config["seeds"]
+    ]

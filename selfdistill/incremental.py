@@ -21,22 +21,39 @@ from selfdistill.config import with_defaults
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = with_defaults(yaml.safe_load((REPO / "config/smoke.yaml").read_text()))
 MODEL = next(iter(SMOKE["models"]))
-FIGURES = {f"results/figures/{n}.png" for n in ["accuracy_by_richness", "length_by_richness", "epistemic_by_richness",
-                                                 "train_loss", "training_curves", "factorial_ood_vs_epistemic"]}
+FIGURES = {
+    f"results/figures/{n}.png"
+    for n in [
+        "accuracy_by_richness",
+        "length_by_richness",
+        "epistemic_by_richness",
+        "train_loss",
+        "training_curves",
+        "factorial_ood_vs_epistemic",
+    ]
+}
 REPORT = {
     "summarize": {"results/summary/metrics.parquet", "results/summary/curves.parquet"},
     "statistics": {f"results/summary/{t}.parquet" for t in ("cells", "comparisons", "mechanism", "claims")},
     "findings": {"results/findings.md"},
     "figures": FIGURES,
 }
-OUTPUTS = {"train_sft": ("adapter", "log.parquet", "selection.parquet"),
-           "train_rollouts": ("adapter", "checkpoints", "log.parquet")}
+OUTPUTS = {
+    "train_sft": ("adapter", "log.parquet", "selection.parquet"),
+    "train_rollouts": ("adapter", "checkpoints", "log.parquet"),
+}
 
 
 def copy_checkout(dst: Path) -> Path:
     """This checkout's working tree (not its results) at dst, to run and edit without touching it."""
-    shutil.copytree(REPO, dst, ignore=shutil.ignore_patterns(
-        ".git", "results", "logs", "benchmarks", ".snakemake", "*.egg-info", "__pycache__"), dirs_exist_ok=True)
+    shutil.copytree(
+        REPO,
+        dst,
+        ignore=shutil.ignore_patterns(
+            ".git", "results", "logs", "benchmarks", ".snakemake", "*.egg-info", "__pycache__"
+        ),
+        dirs_exist_ok=True,
+    )
     return dst
 
 
@@ -48,7 +65,9 @@ def checkout_env(checkout: Path) -> dict:
 def snakemake(checkout: Path, *args, configfile=None, timeout=1800) -> subprocess.CompletedProcess:
     """Snakemake in a copied checkout (on config/smoke.yaml unless told otherwise)."""
     cmd = ["snakemake", *args, "--configfile", str(configfile or checkout / "config/smoke.yaml")]
-    return subprocess.run(cmd, cwd=checkout, env=checkout_env(checkout), capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        cmd, cwd=checkout, env=checkout_env(checkout), capture_output=True, text=True, timeout=timeout
+    )
 
 
 def planned_outputs(checkout: Path, configfile=None) -> dict[str, set[str]]:
@@ -102,6 +121,7 @@ def _config(key, **values):
         for part in key.split("."):
             node = node[part]
         node.update(values)
+
     return ("config", edit)
 
 
@@ -122,10 +142,17 @@ CASES = {
     ),
     "config: teacher samples": (
         _config("teacher", n_samples=3),
-        merge({"teacher_traces": {p for p in grid.teacher_targets(SMOKE)}}, trained(["sft"]),
-              {"evaluate": evaluations(methods=["sft"])}, REPORT),
+        merge(
+            {"teacher_traces": {p for p in grid.teacher_targets(SMOKE)}},
+            trained(["sft"]),
+            {"evaluate": evaluations(methods=["sft"])},
+            REPORT,
+        ),
     ),
-    "code: selfdistill/plots.py": (("code", "selfdistill/plots.py"), {"figures": FIGURES, "findings": REPORT["findings"]}),
+    "code: selfdistill/plots.py": (
+        ("code", "selfdistill/plots.py"),
+        {"figures": FIGURES, "findings": REPORT["findings"]},
+    ),
     "code: selfdistill/backends/vllm.py (toy model uses hf)": (("code", "selfdistill/backends/vllm.py"), {}),
     "code: selfdistill/train/losses.py": (
         ("code", "selfdistill/train/losses.py"),
@@ -173,8 +200,12 @@ def planned_after(checkout: Path, edit) -> dict[str, set[str]]:
 def compare(planned: dict, expected: dict) -> dict:
     flat = lambda jobs: {(rule, out) for rule, outs in jobs.items() for out in outs}  # noqa: E731
     extra, missed = flat(planned) - flat(expected), flat(expected) - flat(planned)
-    return {"expected": len(flat(expected)), "planned": len(flat(planned)),
-            "extra": sorted(f"{r}: {o}" for r, o in extra), "missed": sorted(f"{r}: {o}" for r, o in missed)}
+    return {
+        "expected": len(flat(expected)),
+        "planned": len(flat(planned)),
+        "extra": sorted(f"{r}: {o}" for r, o in extra),
+        "missed": sorted(f"{r}: {o}" for r, o in missed),
+    }
 
 
 def run_cases() -> dict:

@@ -23,8 +23,13 @@ OOM_KNOBS = {
     "train_rollouts": "onpolicy/grpo.micro_batch_size, generation_batch_size and max_new_tokens; onpolicy.support: topk "
     "(or sampled) instead of full; models.<name>.vllm.gpu_memory_utilization when rollouts use vLLM",
 }
-RULE_KIND = {"evaluate": "generation", "teacher_traces": "generation", "table1_traces": "generation",
-             "train_sft": "train_sft", "train_rollouts": "train_rollouts"}
+RULE_KIND = {
+    "evaluate": "generation",
+    "teacher_traces": "generation",
+    "table1_traces": "generation",
+    "train_sft": "train_sft",
+    "train_rollouts": "train_rollouts",
+}
 
 
 def oom_advice(rule: str, error: BaseException) -> str | None:
@@ -60,17 +65,26 @@ def start_job(snakemake) -> None:
     from selfdistill.gpu_slots import claim_for_job
 
     if rank is None:
-        claim_for_job(int(snakemake.resources.get("gpu", 0)), os.environ.get("SELFDISTILL_GPU_LOCKS", "/tmp/selfdistill-gpu-locks"))
+        claim_for_job(
+            int(snakemake.resources.get("gpu", 0)),
+            os.environ.get("SELFDISTILL_GPU_LOCKS", "/tmp/selfdistill-gpu-locks"),
+        )
     # Snakemake schedules by `threads`; torch would otherwise take every core and oversubscribe.
     import torch
 
     torch.set_num_threads(max(1, snakemake.threads))
-    logging.getLogger("job").info("rule %s, wildcards %s, threads %d", snakemake.rule, dict(snakemake.wildcards), snakemake.threads)
+    logging.getLogger("job").info(
+        "rule %s, wildcards %s, threads %d", snakemake.rule, dict(snakemake.wildcards), snakemake.threads
+    )
     # Wall time and peak memory in every log (cached rules cannot have a benchmark file).
     started = time.perf_counter()
-    atexit.register(lambda: logging.getLogger("job").info(
-        "finished in %.1f s, peak RSS %.0f MB", time.perf_counter() - started,
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
+    atexit.register(
+        lambda: logging.getLogger("job").info(
+            "finished in %.1f s, peak RSS %.0f MB",
+            time.perf_counter() - started,
+            resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )
+    )
 
 
 def param(snakemake, name):
@@ -95,7 +109,6 @@ def config_slice(snakemake) -> dict:
 def model_location(snakemake) -> str:
     """What to load: the model directory the workflow built (an input), else the config's hub id or path."""
     return snakemake.input.get("model") or param(snakemake, "model")["source"]
-
 
 
 def _input_files(paths) -> list:
@@ -133,8 +146,13 @@ def claim_partial(directory, key: str) -> Path:
         if previous == key:
             log.info("partial state in %s is this job's (key %s): resuming from it", directory, key)
             return directory
-        log.warning("discarding partial state in %s: it was written by a job with other params, code or inputs "
-                    "(key %s, this job's is %s)", directory, previous, key)
+        log.warning(
+            "discarding partial state in %s: it was written by a job with other params, code or inputs "
+            "(key %s, this job's is %s)",
+            directory,
+            previous,
+            key,
+        )
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     tmp = marker.with_name(marker.name + ".tmp")

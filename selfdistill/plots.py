@@ -98,8 +98,14 @@ def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path):
             for i, (cell, g) in enumerate(sub.groupby(CELL)):
                 stats = g.groupby("step")[metric].agg(["mean", "std"]).reset_index().fillna(0)
                 ax.plot(stats["step"], stats["mean"], color=f"C{i}", label=_label(*cell))
-                ax.fill_between(stats["step"], stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{i}", alpha=0.15)
-            title = f"{curves['eval_set'].iloc[0]} accuracy" if metric == "accuracy" and len(curves) else METRIC_LABELS[metric]
+                ax.fill_between(
+                    stats["step"], stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{i}", alpha=0.15
+                )
+            title = (
+                f"{curves['eval_set'].iloc[0]} accuracy"
+                if metric == "accuracy" and len(curves)
+                else METRIC_LABELS[metric]
+            )
             ax.set_title(f"{title} (coverage {coverage})", fontsize=9)
             ax.set_xlabel("training step")
             ax.grid(alpha=0.3)
@@ -116,13 +122,29 @@ def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood"):
     colours = {"standard": "C0", "preserve": "C2", "suppress": "C3"}
     for row in here.itertuples():
         one = here.loc[[row.Index]]
-        ax.errorbar(row.epistemic_density, row.accuracy, xerr=_ci_err(one, "epistemic_density"), yerr=_ci_err(one, "accuracy"),
-                    marker=markers.get(row.richness, "x"), color=colours.get(row.ablation, "C7"), capsize=3,
-                    linestyle="none", label=f"{row.richness}, {row.ablation}")
-        ax.annotate(f"c{row.coverage}", (row.epistemic_density, row.accuracy), fontsize=7, xytext=(4, 4), textcoords="offset points")
+        ax.errorbar(
+            row.epistemic_density,
+            row.accuracy,
+            xerr=_ci_err(one, "epistemic_density"),
+            yerr=_ci_err(one, "accuracy"),
+            marker=markers.get(row.richness, "x"),
+            color=colours.get(row.ablation, "C7"),
+            capsize=3,
+            linestyle="none",
+            label=f"{row.richness}, {row.ablation}",
+        )
+        ax.annotate(
+            f"c{row.coverage}",
+            (row.epistemic_density, row.accuracy),
+            fontsize=7,
+            xytext=(4, 4),
+            textcoords="offset points",
+        )
     base = cells[(cells["method"] == "base") & (cells["eval_set"] == eval_set)]
     if len(base):
-        ax.scatter(base["epistemic_density"], base["accuracy"], marker="*", s=150, color="black", label="base model", zorder=3)
+        ax.scatter(
+            base["epistemic_density"], base["accuracy"], marker="*", s=150, color="black", label="base model", zorder=3
+        )
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles))
     ax.legend(unique.values(), unique.keys(), fontsize=7)

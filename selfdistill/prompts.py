@@ -42,7 +42,9 @@ def student_user_turn(template: str, problem: str) -> str:
     return fill(template, problem=problem)
 
 
-def teacher_user_turn(templates: Prompts, richness: str, problem: str, answer: str = "", solution: str = "", demo: str = ""):
+def teacher_user_turn(
+    templates: Prompts, richness: str, problem: str, answer: str = "", solution: str = "", demo: str = ""
+):
     """The teacher's user turn for a richness level. `demo` is the regen context (a response the
     model produced while conditioned on the solution, or another successful rollout)."""
     if richness not in RICHNESS:

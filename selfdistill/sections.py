@@ -54,6 +54,7 @@ def build(cls, mapping: dict):
 
 def as_dict(section) -> dict:
     """The section back as plain data (provenance, canonical JSON)."""
+
     def plain(value):
         if isinstance(value, tuple):
             return [plain(v) for v in value]

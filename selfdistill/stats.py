@@ -20,12 +20,16 @@ N_RESAMPLES = 2000
 
 def per_problem(samples: pd.DataFrame) -> pd.DataFrame:
     """Per-sample table -> one row per problem: accuracy (avg@n) and response statistics."""
-    return samples.groupby("problem_id", sort=True).agg(
-        accuracy=("correct", "mean"),
-        mean_tokens=("n_tokens", "mean"),
-        epistemic_count=("epistemic_count", "mean"),
-        epistemic_density=("epistemic_density", "mean"),
-    ).reset_index()
+    return (
+        samples.groupby("problem_id", sort=True)
+        .agg(
+            accuracy=("correct", "mean"),
+            mean_tokens=("n_tokens", "mean"),
+            epistemic_count=("epistemic_count", "mean"),
+            epistemic_density=("epistemic_density", "mean"),
+        )
+        .reset_index()
+    )
 
 
 def bootstrap_ci(values: np.ndarray, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
@@ -37,8 +41,9 @@ def bootstrap_ci(values: np.ndarray, seed: int = 0, level: float = 0.95) -> tupl
         return float(values[0]), float(values[0])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ci = stats.bootstrap((values,), np.mean, n_resamples=N_RESAMPLES, confidence_level=level,
-                             method="percentile", random_state=seed).confidence_interval
+        ci = stats.bootstrap(
+            (values,), np.mean, n_resamples=N_RESAMPLES, confidence_level=level, method="percentile", random_state=seed
+        ).confidence_interval
     return float(ci.low), float(ci.high)
 
 
@@ -65,7 +70,11 @@ def cell_estimates(problems: pd.DataFrame) -> pd.DataFrame:
         seeds = g["seed"].nunique(dropna=False)
         row.update(n_seeds=seeds, n_problems=g["problem_id"].nunique())
         for metric in METRICS:
-            matrix = g.pivot_table(index="seed", columns="problem_id", values=metric, dropna=False).to_numpy() if seeds > 1 else g[[metric]].to_numpy().T
+            matrix = (
+                g.pivot_table(index="seed", columns="problem_id", values=metric, dropna=False).to_numpy()
+                if seeds > 1
+                else g[[metric]].to_numpy().T
+            )
             matrix = matrix[:, ~np.isnan(matrix).any(0)]  # problems every seed evaluated
             row[metric] = float(np.nanmean(matrix))
             row[f"{metric}_sd_seeds"] = float(np.std(matrix.mean(1), ddof=1)) if seeds > 1 else float("nan")
@@ -88,8 +97,11 @@ def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:
     if len(d) < 2 or np.all(d == 0):
         out["p_value"] = 1.0 if len(d) >= 2 else float("nan")
     else:
-        out["p_value"] = float(stats.permutation_test((d,), np.mean, permutation_type="samples",
-                                                      n_resamples=9999, random_state=seed).pvalue)
+        out["p_value"] = float(
+            stats.permutation_test(
+                (d,), np.mean, permutation_type="samples", n_resamples=9999, random_state=seed
+            ).pvalue
+        )
     return out
 
 
@@ -136,10 +148,14 @@ def standard_comparisons(problems: pd.DataFrame) -> pd.DataFrame:
         if cell["richness"] != "none":
             pairs.append(("context vs none", "richness none", arm(select(problems, **{**cell, "richness": "none"}))))
         if cell["ablation"] != "standard":
-            pairs.append(("ablation vs standard", "ablation standard", arm(select(problems, **{**cell, "ablation": "standard"}))))
+            pairs.append(
+                ("ablation vs standard", "ablation standard", arm(select(problems, **{**cell, "ablation": "standard"})))
+            )
         for comparison, against, reference in pairs:
             if len(reference):
-                rows.append({"comparison": comparison, **cell, "against": against, **paired_difference(treated, reference)})
+                rows.append(
+                    {"comparison": comparison, **cell, "against": against, **paired_difference(treated, reference)}
+                )
     table = pd.DataFrame(rows)
     if len(table):
         table["p_holm"] = holm(table["p_value"])

@@ -34,7 +34,9 @@ def sample_metrics(samples: pd.DataFrame) -> dict:
 
 
 def _rows(tables: dict, full_coverage: int | None) -> pd.DataFrame:
-    return pd.DataFrame([{**grid.parse_path("eval", path, full_coverage), **sample_metrics(t)} for path, t in tables.items()])
+    return pd.DataFrame(
+        [{**grid.parse_path("eval", path, full_coverage), **sample_metrics(t)} for path, t in tables.items()]
+    )
 
 
 def summarize(tables: dict, full_coverage: int | None = None) -> pd.DataFrame:

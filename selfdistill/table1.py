@@ -74,9 +74,14 @@ def select_problems(unguided: pd.DataFrame, problems: pd.DataFrame, correct_rang
 def table_rows(tables: dict) -> pd.DataFrame:
     """One row per richness: score (avg@n), mean length in tokens, mean epistemic count (paper's)."""
     rows = [
-        {"richness": richness, "score": t["correct"].mean(), "length": t["n_tokens"].mean(),
-         "epistemic_count": t["epistemic_count"].mean(), "n_problems": t["problem_id"].nunique(),
-         "n_samples": len(t)}
+        {
+            "richness": richness,
+            "score": t["correct"].mean(),
+            "length": t["n_tokens"].mean(),
+            "epistemic_count": t["epistemic_count"].mean(),
+            "n_problems": t["problem_id"].nunique(),
+            "n_samples": len(t),
+        }
         for richness, t in tables.items()
     ]
     return pd.DataFrame(rows)

@@ -142,7 +142,9 @@ def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[
         for _ in range(spec.batch_size):
             user, response = corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)
             batch_prompts.append(prompts.prompt_ids(tokenizer, user))
-            batch_completions.append(tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id])
+            batch_completions.append(
+                tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+            )
         batch = build_batch(batch_prompts, batch_completions, tokenizer.pad_token_id)
         nll, n_tokens = completion_nll_sum(model, batch)
         loss = nll / n_tokens

@@ -28,8 +28,15 @@ def hyperparameters(cls, section: str, **overrides):
 
 def rollout_hp(method: str, **overrides):
     """A rollout method's hyperparameters, small enough for the tiny model."""
-    small = {"steps": 3, "prompts_per_step": 1, "n_rollouts": 4, "max_new_tokens": 12, "micro_batch_size": 4,
-             "generation_batch_size": 16, "checkpoint_every": 0}
+    small = {
+        "steps": 3,
+        "prompts_per_step": 1,
+        "n_rollouts": 4,
+        "max_new_tokens": 12,
+        "micro_batch_size": 4,
+        "generation_batch_size": 16,
+        "checkpoint_every": 0,
+    }
     return hyperparameters(CONFIGS[method], method, **{**small, **overrides})
 
 

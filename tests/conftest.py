@@ -42,5 +42,12 @@ def save_tiny_model(tokenizer_dir, path, arch: dict, init_std: float | None = No
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(toy_tokenizer_dir, tmp_path_factory):
-    arch = {"hidden_size": 32, "intermediate_size": 64, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1, "max_positions": 256}
+    arch = {
+        "hidden_size": 32,
+        "intermediate_size": 64,
+        "num_layers": 2,
+        "num_heads": 2,
+        "num_kv_heads": 1,
+        "max_positions": 256,
+    }
     return save_tiny_model(toy_tokenizer_dir, tmp_path_factory.mktemp("tiny_model"), arch)

@@ -1,6 +1,6 @@
 """Trains the tiny model for tests/test_distributed.py, alone or as one of several ranks.
 
-    python tests/distributed_worker.py '<json: model_dir, out, method, finetune, steps, processes, state[, teacher]>'
+python tests/distributed_worker.py '<json: model_dir, out, method, finetune, steps, processes, state[, teacher]>'
 """
 
 import json
@@ -35,11 +35,19 @@ def main(args: dict) -> None:
     else:
         # 2 prompts x 4 rollouts in micro-batches of 3: 3 micro-batches over 2 ranks.
         teacher = {"teacher": args.get("teacher", "frozen"), "ema_rate": 0.5} if args["method"] == "onpolicy" else {}
-        hp = rollout_hp(args["method"], lr=1e-2, steps=args["steps"], prompts_per_step=2, micro_batch_size=3,
-                        checkpoint_every=1, **teacher)
+        hp = rollout_hp(
+            args["method"],
+            lr=1e-2,
+            steps=args["steps"],
+            prompts_per_step=2,
+            micro_batch_size=3,
+            checkpoint_every=1,
+            **teacher,
+        )
         subset = pd.concat([SUBSET.assign(repeat=k) for k in range(2)], ignore_index=True)
-        rows = run_rollouts(model, tok, subset, args["method"], "solution", "standard", hp, seed=0,
-                            state_path=args["state"])
+        rows = run_rollouts(
+            model, tok, subset, args["method"], "solution", "standard", hp, seed=0, state_path=args["state"]
+        )
     distributed.save_pretrained(model, Path(args["out"]) / "model")
     if distributed.rank() == 0:
         (Path(args["out"]) / "rows.json").write_text(json.dumps(rows))

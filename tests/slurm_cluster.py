@@ -45,9 +45,13 @@ def install() -> None:
     if shutil.which("slurmctld") and shutil.which("munged"):
         return
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    if subprocess.run(["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"], env=env, capture_output=True).returncode:
+    if subprocess.run(
+        ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"], env=env, capture_output=True
+    ).returncode:
         subprocess.run(["apt-get", "update", "-q"], env=env, check=True, capture_output=True)
-        subprocess.run(["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"], env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-q", "slurm-wlm", "munge"], env=env, check=True, capture_output=True
+        )
 
 
 class Cluster:
@@ -62,8 +66,9 @@ class Cluster:
         for sub in ("state", "spool"):
             (self.root / sub).mkdir(parents=True, exist_ok=True)
         mem_mb = int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20 * 0.8)
-        self.conf.write_text(CONF.format(host=socket.gethostname().split(".")[0], root=self.root,
-                                         cpus=os.cpu_count(), mem_mb=mem_mb))
+        self.conf.write_text(
+            CONF.format(host=socket.gethostname().split(".")[0], root=self.root, cpus=os.cpu_count(), mem_mb=mem_mb)
+        )
         # Job steps (srun inside a job) find the config only at the default path, not via SLURM_CONF.
         self.linked = None
         if not SYSTEM_CONF.exists():

@@ -21,8 +21,15 @@ def test_eos_kept_when_pad_equals_eos():
 
 def _tiny_model():
     torch.manual_seed(0)
-    cfg = Qwen2Config(vocab_size=16, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                      num_key_value_heads=1, max_position_embeddings=32)
+    cfg = Qwen2Config(
+        vocab_size=16,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=32,
+    )
     return Qwen2ForCausalLM(cfg).eval()
 
 

@@ -15,8 +15,19 @@ LOGS = ["logs/prepare_dataset/toy.log", "logs/pretrain_toy/toy.log", "logs/evalu
 
 def run(workdir, cache):
     env = {**os.environ, "SNAKEMAKE_OUTPUT_CACHE": str(cache)}
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(REPO / "config/smoke.yaml"),
-           "--cores", "2", *TARGETS, "--cache"]  # --cache last: it would take the targets as rule names
+    cmd = [
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(REPO / "config/smoke.yaml"),
+        "--cores",
+        "2",
+        *TARGETS,
+        "--cache",
+    ]  # --cache last: it would take the targets as rule names
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert proc.returncode == 0, proc.stderr[-5000:]
     return proc.stderr
@@ -35,4 +46,6 @@ def test_second_workflow_reuses_cached_outputs(tmp_path):
     assert "Symlinking output file results/toy/eval/base/test.parquet from cache" in stderr
     for target in TARGETS:
         assert (second / target).exists()
-    pd.testing.assert_frame_equal(pd.read_parquet(second / TARGETS[-1]), pd.read_parquet(tmp_path / "first" / TARGETS[-1]))
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(second / TARGETS[-1]), pd.read_parquet(tmp_path / "first" / TARGETS[-1])
+    )

@@ -76,8 +76,8 @@ def test_hash_follows_meaning_not_comments_docstrings_or_formatting(tmp_path, mo
 
     original = hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n')
     assert hash_of('def f(x):\n    """Doubles x (a new docstring)."""\n    return x * 2  # a comment\n') == original
-    assert hash_of('def f(x):\n\n    return (\n        x * 2\n    )\n') == original  # reformatted, no docstring
-    assert hash_of('def f(x):\n    return x * 3\n') != original
+    assert hash_of("def f(x):\n\n    return (\n        x * 2\n    )\n") == original  # reformatted, no docstring
+    assert hash_of("def f(x):\n    return x * 3\n") != original
     assert hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n\nTHRESHOLD = 1\n') != original
     script.write_text("from selfdistill.mod import f  # the script, commented\n")
     assert hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n') == original

@@ -60,7 +60,11 @@ BAD = [
     ("grpo.n_rollouts", 1, "grpo.n_rollouts = 1"),
     ("ablations", ["standard"], "unknown key(s) 'ablations' under (top level)"),
     ("coverage", [1, 100000], "has [100000], more than the 256 training problems"),
-    ("coverage", ["8"], "coverage.0 = '8': '8' is not valid under any of the given schemas (expected: distinct training problems, or `full`"),
+    (
+        "coverage",
+        ["8"],
+        "coverage.0 = '8': '8' is not valid under any of the given schemas (expected: distinct training problems, or `full`",
+    ),
     ("coverage", [8, "all"], "coverage.1 = 'all'"),
     ("seeds", [], "seeds is empty"),
     ("teacher.temperature", "hot", "teacher.temperature = 'hot'"),
@@ -125,27 +129,54 @@ def test_several_training_processes_need_a_gpu_each_and_the_transformers_teacher
     with pytest.raises(ConfigError) as err:
         check_config(cfg, SCHEMA, ["config/config.yaml"])
     message = str(err.value)
-    assert "resources.train_rollouts.gpu = 1 differs from training.processes = 2: each rank needs its own GPU" in message
+    assert (
+        "resources.train_rollouts.gpu = 1 differs from training.processes = 2: each rank needs its own GPU" in message
+    )
     assert "training.processes = 2 needs one vLLM engine per rank with onpolicy.teacher_backend vllm" in message
 
 
 # Accepted before (failing hours later, or silently wrong); each must be refused before any job.
 BAD_COMBINATIONS = [
-    ({"onpolicy.support": "topk", "onpolicy.topk": 1000}, "onpolicy.topk = 1000 exceeds model 'toy''s vocabulary of 400"),
-    ({"eval_sets.ood.max_new_tokens": 512},
-     "eval_sets.ood.max_new_tokens = 512 leaves no room for the prompt in model 'toy''s context of 512 positions"),
+    (
+        {"onpolicy.support": "topk", "onpolicy.topk": 1000},
+        "onpolicy.topk = 1000 exceeds model 'toy''s vocabulary of 400",
+    ),
+    (
+        {"eval_sets.ood.max_new_tokens": 512},
+        "eval_sets.ood.max_new_tokens = 512 leaves no room for the prompt in model 'toy''s context of 512 positions",
+    ),
     ({"teacher.max_new_tokens": 600}, "teacher.max_new_tokens = 600 leaves no room"),
-    ({"eval_sets.ood.split": "dev"}, "eval_sets.ood.split = 'dev' is not a split of dataset 'toy' (its splits: ood, test, train)"),
-    ({"datasets.toy.toy.n_ood": 0}, "eval_sets.ood.split = 'ood' is not a split of dataset 'toy' (its splits: test, train)"),
+    (
+        {"eval_sets.ood.split": "dev"},
+        "eval_sets.ood.split = 'dev' is not a split of dataset 'toy' (its splits: ood, test, train)",
+    ),
+    (
+        {"datasets.toy.toy.n_ood": 0},
+        "eval_sets.ood.split = 'ood' is not a split of dataset 'toy' (its splits: test, train)",
+    ),
     ({"toy_pretrain.arch.num_kv_heads": 3}, "toy_pretrain.arch.num_kv_heads = 3 does not divide num_heads = 4"),
-    ({"prompts.teacher_solution": "Correct solution:\n{solution}\nSolve it."},
-     "lacks {student} (the teacher would never see the question)"),
-    ({"prompts.teacher_answer": "{student} {answer} {foo}"}, "has unknown placeholder(s) ['foo'], which would be sent literally"),
-    ({"prompts.student": "{question} {problem}"}, "prompts.student = '{question} {problem}' has unknown placeholder(s) ['question']"),
-    ({"lora.target_modules": ["q_proj", "qproj"]}, "lora.target_modules = ['q_proj', 'qproj'] has ['qproj'], matching no layer"),
+    (
+        {"prompts.teacher_solution": "Correct solution:\n{solution}\nSolve it."},
+        "lacks {student} (the teacher would never see the question)",
+    ),
+    (
+        {"prompts.teacher_answer": "{student} {answer} {foo}"},
+        "has unknown placeholder(s) ['foo'], which would be sent literally",
+    ),
+    (
+        {"prompts.student": "{question} {problem}"},
+        "prompts.student = '{question} {problem}' has unknown placeholder(s) ['question']",
+    ),
+    (
+        {"lora.target_modules": ["q_proj", "qproj"]},
+        "lora.target_modules = ['q_proj', 'qproj'] has ['qproj'], matching no layer",
+    ),
     ({"datasets.toy.toy.train_terms": [4, 3]}, "datasets.toy.toy.train_terms = [4, 3] is an empty range"),
     ({"toy_pretrain.terms": [6, 3]}, "toy_pretrain.terms = [6, 3] is an empty range"),
-    ({"onpolicy.alpha": 1}, "onpolicy.alpha = 1 makes the loss reverse KL(student‖target), infinite under the `suppress`"),
+    (
+        {"onpolicy.alpha": 1},
+        "onpolicy.alpha = 1 makes the loss reverse KL(student‖target), infinite under the `suppress`",
+    ),
     ({"onpolicy.support": "sampled"}, "onpolicy.alpha = 0.5 is ignored by support 'sampled'"),
 ]
 
@@ -201,8 +232,9 @@ def test_the_command_line_check_reports_and_exits(tmp_path):
     cfg["onpolicy"]["alpha"] = 1
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run([sys.executable, "-m", "selfdistill.config", "config/config.yaml", str(path)],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "selfdistill.config", "config/config.yaml", str(path)], capture_output=True, text=True
+    )
     assert out.returncode == 1 and "config/config.yaml: valid" in out.stdout and "onpolicy.alpha = 1" in out.stderr
 
 
@@ -243,7 +275,11 @@ def test_a_local_jsonl_training_set_with_the_toy_model_plans(tmp_path):
     cfg["train_dataset"] = "mine"
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run(["snakemake", "-n", "-s", "Snakefile", "-d", str(tmp_path / "run"), "--configfile", str(path)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        ["snakemake", "-n", "-s", "Snakefile", "-d", str(tmp_path / "run"), "--configfile", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "pretrain_toy" in out.stdout

@@ -10,7 +10,15 @@ from selfdistill.data.loaders import load_problems
 
 from configs import dataset
 
-TOY = {"seed": 1, "n_train": 100, "n_test": 20, "n_ood": 20, "train_terms": [3, 4], "ood_terms": [5, 6], "max_operand": 9}
+TOY = {
+    "seed": 1,
+    "n_train": 100,
+    "n_test": 20,
+    "n_ood": 20,
+    "train_terms": [3, 4],
+    "ood_terms": [5, 6],
+    "max_operand": 9,
+}
 
 
 def load(spec: dict, name: str):
@@ -65,7 +73,9 @@ def test_small_subsets_are_repeated_to_fill_the_batch(problems):
 
 
 def test_seeds_give_different_subsets(problems):
-    assert set(coverage_subset(problems, 8, 0, 8)["problem_id"]) != set(coverage_subset(problems, 8, 1, 8)["problem_id"])
+    assert set(coverage_subset(problems, 8, 0, 8)["problem_id"]) != set(
+        coverage_subset(problems, 8, 1, 8)["problem_id"]
+    )
 
 
 def test_full_coverage_is_every_training_problem_containing_the_others(problems):
@@ -95,7 +105,12 @@ def test_local_files_with_column_mapping_and_dedupe(tmp_path):
     raw.to_parquet(tmp_path / "p.parquet")
     (tmp_path / "p.jsonl").write_text("\n".join(json.dumps(r) for r in raw.to_dict("records")))
     for loader, name in (("parquet", "p.parquet"), ("jsonl", "p.jsonl")):
-        spec = {"loader": loader, "path": str(tmp_path / name), "columns": {"problem": "question", "answer": "gold"}, "split": "test"}
+        spec = {
+            "loader": loader,
+            "path": str(tmp_path / name),
+            "columns": {"problem": "question", "answer": "gold"},
+            "split": "test",
+        }
         df = load(spec, "mine")
         assert list(df.columns) == list(PROBLEM_COLUMNS)
         assert df["problem"].tolist() == ["What is 1+1?", "What is 2+2?"]  # case/space duplicate dropped
@@ -113,32 +128,48 @@ def test_hf_dataset_saved_locally(tmp_path):
         }
     )
     ds.save_to_disk(str(tmp_path / "ds"))
-    df = load({"loader": "hf", "path": str(tmp_path / "ds"), "columns": {"problem": "prompt", "answer": "answer"}}, "dapo")
+    df = load(
+        {"loader": "hf", "path": str(tmp_path / "ds"), "columns": {"problem": "prompt", "answer": "answer"}}, "dapo"
+    )
     assert df["problem"].tolist() == ["Find 2+3.", "Find 4+4."]
     assert df["answer"].tolist() == ["5", "8"]
 
 
 def test_missing_column_is_named(tmp_path):
     _raw().to_parquet(tmp_path / "p.parquet")
-    spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "columns": {"problem": "prompt", "answer": "gold"}}
+    spec = {
+        "loader": "parquet",
+        "path": str(tmp_path / "p.parquet"),
+        "columns": {"problem": "prompt", "answer": "gold"},
+    }
     with pytest.raises(ValueError, match=r"columns \['prompt'\] not found"):
         load(spec, "mine")
 
 
 def test_bad_rows_stop_with_counts_or_are_dropped_and_logged(tmp_path, caplog):
-    raw = pd.DataFrame({
-        "id": ["p1", "p2", "p3", "p3", "p5", "p6"],
-        "question": ["What is 1+1?", " ", "What is 3+3?", "What is 4+4?", "What is 5+5?", "What is 6+6?"],
-        "gold": ["2", "4", "6", "8", "\\frac{1}{", " "],
-    })
+    raw = pd.DataFrame(
+        {
+            "id": ["p1", "p2", "p3", "p3", "p5", "p6"],
+            "question": ["What is 1+1?", " ", "What is 3+3?", "What is 4+4?", "What is 5+5?", "What is 6+6?"],
+            "gold": ["2", "4", "6", "8", "\\frac{1}{", " "],
+        }
+    )
     raw.to_parquet(tmp_path / "p.parquet")
-    spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"),
-            "columns": {"problem_id": "id", "problem": "question", "answer": "gold"}}
+    spec = {
+        "loader": "parquet",
+        "path": str(tmp_path / "p.parquet"),
+        "columns": {"problem_id": "id", "problem": "question", "answer": "gold"},
+    }
     with pytest.raises(ValueError) as error:
         load(spec, "mine")
     message = str(error.value)
-    for part in ("1 with empty problem", "1 with empty answer", "1 with duplicate problem_id (e.g. problem_id 'p3'",
-                 "1 with answer math-verify cannot parse (e.g. problem_id 'p5'", "on_bad_rows: drop"):
+    for part in (
+        "1 with empty problem",
+        "1 with empty answer",
+        "1 with duplicate problem_id (e.g. problem_id 'p3'",
+        "1 with answer math-verify cannot parse (e.g. problem_id 'p5'",
+        "on_bad_rows: drop",
+    ):
         assert part in message, message
     with caplog.at_level("WARNING"):
         kept = load({**spec, "on_bad_rows": "drop"}, "mine")
@@ -146,11 +177,14 @@ def test_bad_rows_stop_with_counts_or_are_dropped_and_logged(tmp_path, caplog):
     assert "excluded 4 of 6 rows" in caplog.text
 
 
-@pytest.mark.parametrize("content, message", [
-    ("", r"p.jsonl is empty"),
-    ("  \n\n", r"p.jsonl is empty"),
-    ('[{"problem": "1+1?", "answer": "2"}]\n', r"p.jsonl is a JSON array, not JSON Lines .*jq -c"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        ("", r"p.jsonl is empty"),
+        ("  \n\n", r"p.jsonl is empty"),
+        ('[{"problem": "1+1?", "answer": "2"}]\n', r"p.jsonl is a JSON array, not JSON Lines .*jq -c"),
+    ],
+)
 def test_empty_and_json_array_files_are_named(tmp_path, content, message):
     (tmp_path / "p.jsonl").write_text(content)
     with pytest.raises(ValueError, match=message):
@@ -189,17 +223,40 @@ def test_paper_datasets_load_from_local_files_of_the_same_shape(tmp_path):
         # DAPO-Math-17k: chat prompt wrapped in its own "Answer:" instruction, answer nested, each prompt repeated.
         "dapo": {
             "data_source": ["math_dapo"] * 3,
-            "prompt": [[{"role": "user", "content": DAPO_INSTRUCTION.format(p)}] for p in ("Find $2+3$.", "Find $x$ if $x^2=4$, $x>0$.", "Find $2+3$.")],
+            "prompt": [
+                [{"role": "user", "content": DAPO_INSTRUCTION.format(p)}]
+                for p in ("Find $2+3$.", "Find $x$ if $x^2=4$, $x>0$.", "Find $2+3$.")
+            ],
             "ability": ["MATH"] * 3,
-            "reward_model": [{"ground_truth": "5", "style": "rule-lighteval/MATH_v2"}, {"ground_truth": "2", "style": "x"}, {"ground_truth": "5", "style": "x"}],
+            "reward_model": [
+                {"ground_truth": "5", "style": "rule-lighteval/MATH_v2"},
+                {"ground_truth": "2", "style": "x"},
+                {"ground_truth": "5", "style": "x"},
+            ],
             "extra_info": [{"index": "a"}, {"index": "b"}, {"index": "c"}],
         },
-        "aime24": {"id": [60, 61], "problem": ["Find $m+n$.", "How many?"], "solution": ["...", "..."], "answer": ["204", "25"], "url": ["u", "v"]},
+        "aime24": {
+            "id": [60, 61],
+            "problem": ["Find $m+n$.", "How many?"],
+            "solution": ["...", "..."],
+            "answer": ["204", "25"],
+            "url": ["u", "v"],
+        },
         "aime25": {"problem": ["Find $k$.", "Find $N$."], "answer": ["70", "588"], "id": ["0", "1"]},
-        "amc23": {"id": [0, 1], "question": ["What is $1+1$?", "What is $x$?"], "answer": [2.0, 27.0], "url": ["u", "v"]},
-        "math500": {"problem": ["Convert $(0,3)$ to polar.", "Compute $1+1$."], "solution": ["...", "..."],
-                    "answer": ["\\left( 3, \\frac{\\pi}{2} \\right)", "2"], "subject": ["Precalculus", "Algebra"],
-                    "level": [2, 1], "unique_id": ["test/precalculus/807.json", "test/algebra/1.json"]},
+        "amc23": {
+            "id": [0, 1],
+            "question": ["What is $1+1$?", "What is $x$?"],
+            "answer": [2.0, 27.0],
+            "url": ["u", "v"],
+        },
+        "math500": {
+            "problem": ["Convert $(0,3)$ to polar.", "Compute $1+1$."],
+            "solution": ["...", "..."],
+            "answer": ["\\left( 3, \\frac{\\pi}{2} \\right)", "2"],
+            "subject": ["Precalculus", "Algebra"],
+            "level": [2, 1],
+            "unique_id": ["test/precalculus/807.json", "test/algebra/1.json"],
+        },
     }
     config = paper_config()
     for name, columns in shapes.items():
@@ -219,7 +276,9 @@ def test_paper_datasets_load_from_local_files_of_the_same_shape(tmp_path):
 
 
 def test_problem_pattern_mismatch_is_named(tmp_path):
-    pd.DataFrame({"problem": ["Solve: 1+1", "no wrapper here"], "answer": ["2", "3"]}).to_parquet(tmp_path / "p.parquet")
+    pd.DataFrame({"problem": ["Solve: 1+1", "no wrapper here"], "answer": ["2", "3"]}).to_parquet(
+        tmp_path / "p.parquet"
+    )
     spec = {"loader": "parquet", "path": str(tmp_path / "p.parquet"), "problem_pattern": r"Solve: (?P<problem>.*)"}
     with pytest.raises(ValueError, match=r"1 problems do not match problem_pattern, e.g. 'no wrapper here'"):
         load(spec, "mine")

@@ -40,8 +40,10 @@ def _assert_same(one, two, keys):
         torch.testing.assert_close(weights_2[name], w, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("method, finetune, teacher", [("sft", "lora", None), ("onpolicy", "full", "frozen"),
-                                                      ("onpolicy", "lora", "ema"), ("grpo", "lora", None)])
+@pytest.mark.parametrize(
+    "method, finetune, teacher",
+    [("sft", "lora", None), ("onpolicy", "full", "frozen"), ("onpolicy", "lora", "ema"), ("grpo", "lora", None)],
+)
 def test_two_ranks_train_as_one_process(tiny_model_dir, tmp_path, method, finetune, teacher):
     common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune, "teacher": teacher}
     one = _train(tmp_path, "one", processes=1, **common)
@@ -100,8 +102,9 @@ if distributed.rank() == 0:
               open({str(tmp_path / "out.json")!r}, "w"))
 """
     (tmp_path / "gathered.py").write_text(script)
-    done = subprocess.run([sys.executable, str(tmp_path / "gathered.py")], capture_output=True, text=True, timeout=300,
-                          env=_env())
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "gathered.py")], capture_output=True, text=True, timeout=300, env=_env()
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((tmp_path / "out.json").read_text())
     assert result == {"same": True, "kinds": ["Parameter"], "after": ["DTensor"]}

@@ -25,5 +25,10 @@ def test_epistemic_ids_from_a_real_tokenizer(toy_tokenizer_dir):
     ids = epistemic_token_ids(tok)
     texts = {tok.decode([i]).strip().lower() for i in ids}
     assert {"wait", "hmm", "check"} <= texts
-    assert all(t.startswith(("wait", "hmm", "perhaps", "maybe", "actually", "alternatively", "seems", "might", "likely", "check")) for t in texts)
+    assert all(
+        t.startswith(
+            ("wait", "hmm", "perhaps", "maybe", "actually", "alternatively", "seems", "might", "likely", "check")
+        )
+        for t in texts
+    )
     assert tok.convert_tokens_to_ids("Ġthe") not in ids

@@ -9,8 +9,11 @@ def test_a_prompt_past_the_models_context_is_refused_before_generating(tiny_mode
     backend = HFBackend.load(tiny_model_dir)
     short, long = [1, 2, 3], [5] * 240
     backend.generate([short], Sampling(n=1, temperature=0, max_new_tokens=16))  # fits: 3 + 16 <= 256
-    with pytest.raises(ValueError, match=r"prompt 1 has 240 tokens; with max_new_tokens = 32 it needs 272 positions, "
-                                         r"more than the model's context of 256 \(max_position_embeddings\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"prompt 1 has 240 tokens; with max_new_tokens = 32 it needs 272 positions, "
+        r"more than the model's context of 256 \(max_position_embeddings\)",
+    ):
         backend.generate([short, long], Sampling(n=1, temperature=0, max_new_tokens=32))
 
 

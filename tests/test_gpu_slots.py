@@ -24,8 +24,11 @@ print(json.dumps({"end": time.time()}), flush=True)
 
 
 def spawn(lock_dir, devices, n, hold):
-    return subprocess.Popen([sys.executable, "-c", HOLD, str(lock_dir), ",".join(devices), str(n), str(hold)],
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-c", HOLD, str(lock_dir), ",".join(devices), str(n), str(hold)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
 
 @pytest.mark.parametrize("slots,jobs,per_job", [(2, 6, 1), (3, 5, 2)])

@@ -38,7 +38,9 @@ def test_only_text_after_think_is_graded():
 
 
 def test_equivalent_forms_via_math_verify():
-    rows = grade_responses([r"\boxed{\frac{1}{2}}", r"\boxed{0.5}", r"\boxed{3}"], ["1/2", r"\frac12", "4"], config(workers=2))
+    rows = grade_responses(
+        [r"\boxed{\frac{1}{2}}", r"\boxed{0.5}", r"\boxed{3}"], ["1/2", r"\frac12", "4"], config(workers=2)
+    )
     assert [r["correct"] for r in rows] == [True, True, False]
 
 
@@ -74,7 +76,9 @@ def test_long_answer_is_not_graded_by_its_first_number():
     # math-verify's expression fallback reads a ~2,000-character answer as its first number.
     sum_of_x = "7+" + "+".join(["x"] * 999) + "+9"
     ones = "+".join(["1"] * 1001)
-    rows = grade_responses([rf"\boxed{{{sum_of_x}}}", rf"\boxed{{{ones}}}"], ["7", "1"], config(max_answer_chars=10_000))
+    rows = grade_responses(
+        [rf"\boxed{{{sum_of_x}}}", rf"\boxed{{{ones}}}"], ["7", "1"], config(max_answer_chars=10_000)
+    )
     assert [r["correct"] for r in rows] == [False, False]
     shorter = "7+" + "+".join(["x"] * 300) + "+9"  # under math-verify's limit: read whole, still wrong
     assert not grade_responses([rf"\boxed{{{shorter}}}"], ["7"], config())[0]["correct"]

@@ -14,7 +14,15 @@ from selfdistill.train.objectives import distill_token_loss, group_advantages, t
 from configs import GRADING, LORA, TEMPLATES, rollout_hp, run_rollouts
 
 SUBSET = pd.DataFrame(
-    [{"problem_id": "p0", "problem": "Compute 2+3+4.", "answer": "9", "solution": r"<think>2+3=5. 5+4=9.</think> \boxed{9}", "repeat": 0}]
+    [
+        {
+            "problem_id": "p0",
+            "problem": "Compute 2+3+4.",
+            "answer": "9",
+            "solution": r"<think>2+3=5. 5+4=9.</think> \boxed{9}",
+            "repeat": 0,
+        }
+    ]
 )
 
 
@@ -31,7 +39,9 @@ def _fixed_batch(model, tok, richness="solution"):
     """Rollouts of the initial student, and student/teacher prompt ids for them."""
     row = SUBSET.iloc[0]
     student = prompts.prompt_ids(tok, prompts.student_user_turn(TEMPLATES.student, row.problem))
-    teacher = prompts.prompt_ids(tok, prompts.teacher_user_turn(TEMPLATES, richness, row.problem, row.answer, row.solution))
+    teacher = prompts.prompt_ids(
+        tok, prompts.teacher_user_turn(TEMPLATES, richness, row.problem, row.answer, row.solution)
+    )
     completions = HFBackend(model, tok).generate([student], Sampling(n=6, temperature=1.0, max_new_tokens=12, seed=3))
     return student, teacher, [c.token_ids for c in completions]
 
@@ -56,7 +66,15 @@ def test_short_onpolicy_run_decreases_the_divergence_on_its_batch(tiny_model_dir
     rows = run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "standard", hp, seed=0)
     after = _divergence(model, tok, batch, hp)
     assert after < 0.7 * before
-    assert len(rows) == 6 and {"loss", "reward", "mean_length", "epistemic_count", "divergence", "grad_norm", "masked_fraction"} <= set(rows[0])
+    assert len(rows) == 6 and {
+        "loss",
+        "reward",
+        "mean_length",
+        "epistemic_count",
+        "divergence",
+        "grad_norm",
+        "masked_fraction",
+    } <= set(rows[0])
 
 
 def test_grpo_with_all_equal_rewards_leaves_the_adapter_unchanged(tiny_model_dir):
@@ -76,7 +94,9 @@ def test_grpo_moves_the_adapter_when_rewards_differ(tiny_model_dir, monkeypatch)
     model, tok = _student(tiny_model_dir)
     before = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     # Grade alternate rollouts correct so that advantages are non-zero.
-    monkeypatch.setattr(rollouts, "rollout_rewards", lambda completions, *a: [i % 2 == 0 for i in range(len(completions))])
+    monkeypatch.setattr(
+        rollouts, "rollout_rewards", lambda completions, *a: [i % 2 == 0 for i in range(len(completions))]
+    )
     run_rollouts(model, tok, SUBSET, "grpo", "none", "standard", _hp("grpo", steps=1), seed=0)
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if p.requires_grad)
 

@@ -35,9 +35,14 @@ def write_config(checkout: Path, edit) -> Path:
 
 def kill_when(checkout: Path, configfile: Path, target: str, ready) -> None:
     """Run Snakemake for `target` and SIGKILL it and its jobs as soon as ready() holds."""
-    proc = subprocess.Popen(["snakemake", target, "--cores", "1", "--configfile", str(configfile)], cwd=checkout,
-                            env=checkout_env(checkout), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        ["snakemake", target, "--cores", "1", "--configfile", str(configfile)],
+        cwd=checkout,
+        env=checkout_env(checkout),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while not ready() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -57,15 +62,20 @@ def disable_key_check(checkout: Path) -> None:
     """The negative control: claim_partial keeps whatever it finds (the behaviour before the fix)."""
     jobs = checkout / "selfdistill/jobs.py"
     text = jobs.read_text()
-    jobs.write_text(text.replace('    marker = directory / "JOB_KEY"\n',
-                                 '    marker = directory / "JOB_KEY"\n    directory.mkdir(parents=True, exist_ok=True)\n'
-                                 '    return directory\n'))
+    jobs.write_text(
+        text.replace(
+            '    marker = directory / "JOB_KEY"\n',
+            '    marker = directory / "JOB_KEY"\n    directory.mkdir(parents=True, exist_ok=True)\n'
+            "    return directory\n",
+        )
+    )
 
 
 def eval_at(temperature):
     def edit(cfg):
         cfg["eval_sets"]["ood"].update(temperature=temperature, n_samples=4)
         cfg["generation"]["shard_problems"] = 1  # 6 shards, each starting its own grading pool: time to kill
+
     return edit
 
 
@@ -99,6 +109,7 @@ def test_stale_generation_shards_are_discarded_after_a_config_change(tmp_path):
 def onpolicy_at(lr):
     def edit(cfg):
         cfg["onpolicy"].update(lr=lr, steps=8, checkpoint_every=1, max_new_tokens=48)
+
     return edit
 
 
@@ -112,8 +123,12 @@ def stale_training(tmp_path, name, control=False):
     if control:
         disable_key_check(checkout)
     before = write_config(checkout, onpolicy_at(1e-3))
-    assert snakemake(checkout, "--cores", "2", "results/models/toy/hf", "results/subsets/toy/c1_s0.parquet",
-                     configfile=before).returncode == 0
+    assert (
+        snakemake(
+            checkout, "--cores", "2", "results/models/toy/hf", "results/subsets/toy/c1_s0.parquet", configfile=before
+        ).returncode
+        == 0
+    )
     kill_when(checkout, before, f"{TRAIN}/log.parquet", lambda: (checkout / TRAIN / "partial/state.pt").exists())
     assert not (checkout / TRAIN / "log.parquet").exists()
     after = write_config(checkout, onpolicy_at(5e-3))

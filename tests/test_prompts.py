@@ -4,6 +4,7 @@ from transformers import AutoTokenizer
 from selfdistill import prompts
 
 from configs import TEMPLATES
+
 SOLUTION = r"<think>2+3=5. 5+4=9.</think> The answer is \boxed{9}."
 
 

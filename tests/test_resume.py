@@ -50,8 +50,13 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def start(script, model_dir, work, method):
-    return subprocess.Popen([sys.executable, str(script), model_dir, str(work), method], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, str(script), model_dir, str(work), method],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def saved_step(work) -> int:
@@ -144,8 +149,13 @@ def test_generation_killed_between_shards_reuses_finished_shards(tiny_model_dir,
     script.write_text(GENERATION_JOB)
 
     def run(work):
-        proc = subprocess.run([sys.executable, str(script), tiny_model_dir, str(work)], cwd=ROOT,
-                              capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(
+            [sys.executable, str(script), tiny_model_dir, str(work)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         assert proc.returncode == 0, proc.stderr[-3000:]
         return pd.read_parquet(work / "table.parquet"), proc.stdout.count("generating")
 
@@ -153,8 +163,12 @@ def test_generation_killed_between_shards_reuses_finished_shards(tiny_model_dir,
     assert calls == 3  # 5 problems in shards of 2
 
     work = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, str(script), tiny_model_dir, str(work)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, str(script), tiny_model_dir, str(work)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 300
     while not (work / "shards/shard00001.parquet").exists() and proc.poll() is None and time.time() < deadline:
         time.sleep(0.05)

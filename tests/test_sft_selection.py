@@ -8,8 +8,16 @@ def _traces(counts_by_problem, correct=True):
     rows = []
     for pid, counts in counts_by_problem.items():
         for sample, c in enumerate(counts):
-            rows.append({"problem_id": pid, "sample": sample, "epistemic_count": c, "n_tokens": 10 + 5 * c,
-                         "correct": correct, "kept": correct})
+            rows.append(
+                {
+                    "problem_id": pid,
+                    "sample": sample,
+                    "epistemic_count": c,
+                    "n_tokens": 10 + 5 * c,
+                    "correct": correct,
+                    "kept": correct,
+                }
+            )
     return pd.DataFrame(rows)
 
 

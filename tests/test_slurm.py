@@ -35,7 +35,17 @@ def cluster(tmp_path_factory):
 
 
 def snakemake(workdir, configfile, *extra, env=None):
-    cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile", str(configfile), *extra, *TARGETS]
+    cmd = [
+        "snakemake",
+        "-s",
+        str(REPO / "Snakefile"),
+        "-d",
+        str(workdir),
+        "--configfile",
+        str(configfile),
+        *extra,
+        *TARGETS,
+    ]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900, env=env)
     assert run.returncode == 0, run.stderr[-5000:]
     return run
@@ -48,10 +58,19 @@ def test_smoke_jobs_run_through_sbatch_and_match_a_local_run(cluster, tmp_path):
 
     snakemake(tmp_path / "local", configfile, "--cores", "2")
     snakemake(
-        tmp_path / "slurm", configfile,
-        "--profile", str(REPO / "profiles/slurm"),
-        "--default-resources", "slurm_partition=debug", "runtime=10", "mem_mb=1000",
-        "--slurm-no-account", "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "5",
+        tmp_path / "slurm",
+        configfile,
+        "--profile",
+        str(REPO / "profiles/slurm"),
+        "--default-resources",
+        "slurm_partition=debug",
+        "runtime=10",
+        "mem_mb=1000",
+        "--slurm-no-account",
+        "--slurm-status-command",
+        "squeue",
+        "--slurm-init-seconds-before-status-checks",
+        "5",
         env=cluster.env,
     )
 

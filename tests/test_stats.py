@@ -2,7 +2,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selfdistill.stats import bootstrap_ci, cell_estimates, hierarchical_ci, holm, mechanism_regression, paired_difference
+from selfdistill.stats import (
+    bootstrap_ci,
+    cell_estimates,
+    hierarchical_ci,
+    holm,
+    mechanism_regression,
+    paired_difference,
+)
 
 
 def test_fixed_difference_gives_a_tight_ci_at_that_difference():
@@ -61,9 +68,22 @@ def test_cell_estimates_average_seeds_and_report_spread():
     rows = []
     for seed, shift in [(0, 0.0), (1, 0.2)]:
         for i in range(10):
-            rows.append({"model": "m", "method": "sft", "richness": "none", "ablation": "standard", "coverage": 8,
-                         "eval_set": "ood", "seed": seed, "problem_id": f"p{i}", "accuracy": 0.4 + shift,
-                         "mean_tokens": 50.0, "epistemic_count": 1.0, "epistemic_density": 20.0})
+            rows.append(
+                {
+                    "model": "m",
+                    "method": "sft",
+                    "richness": "none",
+                    "ablation": "standard",
+                    "coverage": 8,
+                    "eval_set": "ood",
+                    "seed": seed,
+                    "problem_id": f"p{i}",
+                    "accuracy": 0.4 + shift,
+                    "mean_tokens": 50.0,
+                    "epistemic_count": 1.0,
+                    "epistemic_density": 20.0,
+                }
+            )
     cells = cell_estimates(pd.DataFrame(rows))
     assert len(cells) == 1
     row = cells.iloc[0]
@@ -80,7 +100,9 @@ def test_mechanism_regression_recovers_a_planted_effect():
             density = rng.uniform(0, 30)
             tokens = rng.uniform(30, 60)
             acc = 0.3 + 0.01 * density + 0.001 * tokens + (0.05 if richness == "solution" else 0) + rng.normal(0, 0.01)
-            rows.append({"run": run, "richness": richness, "epistemic_density": density, "mean_tokens": tokens, "accuracy": acc})
+            rows.append(
+                {"run": run, "richness": richness, "epistemic_density": density, "mean_tokens": tokens, "accuracy": acc}
+            )
     table = mechanism_regression(pd.DataFrame(rows)).set_index("term")
     assert table.loc["epistemic_density", "coefficient"] == pytest.approx(0.01, abs=0.002)
     assert table.loc["epistemic_density", "ci_low"] > 0

@@ -18,9 +18,23 @@ REPO = Path(__file__).resolve().parents[1]
 def default_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("default")
     targets = ["results/models/toy/hf", "results/toy/eval/base/test.parquet", "results/toy/eval/base/ood.parquet"]
-    run = subprocess.run(["snakemake", "-s", str(REPO / "Snakefile"), "-d", str(workdir), "--configfile",
-                          str(REPO / "config/config.yaml"), "--cores", "2", *targets],
-                         capture_output=True, text=True, timeout=1800)
+    run = subprocess.run(
+        [
+            "snakemake",
+            "-s",
+            str(REPO / "Snakefile"),
+            "-d",
+            str(workdir),
+            "--configfile",
+            str(REPO / "config/config.yaml"),
+            "--cores",
+            "2",
+            *targets,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
     assert run.returncode == 0, run.stderr[-5000:]
     return workdir
 
@@ -47,6 +61,9 @@ def test_default_toy_model_properties(default_run):
     sampling = Sampling(ood["n_samples"], ood["temperature"], ood["top_p"], ood["top_k"], ood["max_new_tokens"], seed=0)
     accuracy = {}
     for richness in ("none", "solution"):
-        turns = [prompts.teacher_user_turn(TEMPLATES, richness, p.problem, p.answer, p.solution) for p in ood_problems.itertuples()]
+        turns = [
+            prompts.teacher_user_turn(TEMPLATES, richness, p.problem, p.answer, p.solution)
+            for p in ood_problems.itertuples()
+        ]
         accuracy[richness] = generate_table(backend, ood_problems, turns, sampling, GRADING)["correct"].mean()
     assert accuracy["solution"] > accuracy["none"]

@@ -30,7 +30,9 @@ def test_gradient_checkpointing_gives_the_same_loss_and_gradients(tiny_model_dir
     results = []
     for checkpointing in (False, True):
         torch.manual_seed(0)
-        model = trainable_model(load_model(tiny_model_dir), LORA, replace(TRAINING, gradient_checkpointing=checkpointing)).train()
+        model = trainable_model(
+            load_model(tiny_model_dir), LORA, replace(TRAINING, gradient_checkpointing=checkpointing)
+        ).train()
         assert model.base_model.model.is_gradient_checkpointing == checkpointing
         results.append(_loss_and_grads(model))
     (loss, grads), (loss_ckpt, grads_ckpt) = results
@@ -47,11 +49,15 @@ def test_full_finetuning_trains_every_weight_against_a_frozen_copy(tiny_model_di
     teacher = Teacher(model, "frozen", 0.0)
     before = teacher.logits(PROMPTS, COMPLETIONS, tok.pad_token_id)
 
-    run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "standard", rollout_hp("onpolicy", lr=1e-3, steps=2), seed=0)
+    run_rollouts(
+        model, tok, SUBSET, "onpolicy", "solution", "standard", rollout_hp("onpolicy", lr=1e-3, steps=2), seed=0
+    )
     changed = [n for n, p in model.named_parameters() if not torch.equal(p, initial[n])]
     assert "lm_head.weight" in changed or "model.embed_tokens.weight" in changed
     assert any(".mlp." in n for n in changed)  # not just an adapter
-    torch.testing.assert_close(teacher.logits(PROMPTS, COMPLETIONS, tok.pad_token_id), before)  # still the initial model
+    torch.testing.assert_close(
+        teacher.logits(PROMPTS, COMPLETIONS, tok.pad_token_id), before
+    )  # still the initial model
 
     # The training output is the whole model; evaluation loads it in place of the base model.
     model.save_pretrained(tmp_path / "adapter")
@@ -63,6 +69,7 @@ def test_full_finetuning_trains_every_weight_against_a_frozen_copy(tiny_model_di
 
 def test_the_adapter_initialization_follows_the_seed(tiny_model_dir):
     """Same seed, same adapter, whatever ran before (a job must reproduce; ranks must agree)."""
+
     def adapter(seed, noise):
         torch.manual_seed(noise)  # some earlier use of the global RNG
         torch.rand(noise + 1)

@@ -30,8 +30,14 @@ LOGP_TOLERANCE = 1e-4  # float32 on both sides
 def model_dir(toy_tokenizer_dir, tmp_path_factory):
     from conftest import save_tiny_model
 
-    arch = {"hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1,
-            "max_positions": 256}
+    arch = {
+        "hidden_size": 64,
+        "intermediate_size": 128,
+        "num_layers": 2,
+        "num_heads": 2,
+        "num_kv_heads": 1,
+        "max_positions": 256,
+    }
     # A wider random init, so greedy decoding does not repeat one token.
     return save_tiny_model(toy_tokenizer_dir, tmp_path_factory.mktemp("vllm_model"), arch, init_std=0.3)
 
@@ -64,7 +70,9 @@ GREEDY = Sampling(n=2, temperature=0.0, max_new_tokens=24)
 
 
 def greedy_ids(backend):
-    return [(c.prompt_index, c.sample, c.token_ids, c.finish_reason) for c in backend.generate(prompts_for(backend), GREEDY)]
+    return [
+        (c.prompt_index, c.sample, c.token_ids, c.finish_reason) for c in backend.generate(prompts_for(backend), GREEDY)
+    ]
 
 
 def test_greedy_matches_transformers(engine, model_dir):
@@ -94,7 +102,9 @@ def test_prompt_logprobs_match_transformers_forward(engine, model_dir):
     from selfdistill.models import load_model
 
     prompts = prompts_for(engine)
-    completions = [c.token_ids for c in engine.generate(prompts, Sampling(n=1, temperature=1.0, max_new_tokens=16, seed=5))]
+    completions = [
+        c.token_ids for c in engine.generate(prompts, Sampling(n=1, temperature=1.0, max_new_tokens=16, seed=5))
+    ]
     k = 5
     scored = engine.prompt_topk_logprobs(prompts, completions, k)
     model = load_model(model_dir).eval()
@@ -131,17 +141,31 @@ def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(eng
     from selfdistill.train.objectives import make_objective
     from selfdistill.train.rollouts import train_on_rollouts
 
-    subset = pd.DataFrame([{"problem_id": "p0", "problem": PROBLEMS[0], "answer": "12", "solution": "3+4+5 = \\boxed{12}",
-                            "repeat": 0}])
-    hp = rollout_hp("onpolicy", steps=2, temperature=1.0, top_p=1.0, top_k=0, lr=1e-3, alpha=0.5,
-                    support="teacher_topk", topk=16, teacher="frozen", ema_rate=0.0)
+    subset = pd.DataFrame(
+        [{"problem_id": "p0", "problem": PROBLEMS[0], "answer": "12", "solution": "3+4+5 = \\boxed{12}", "repeat": 0}]
+    )
+    hp = rollout_hp(
+        "onpolicy",
+        steps=2,
+        temperature=1.0,
+        top_p=1.0,
+        top_k=0,
+        lr=1e-3,
+        alpha=0.5,
+        support="teacher_topk",
+        topk=16,
+        teacher="frozen",
+        ema_rate=0.0,
+    )
     lora = LoraConfig(r=4, alpha=8, dropout=0.0, target_modules=("q_proj", "v_proj"))
     runs = []
     for scorer in (None, engine):
         torch.manual_seed(0)
         student = trainable_model(load_model(model_dir), lora, TRAINING)
         tok = load_tokenizer(model_dir)
-        objective = make_objective("onpolicy", student, tok, hp, "solution", "standard", TEMPLATES, teacher_scorer=scorer)
+        objective = make_objective(
+            "onpolicy", student, tok, hp, "solution", "standard", TEMPLATES, teacher_scorer=scorer
+        )
         runs.append(train_on_rollouts(student, tok, subset, objective, hp, TEMPLATES, GRADING, seed=0))
     for hf_row, vllm_row in zip(*runs):
         assert hf_row["divergence"] > 0

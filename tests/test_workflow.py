@@ -27,8 +27,23 @@ def test_summary_has_a_row_per_cell(smoke_run):
     n_variants = len(SFT + ONPOLICY + GRPO)
     n_base = 2 + len(SUBSETS)  # test + ood once, train once per subset
     assert len(metrics) == n_base + n_variants * len(CFG["eval_sets"])
-    for column in ["model", "method", "richness", "coverage", "seed", "ablation", "eval_set", "accuracy", "pass_at_n",
-                   "mean_tokens", "epistemic_count", "epistemic_words", "epistemic_density", "n_problems", "n_samples"]:
+    for column in [
+        "model",
+        "method",
+        "richness",
+        "coverage",
+        "seed",
+        "ablation",
+        "eval_set",
+        "accuracy",
+        "pass_at_n",
+        "mean_tokens",
+        "epistemic_count",
+        "epistemic_words",
+        "epistemic_density",
+        "n_problems",
+        "n_samples",
+    ]:
         assert column in metrics.columns
     assert set(metrics["method"]) == {"base", "sft", "onpolicy", "grpo"}
     assert set(metrics["ablation"]) == {"standard"} | set(CFG["sft"]["ablations"]) | set(CFG["onpolicy"]["ablations"])
@@ -44,13 +59,28 @@ def test_outputs_exist_with_provenance(smoke_run):
     for variant in SFT + ONPOLICY + GRPO:
         assert (smoke_run / f"results/toy/train/{variant}/adapter/adapter_config.json").exists()
     curves = pd.read_parquet(smoke_run / "results/summary/curves.parquet")
-    run = curves[(curves["method"] == "onpolicy") & (curves["seed"] == 0) & (curves["coverage"] == 1)
-                 & (curves["richness"] == "solution") & (curves["ablation"] == "standard")]
+    run = curves[
+        (curves["method"] == "onpolicy")
+        & (curves["seed"] == 0)
+        & (curves["coverage"] == 1)
+        & (curves["richness"] == "solution")
+        & (curves["ablation"] == "standard")
+    ]
     assert run["step"].tolist() == list(range(CFG["onpolicy"]["steps"] + 1))  # base, each checkpoint, the final model
     assert set(run["eval_set"]) == {CFG["onpolicy"]["eval_set"]} and run["n_problems"].nunique() == 1
     samples = pd.read_parquet(smoke_run / "results/toy/eval/base/ood.parquet")
-    assert {"problem_id", "sample", "response", "n_tokens", "finish_reason", "extracted", "correct",
-            "epistemic_count", "epistemic_words", "epistemic_density"} <= set(samples.columns)
+    assert {
+        "problem_id",
+        "sample",
+        "response",
+        "n_tokens",
+        "finish_reason",
+        "extracted",
+        "correct",
+        "epistemic_count",
+        "epistemic_words",
+        "epistemic_density",
+    } <= set(samples.columns)
     meta = read_provenance(smoke_run / "results/toy/eval/base/ood.parquet")
     assert meta["config"]["eval_set"]["split"] == "ood" and meta["code_version"] and meta["packages"]["torch"]
     logs = list((smoke_run / "logs").rglob("*.log"))

@@ -31,8 +31,14 @@ class Sampling:
         values = {key: getattr(section, key) for key in ("temperature", "top_p", "top_k")}
         for key, value in model.sampling.items():
             if values[key] != value:
-                log.info("sampling: %s = %s from the model's `sampling` overrides %s.%s = %s", key, value, name, key,
-                         values[key])
+                log.info(
+                    "sampling: %s = %s from the model's `sampling` overrides %s.%s = %s",
+                    key,
+                    value,
+                    name,
+                    key,
+                    values[key],
+                )
             values[key] = value
         return cls(n=section.n_samples, max_new_tokens=section.max_new_tokens, seed=seed, **values)
 
@@ -69,8 +75,9 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
 
-def make_backend(model: ModelConfig, model_path: str, adapter_path: str | None = None, batch_size: int = 256,
-                 seed: int = 0) -> Backend:
+def make_backend(
+    model: ModelConfig, model_path: str, adapter_path: str | None = None, batch_size: int = 256, seed: int = 0
+) -> Backend:
     """The backend a model's config names: `hf` (transformers) or `vllm` (offline engine)."""
     if model.backend == "hf":
         from selfdistill.backends.hf import HFBackend

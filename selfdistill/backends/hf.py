@@ -36,7 +36,9 @@ class HFBackend:
     def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]:
         tok = self.tokenizer
         eos, pad = tok.eos_token_id, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        check_fits(prompts, sampling.max_new_tokens, self.model.config.max_position_embeddings, "max_position_embeddings")
+        check_fits(
+            prompts, sampling.max_new_tokens, self.model.config.max_position_embeddings, "max_position_embeddings"
+        )
         per_call = max(1, self.batch_size // sampling.n)
         was_training = self.model.training
         self.model.eval()
@@ -56,7 +58,10 @@ class HFBackend:
                 attention[row, width - len(ids) :] = 1
             greedy = sampling.temperature == 0
             if greedy:  # generate() refuses several sequences per prompt without sampling: repeat rows
-                input_ids, attention = input_ids.repeat_interleave(sampling.n, 0), attention.repeat_interleave(sampling.n, 0)
+                input_ids, attention = (
+                    input_ids.repeat_interleave(sampling.n, 0),
+                    attention.repeat_interleave(sampling.n, 0),
+                )
             with torch.no_grad(), self.ranks.gathered(self.model) if synced else nullcontext():
                 generated = self.model.generate(
                     input_ids=input_ids.to(self.device),

@@ -35,8 +35,15 @@ def merged_copy(model_path: str, adapter_path: str, dtype: str) -> str:
 
 
 class VLLMBackend:
-    def __init__(self, model_path: str, adapter_path: str | None = None, dtype: str = "float32", lora: str = "request",
-                 engine: dict | None = None, seed: int = 0):
+    def __init__(
+        self,
+        model_path: str,
+        adapter_path: str | None = None,
+        dtype: str = "float32",
+        lora: str = "request",
+        engine: dict | None = None,
+        seed: int = 0,
+    ):
         from vllm import LLM
         from vllm.lora.request import LoRARequest
 

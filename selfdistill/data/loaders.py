@@ -178,8 +178,10 @@ def exclude_bad_rows(df: pd.DataFrame, spec: DatasetConfig, name: str) -> pd.Dat
         )
     drop = pd.concat(list(reasons.values()), axis=1).any(axis=1)
     if drop.all():
-        raise ValueError(f"dataset {name!r}: every one of its {len(df)} rows is unusable: {summary}. Fix the data "
-                         "(on_bad_rows: drop would leave no problem)")
+        raise ValueError(
+            f"dataset {name!r}: every one of its {len(df)} rows is unusable: {summary}. Fix the data "
+            "(on_bad_rows: drop would leave no problem)"
+        )
     log.warning("dataset %s: excluded %d of %d rows: %s", name, int(drop.sum()), len(df), summary)
     return df[~drop].reset_index(drop=True)
 

@@ -51,8 +51,10 @@ def completion_logits(model, prompts: list[list[int]], completions: list[list[in
     longest = max(len(p) + len(c) for p, c in zip(prompts, completions))
     context = model.config.max_position_embeddings
     if longest > context:  # e.g. a teacher prompt holding a long solution, plus the student's completion
-        raise ValueError(f"a prompt + completion of {longest} tokens exceeds the model's context of {context} "
-                         "positions: lower max_new_tokens, or use shorter contexts (solutions) in the teacher prompt")
+        raise ValueError(
+            f"a prompt + completion of {longest} tokens exceeds the model's context of {context} "
+            "positions: lower max_new_tokens, or use shorter contexts (solutions) in the teacher prompt"
+        )
     n = len(prompts)
     input_ids = torch.full((n, width_p + width_c), pad_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)

@@ -24,8 +24,10 @@ def _kl(log_a: torch.Tensor, log_b: torch.Tensor) -> torch.Tensor:
 def _log_mixture(teacher_logp: torch.Tensor, student_logp: torch.Tensor, alpha: float) -> torch.Tensor:
     """log(α·t + (1-α)·s); where both are zero it is -inf with a zero (not NaN) gradient."""
     both_zero = torch.isneginf(teacher_logp) & torch.isneginf(student_logp)
-    log_m = torch.logaddexp(teacher_logp.masked_fill(both_zero, 0.0) + math.log(alpha),
-                            student_logp.masked_fill(both_zero, 0.0) + math.log(1 - alpha))
+    log_m = torch.logaddexp(
+        teacher_logp.masked_fill(both_zero, 0.0) + math.log(alpha),
+        student_logp.masked_fill(both_zero, 0.0) + math.log(1 - alpha),
+    )
     return log_m.masked_fill(both_zero, float("-inf"))
 
 

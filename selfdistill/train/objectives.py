@@ -153,8 +153,17 @@ class Distillation:
 
     updates_per_batch = 1
 
-    def __init__(self, model, tokenizer, hp: OnPolicyConfig, richness: str, ablation: str, templates, chat_kwargs,
-                 teacher_scorer=None):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        hp: OnPolicyConfig,
+        richness: str,
+        ablation: str,
+        templates,
+        chat_kwargs,
+        teacher_scorer=None,
+    ):
         from selfdistill import epistemic
 
         self.tokenizer, self.hp, self.richness, self.ablation = tokenizer, hp, richness, ablation
@@ -170,14 +179,19 @@ class Distillation:
         """The rollouts that train: all but those that need a demonstration and have none (regen)."""
         turns = teacher_turns(rows, completions, correct, self.richness, self.templates, self.hp.n_rollouts)
         self.completions = [c.token_ids for c in completions]
-        self.teacher_prompts = {k: prompts.prompt_ids(self.tokenizer, t, self.chat_kwargs)
-                                for k, t in enumerate(turns) if t is not None}
+        self.teacher_prompts = {
+            k: prompts.prompt_ids(self.tokenizer, t, self.chat_kwargs) for k, t in enumerate(turns) if t is not None
+        }
         return sorted(self.teacher_prompts)
 
     def token_loss(self, logits, ids, micro: list[int], index: int):
         args = [self.teacher_prompts[k] for k in micro], [self.completions[k] for k in micro]
         teacher = self.teacher
-        target = teacher.sparse(*args, self.hp.topk) if teacher.scorer else teacher.logits(*args, self.tokenizer.pad_token_id)
+        target = (
+            teacher.sparse(*args, self.hp.topk)
+            if teacher.scorer
+            else teacher.logits(*args, self.tokenizer.pad_token_id)
+        )
         return distill_token_loss(logits, target, ids, self.in_e, self.hp, self.ablation)
 
     def after_step(self):
@@ -255,7 +269,9 @@ class GRPO:
         pass
 
     def prepare(self, rows, completions, correct) -> list[int]:
-        self.advantages = group_advantages(np.array(correct, dtype=np.float64), self.hp.n_rollouts, self.hp.scale_rewards)
+        self.advantages = group_advantages(
+            np.array(correct, dtype=np.float64), self.hp.n_rollouts, self.hp.scale_rewards
+        )
         self.old_logp = {}  # log-probs of the sampling policy, fixed across the updates of this batch
         return list(range(len(completions)))
 
@@ -275,8 +291,9 @@ class GRPO:
         pass
 
 
-def make_objective(method: str, model, tokenizer, hp, richness: str, ablation: str, templates, chat_kwargs=None,
-                   teacher_scorer=None):
+def make_objective(
+    method: str, model, tokenizer, hp, richness: str, ablation: str, templates, chat_kwargs=None, teacher_scorer=None
+):
     """The objective of a rollout method (the one place that maps method names to objectives)."""
     if method == "onpolicy":
         return Distillation(model, tokenizer, hp, richness, ablation, templates, chat_kwargs, teacher_scorer)

@@ -51,8 +51,20 @@ def rollout_rewards(completions, golds, grading) -> list[bool]:
     return [g["correct"] and c.finish_reason == "stop" for g, c in zip(graded, completions)]
 
 
-def train_on_rollouts(model, tokenizer, subset, objective, hp: RolloutConfig, templates, grading, seed: int,
-                      chat_kwargs=None, checkpoint_dir=None, state_path=None, on_step=None) -> list[dict]:
+def train_on_rollouts(
+    model,
+    tokenizer,
+    subset,
+    objective,
+    hp: RolloutConfig,
+    templates,
+    grading,
+    seed: int,
+    chat_kwargs=None,
+    checkpoint_dir=None,
+    state_path=None,
+    on_step=None,
+) -> list[dict]:
     """Train the student in place with `objective`; returns the per-step log rows.
 
     With `state_path`, the full training state is saved there every `checkpoint_every` steps and,
@@ -81,14 +93,17 @@ def train_on_rollouts(model, tokenizer, subset, objective, hp: RolloutConfig, te
                 order = list(range(len(rows)))
                 rng.shuffle(order)
             batch.append(rows[order.pop()])
-        student_prompts = [prompts.prompt_ids(tokenizer, prompts.student_user_turn(templates.student, r.problem),
-                                              chat_kwargs) for r in batch]
+        student_prompts = [
+            prompts.prompt_ids(tokenizer, prompts.student_user_turn(templates.student, r.problem), chat_kwargs)
+            for r in batch
+        ]
         sampling = Sampling(hp.n_rollouts, hp.temperature, hp.top_p, hp.top_k, hp.max_new_tokens, seed * 100_003 + step)
         completions = backend.generate(student_prompts, sampling, desc=f"rollouts step {step}")
         # Graded on rank 0 only: a grading timeout on one rank must not change another's batch.
         correct = distributed.broadcast(
             rollout_rewards(completions, [batch[c.prompt_index].answer for c in completions], grading)
-            if distributed.rank() == 0 else None
+            if distributed.rank() == 0
+            else None
         )
         keep = objective.prepare(batch, completions, correct)
         student_ids = [student_prompts[c.prompt_index] for c in completions]
@@ -97,30 +112,34 @@ def train_on_rollouts(model, tokenizer, subset, objective, hp: RolloutConfig, te
         micros = [keep[i : i + hp.micro_batch_size] for i in range(0, len(keep), hp.micro_batch_size)]
 
         def micro_loss(index, micro):
-            logits, mask, ids = completion_logits(model, [student_ids[k] for k in micro],
-                                                  [completion_ids[k] for k in micro], pad)
+            logits, mask, ids = completion_logits(
+                model, [student_ids[k] for k in micro], [completion_ids[k] for k in micro], pad
+            )
             per_token, divergence = objective.token_loss(logits, ids, micro, index)
             return (per_token * mask).sum(), math.nan if divergence is None else (divergence * mask).sum().item()
 
         model.train()
         for _ in range(objective.updates_per_batch):
-            loss_sum, div_sum, grad_norm = accumulate_and_step(params, opt, micros, micro_loss, n_tokens,
-                                                               hp.max_grad_norm, step)
+            loss_sum, div_sum, grad_norm = accumulate_and_step(
+                params, opt, micros, micro_loss, n_tokens, hp.max_grad_norm, step
+            )
         objective.after_step()
 
         texts = [c.text for c in completions]
-        log_rows.append({
-            "step": step,
-            "loss": loss_sum / max(1, n_tokens),
-            "reward": float(np.mean(correct)),
-            "mean_length": float(np.mean([len(i) for i in completion_ids])),
-            "epistemic_count": float(np.mean([epistemic.substring_count(t) for t in texts])),
-            "epistemic_words": float(np.mean([epistemic.word_count(t) for t in texts])),
-            "divergence": div_sum / max(1, n_tokens),
-            "grad_norm": grad_norm,
-            "masked_fraction": 1 - len(keep) / len(completions),
-            "tokens": n_tokens,
-        })
+        log_rows.append(
+            {
+                "step": step,
+                "loss": loss_sum / max(1, n_tokens),
+                "reward": float(np.mean(correct)),
+                "mean_length": float(np.mean([len(i) for i in completion_ids])),
+                "epistemic_count": float(np.mean([epistemic.substring_count(t) for t in texts])),
+                "epistemic_words": float(np.mean([epistemic.word_count(t) for t in texts])),
+                "divergence": div_sum / max(1, n_tokens),
+                "grad_norm": grad_norm,
+                "masked_fraction": 1 - len(keep) / len(completions),
+                "tokens": n_tokens,
+            }
+        )
         if on_step:
             on_step(log_rows[-1], total=hp.steps)
         done = step + 1
@@ -128,7 +147,11 @@ def train_on_rollouts(model, tokenizer, subset, objective, hp: RolloutConfig, te
             if checkpoint_dir:
                 distributed.save_pretrained(model, Path(checkpoint_dir) / f"step{done}")
             if state_path:
-                state.save(state_path, state.capture(model, opt, done, rng, order=order, log_rows=log_rows,
-                                                     objective=objective.state_dict()))
+                state.save(
+                    state_path,
+                    state.capture(
+                        model, opt, done, rng, order=order, log_rows=log_rows, objective=objective.state_dict()
+                    ),
+                )
     model.eval()
     return log_rows

@@ -86,12 +86,22 @@ def train_sft(model, tokenizer, examples, hp: SFTConfig, seed: int, on_step=None
         lr = sched.get_last_lr()[0]
         loss_sum, _, grad_norm = accumulate_and_step(params, opt, micros, micro_loss, n_total, hp.max_grad_norm, step)
         sched.step()
-        rows.append({"step": step, "epoch": epoch, "loss": loss_sum / n_total, "tokens": n_total, "lr": lr,
-                     "grad_norm": grad_norm})
+        rows.append(
+            {
+                "step": step,
+                "epoch": epoch,
+                "loss": loss_sum / n_total,
+                "tokens": n_total,
+                "lr": lr,
+                "grad_norm": grad_norm,
+            }
+        )
         if on_step:
             on_step(rows[-1], total=len(schedule))
         if state_path and hp.checkpoint_every and (step + 1) % hp.checkpoint_every == 0:
-            state.save(state_path, state.capture(model, opt, step + 1, rng, log_rows=rows, scheduler=sched.state_dict()))
+            state.save(
+                state_path, state.capture(model, opt, step + 1, rng, log_rows=rows, scheduler=sched.state_dict())
+            )
     model.eval()
     return rows
 
@@ -114,7 +124,9 @@ def select_traces(traces: pd.DataFrame, unguided: pd.DataFrame, ablation: str, p
         if ablation == "standard":
             pick = group
         elif ablation == "preserve":
-            pick = group.assign(_d=(group["epistemic_count"] - goal).abs()).sort_values(["_d", "sample"]).head(per_problem)
+            pick = (
+                group.assign(_d=(group["epistemic_count"] - goal).abs()).sort_values(["_d", "sample"]).head(per_problem)
+            )
         elif ablation == "suppress":
             pick = group.sort_values(["epistemic_count", "sample"]).head(per_problem)
         else:

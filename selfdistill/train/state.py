@@ -41,8 +41,10 @@ def restore(path, model, optimizer, rng: random.Random) -> dict | None:
     state = torch.load(path, weights_only=False) if path is not None and path.exists() else None
     steps = distributed.all_gather(state and state["step"])
     if len(set(steps)) > 1:  # a kill between two ranks' renames: their shards are of different steps
-        raise RuntimeError(f"the ranks' saved training states are of different steps {steps}; delete {path.parent} "
-                           "and re-run (training starts over)")
+        raise RuntimeError(
+            f"the ranks' saved training states are of different steps {steps}; delete {path.parent} "
+            "and re-run (training starts over)"
+        )
     if state is None:
         return None
     params = dict(model.named_parameters())

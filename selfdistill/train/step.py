@@ -9,8 +9,9 @@ import torch
 from selfdistill import distributed
 
 
-def accumulate_and_step(params, optimizer, micro_batches: list, micro_loss, n_tokens: int, max_grad_norm: float,
-                        step: int) -> tuple[float, float, float]:
+def accumulate_and_step(
+    params, optimizer, micro_batches: list, micro_loss, n_tokens: int, max_grad_norm: float, step: int
+) -> tuple[float, float, float]:
     """Gradient accumulation, clipping and one optimizer step; returns (loss sum, extra sum, grad norm).
 
     micro_loss(index, micro) -> (loss summed over the micro-batch's valid tokens, a float to sum
