@@ -26,10 +26,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from gpu_check import QWEN3_1_7B, TINY  # noqa: E402
 from selfdistill import distributed  # noqa: E402
 from selfdistill.train.model import TrainingConfig, trainable_model  # noqa: E402
 from selfdistill.train.sft import SFTConfig, train_sft  # noqa: E402
+
+from gpu_check import QWEN3_1_7B, TINY  # noqa: E402
 
 
 def build(arch: dict, dtype):
@@ -101,7 +102,7 @@ def main():
     subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
     sharded = json.loads(rank_out.read_text())
     rank_out.unlink()
-    gap = max(abs(a - b) / abs(a) for a, b in zip(plain["losses"], sharded["losses"]))
+    gap = max(abs(a - b) / abs(a) for a, b in zip(plain["losses"], sharded["losses"], strict=True))
     result = {
         "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "torch": torch.__version__,

@@ -23,13 +23,13 @@ Recomputation by gradient checkpointing is not counted as useful work.
 from __future__ import annotations
 
 import argparse
-from types import SimpleNamespace
 import json
 import platform
 import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 

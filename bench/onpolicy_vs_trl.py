@@ -83,7 +83,7 @@ def run_ours(model_path, steps):
         seed=0,
         on_step=lambda r, total: stamps.append(time.perf_counter()),
     )
-    return [b - a for a, b in zip(stamps, stamps[1:])]
+    return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
 
 
 def run_trl(model_path, steps):
@@ -169,7 +169,7 @@ def run_trl(model_path, steps):
     begins = [t for k, t in stamps if k == "begin"]
     ends = [t for k, t in stamps if k == "end"]
     # A step's generation happens when its inputs are prepared, inside the step, in both trainers.
-    return [e - b for b, e in zip(begins, ends)]
+    return [e - b for b, e in zip(begins, ends, strict=True)]
 
 
 def loss_agreement():

@@ -174,7 +174,8 @@ if __name__ == "__main__":
     out = backend.generate(ids, sampling)
     seconds = time.perf_counter() - start
     tokens = sum(len(c.token_ids) for c in out)
-    print(json.dumps({"sequences": len(out), "new_tokens": tokens, "seconds": seconds, "tokens_per_s": tokens / seconds}))
+    print(json.dumps({"sequences": len(out), "new_tokens": tokens, "seconds": seconds,
+                      "tokens_per_s": tokens / seconds}))
 """
 
 

@@ -221,7 +221,7 @@ def _dataset_splits(spec: dict) -> set[str] | None:
 
     if spec["loader"] == "toy":
         sizes = (spec["toy"]["n_train"], spec["toy"]["n_test"], spec["toy"]["n_ood"])
-        return {split for split, n in zip(TOY_SPLITS, sizes) if n > 0}
+        return {split for split, n in zip(TOY_SPLITS, sizes, strict=True) if n > 0}
     if spec["loader"] == "parquet" and Path(spec["path"]).is_file():
         import pyarrow.parquet as pq
 
@@ -459,7 +459,7 @@ def _model_fit_errors(name: str, model: dict, config: dict) -> list[tuple]:
                         budget,
                         f"leaves no room for the prompt in model {name!r}'s context of "
                         f"{facts['context']} positions ({facts['context_key']})",
-                        f"lower it, or give the model a longer context",
+                        "lower it, or give the model a longer context",
                     )
                 )
     if "modules" in facts and config["training"]["finetune"] == "lora":

@@ -239,9 +239,15 @@ def render(claims: pd.DataFrame, mechanism: pd.DataFrame, header: str) -> str:
                 "yes: with richness and length held fixed, more epistemic verbalization goes with higher OOD accuracy."
             )
         elif d["ci_high"] < 0:
-            statement = "no, the opposite: with richness and length held fixed, more epistemic verbalization goes with lower OOD accuracy."
+            statement = (
+                "no, the opposite: with richness and length held fixed, more epistemic verbalization goes with "
+                "lower OOD accuracy."
+            )
         else:
-            statement = "not detectably: with richness and length held fixed, the CI of the epistemic-density coefficient includes 0."
+            statement = (
+                "not detectably: with richness and length held fixed, the CI of the epistemic-density coefficient "
+                "includes 0."
+            )
         lines += ["", f"**Answer ({int(d['n_runs'])} runs, {int(d['n_points'])} points):** {statement}", ""]
     return "\n".join(lines) + "\n"
 

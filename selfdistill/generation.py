@@ -110,7 +110,7 @@ def _generate_table(backend, problems, user_turns, sampling, grading, chat_kwarg
     golds = problems["answer"].tolist()
     grades = grade_responses([c.text for c in completions], [golds[c.prompt_index] for c in completions], grading)
     rows = []
-    for c, g in zip(completions, grades):
+    for c, g in zip(completions, grades, strict=True):
         n_tokens = len(c.token_ids)
         count = epistemic.substring_count(c.text)
         truncated = c.finish_reason == "length"

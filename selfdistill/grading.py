@@ -253,7 +253,7 @@ def grade_responses(responses, golds, grading: GradingConfig):
     checked = {}
     if to_check:
         with GradingPool(grading.workers, grading.timeout_s) as pool:
-            checked = dict(zip(to_check, pool.map([(golds[i], extracted[i]) for i in to_check])))
+            checked = dict(zip(to_check, pool.map([(golds[i], extracted[i]) for i in to_check]), strict=True))
     rows = []
     for i, answer in enumerate(extracted):
         correct, grade_status = checked.get(i, (False, status.get(i)))

@@ -13,15 +13,14 @@ import sys
 import time
 from pathlib import Path
 
-
 # What to lower when a job of this rule runs out of GPU memory.
 OOM_KNOBS = {
     "generation": "generation.batch_size (transformers backend); models.<name>.vllm.gpu_memory_utilization or "
     "max_model_len (vLLM backend); max_new_tokens of the eval set or teacher",
-    "train_sft": "sft.micro_batch_size (gradient accumulation keeps the step size); lora.r; the teacher traces' length "
-    "(teacher.max_new_tokens)",
-    "train_rollouts": "onpolicy/grpo.micro_batch_size, generation_batch_size and max_new_tokens; onpolicy.support: topk "
-    "(or sampled) instead of full; models.<name>.vllm.gpu_memory_utilization when rollouts use vLLM",
+    "train_sft": "sft.micro_batch_size (gradient accumulation keeps the step size); lora.r; the teacher traces' "
+    "length (teacher.max_new_tokens)",
+    "train_rollouts": "onpolicy/grpo.micro_batch_size, generation_batch_size and max_new_tokens; onpolicy.support: "
+    "topk (or sampled) instead of full; models.<name>.vllm.gpu_memory_utilization when rollouts use vLLM",
 }
 RULE_KIND = {
     "evaluate": "generation",

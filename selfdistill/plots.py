@@ -47,7 +47,7 @@ def plot_metric_by_coverage(cells: pd.DataFrame, metric: str, path):
     CIs, the base model as a dashed line with its CI as a band."""
     eval_sets = list(dict.fromkeys(cells["eval_set"]))
     fig, axes = plt.subplots(1, len(eval_sets), figsize=(4.6 * len(eval_sets), 4), squeeze=False)
-    for ax, eval_set in zip(axes[0], eval_sets):
+    for ax, eval_set in zip(axes[0], eval_sets, strict=True):
         here = cells[cells["eval_set"] == eval_set]
         base = here[here["method"] == "base"]
         if len(base):
@@ -72,7 +72,7 @@ def plot_train_loss(logs: pd.DataFrame, path):
     logs = logs[~logs["method"].isin(ROLLOUT_METHODS)]
     coverages = sorted(logs["coverage"].unique()) or [None]
     fig, axes = plt.subplots(1, len(coverages), figsize=(4.2 * len(coverages), 3.4), squeeze=False, sharey=True)
-    for ax, coverage in zip(axes[0], coverages):
+    for ax, coverage in zip(axes[0], coverages, strict=True):
         for i, (cell, g) in enumerate(logs[logs["coverage"] == coverage].groupby(CELL)):
             for j, (_, run) in enumerate(g.groupby("seed")):
                 ax.plot(run["step"], run["loss"], color=f"C{i}", alpha=0.8, label=_label(*cell) if j == 0 else None)
@@ -146,7 +146,7 @@ def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood"):
             base["epistemic_density"], base["accuracy"], marker="*", s=150, color="black", label="base model", zorder=3
         )
     handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles))
+    unique = dict(zip(labels, handles, strict=True))
     ax.legend(unique.values(), unique.keys(), fontsize=7)
     ax.set_xlabel("epistemic words per 1k tokens")
     ax.set_ylabel(f"{eval_set} accuracy (avg@n)")

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 
 from selfdistill.grid import RICHNESS
 
-
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
 

@@ -66,7 +66,7 @@ def cell_estimates(problems: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for key, g in problems.groupby(CELL_KEYS, dropna=False, sort=True):
-        row = dict(zip(CELL_KEYS, key))
+        row = dict(zip(CELL_KEYS, key, strict=True))
         seeds = g["seed"].nunique(dropna=False)
         row.update(n_seeds=seeds, n_problems=g["problem_id"].nunique())
         for metric in METRICS:

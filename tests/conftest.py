@@ -1,8 +1,9 @@
+import random
+
 import pytest
 
-from selfdistill.toy_model import build_tokenizer
 from selfdistill.data import toy
-import random
+from selfdistill.toy_model import build_tokenizer
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,7 @@ def test_completion_nll_matches_a_direct_computation():
     nll, n = completion_nll_sum(model, build_batch(prompts, completions, pad_id=0))
     assert n == 5
     expected = 0.0
-    for p, c in zip(prompts, completions):
+    for p, c in zip(prompts, completions, strict=True):
         ids = torch.tensor([p + c])
         logp = torch.log_softmax(model(ids).logits[0].double(), -1)
         expected -= sum(logp[len(p) - 1 + i, tok].item() for i, tok in enumerate(c))
@@ -62,7 +62,7 @@ def test_completion_logits_equal_a_direct_forward_on_the_concatenation():
     logits, mask, ids = completion_logits(model, prompts, completions, pad_id=0)
     assert logits.shape[:2] == (2, 4)
     assert mask.tolist() == [[True, True, False, False], [True] * 4]
-    for row, (p, c) in enumerate(zip(prompts, completions)):
+    for row, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         assert ids[row, : len(c)].tolist() == c  # the identical completion ids, not re-tokenized
         direct = model(torch.tensor([p + c])).logits[0, len(p) - 1 : len(p) + len(c) - 1]
         torch.testing.assert_close(logits[row, : len(c)], direct, atol=1e-5, rtol=1e-4)

@@ -63,7 +63,8 @@ BAD = [
     (
         "coverage",
         ["8"],
-        "coverage.0 = '8': '8' is not valid under any of the given schemas (expected: distinct training problems, or `full`",
+        "coverage.0 = '8': '8' is not valid under any of the given schemas "
+        "(expected: distinct training problems, or `full`",
     ),
     ("coverage", [8, "all"], "coverage.1 = 'all'"),
     ("seeds", [], "seeds is empty"),

@@ -32,7 +32,7 @@ def _env(on_gpus=False):
 def _assert_same(one, two, keys):
     (rows_1, weights_1), (rows_2, weights_2) = one, two
     assert len(rows_1) == len(rows_2) == 2
-    for r1, r2 in zip(rows_1, rows_2):
+    for r1, r2 in zip(rows_1, rows_2, strict=True):
         for key in keys:
             assert r2[key] == pytest.approx(r1[key], rel=1e-4, abs=1e-6), key
     assert weights_1.keys() == weights_2.keys()

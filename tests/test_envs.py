@@ -3,9 +3,9 @@
 No conda registry is reachable here, so they are not built; this keeps them from drifting."""
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]

@@ -120,8 +120,9 @@ def test_teacher_topk_from_logits_equals_the_sparse_teacher(ablation):
     """A vLLM teacher returns only its top-k log-probs: the loss must equal the one from full logits."""
     from dataclasses import replace
 
-    from configs import rollout_hp
     from selfdistill.train.objectives import distill_token_loss
+
+    from configs import rollout_hp
 
     torch.manual_seed(0)
     student, teacher = torch.randn(2, 5, 40), torch.randn(2, 5, 40) * 2
@@ -145,8 +146,9 @@ def test_teacher_topk_from_logits_equals_the_sparse_teacher(ablation):
 def test_minus_inf_logits_give_a_finite_loss_and_gradient(alpha, ablation, support):
     """Ids that both models rule out (-inf logits, e.g. a masked vocabulary) are zero probabilities:
     the loss and its gradient stay finite (before the fix, 0 · ∞ gave NaN gradients for α > 0)."""
-    from configs import rollout_hp
     from selfdistill.train.objectives import distill_token_loss
+
+    from configs import rollout_hp
 
     if alpha == 1.0 and ablation == "suppress":
         pytest.skip("reverse KL to a target with zero mass on E is infinite: refused by the config check")

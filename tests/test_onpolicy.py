@@ -11,7 +11,7 @@ from selfdistill.train.batching import completion_logits
 from selfdistill.train.model import add_lora
 from selfdistill.train.objectives import distill_token_loss, group_advantages, teacher_turns
 
-from configs import GRADING, LORA, TEMPLATES, rollout_hp, run_rollouts
+from configs import LORA, TEMPLATES, rollout_hp, run_rollouts
 
 SUBSET = pd.DataFrame(
     [
@@ -122,7 +122,7 @@ def test_onpolicy_is_reproducible(tiny_model_dir):
         rows = run_rollouts(model, tok, SUBSET, "onpolicy", "solution", "preserve", _hp(steps=2, lr=0.01), seed=5)
         results.append(([r["loss"] for r in rows], [p.detach().clone() for p in model.parameters() if p.requires_grad]))
     assert results[0][0] == results[1][0]
-    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1]))
+    assert all(torch.equal(a, b) for a, b in zip(results[0][1], results[1][1], strict=True))
 
 
 @pytest.mark.parametrize("teacher, support", [("ema", "full"), ("live", "sampled"), ("frozen", "topk")])

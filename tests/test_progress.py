@@ -25,7 +25,7 @@ def test_a_line_per_step_with_eta_and_tensorboard_scalars(tmp_path, caplog):
     lines = [r.getMessage() for r in caplog.records]
     assert lines[0].startswith("step 1/10 loss 1 reward 0 |") and "ETA" in lines[0]
     assert lines[2].startswith("step 3/10 loss 0.3333 reward 0.5 |")
-    steps, values = zip(*scalars(tmp_path / "tb", "train/loss"))
+    steps, values = zip(*scalars(tmp_path / "tb", "train/loss"), strict=True)
     assert steps == (1, 2, 3) and values == pytest.approx([1.0, 0.5, 1 / 3])
 
 

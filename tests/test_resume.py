@@ -34,7 +34,8 @@ on_step = lambda r, total: (print(r["step"], flush=True), time.sleep(0.5))  # a 
 if method == "sft":
     from selfdistill import prompts
     from selfdistill.train.sft import train_sft
-    examples = [(prompts.prompt_ids(tok, f"Compute {i}+{i}+1."), tok.encode(f"<think>{i}+{i}={2*i}.</think> \\boxed{{{2*i+1}}}") + [tok.eos_token_id])
+    examples = [(prompts.prompt_ids(tok, f"Compute {i}+{i}+1."),
+                 tok.encode(f"<think>{i}+{i}={2*i}.</think> \\boxed{{{2*i+1}}}") + [tok.eos_token_id])
                 for i in range(STEPS)]
     hp = sft_hp(batch_size=1, micro_batch_size=1, epochs=1, checkpoint_every=1)
     rows = train_sft(model, tok, examples, hp, seed=3, on_step=on_step, state_path=f"{work}/state.pt")

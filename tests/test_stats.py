@@ -96,7 +96,7 @@ def test_mechanism_regression_recovers_a_planted_effect():
     rows = []
     for run in range(12):
         richness = ["none", "solution"][run % 2]
-        for step in range(5):
+        for _ in range(5):
             density = rng.uniform(0, 30)
             tokens = rng.uniform(30, 60)
             acc = 0.3 + 0.01 * density + 0.001 * tokens + (0.05 if richness == "solution" else 0) + rng.normal(0, 0.01)

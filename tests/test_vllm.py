@@ -9,7 +9,6 @@ transformers forward pass.
 
 import pytest
 import torch
-import yaml
 
 pytestmark = pytest.mark.vllm
 vllm = pytest.importorskip("vllm")
@@ -63,7 +62,7 @@ def engine(model_dir):
 
 
 def prompts_for(backend):
-    return [prompt_ids(backend.tokenizer, student_user_turn({"student": "{problem}"}, p)) for p in PROBLEMS]
+    return [prompt_ids(backend.tokenizer, student_user_turn("{problem}", p)) for p in PROBLEMS]
 
 
 GREEDY = Sampling(n=2, temperature=0.0, max_new_tokens=24)
@@ -108,7 +107,7 @@ def test_prompt_logprobs_match_transformers_forward(engine, model_dir):
     k = 5
     scored = engine.prompt_topk_logprobs(prompts, completions, k)
     model = load_model(model_dir).eval()
-    for p, c, (ids, logps) in zip(prompts, completions, scored):
+    for p, c, (ids, logps) in zip(prompts, completions, scored, strict=True):
         with torch.no_grad():
             logits = model(input_ids=torch.tensor([p + c])).logits[0]
         reference = torch.log_softmax(logits[len(p) - 1 : len(p) + len(c) - 1].double(), -1)
@@ -135,11 +134,12 @@ def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(eng
     with transformers at the same support (teacher_topk)."""
     import pandas as pd
 
-    from configs import GRADING, TEMPLATES, TRAINING, rollout_hp
     from selfdistill.models import load_model, load_tokenizer
     from selfdistill.train.model import LoraConfig, trainable_model
     from selfdistill.train.objectives import make_objective
     from selfdistill.train.rollouts import train_on_rollouts
+
+    from configs import GRADING, TEMPLATES, TRAINING, rollout_hp
 
     subset = pd.DataFrame(
         [{"problem_id": "p0", "problem": PROBLEMS[0], "answer": "12", "solution": "3+4+5 = \\boxed{12}", "repeat": 0}]
@@ -167,7 +167,7 @@ def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(eng
             "onpolicy", student, tok, hp, "solution", "standard", TEMPLATES, teacher_scorer=scorer
         )
         runs.append(train_on_rollouts(student, tok, subset, objective, hp, TEMPLATES, GRADING, seed=0))
-    for hf_row, vllm_row in zip(*runs):
+    for hf_row, vllm_row in zip(*runs, strict=True):
         assert hf_row["divergence"] > 0
         assert abs(hf_row["loss"] - vllm_row["loss"]) < 1e-3 * max(1.0, abs(hf_row["loss"])), (hf_row, vllm_row)
 

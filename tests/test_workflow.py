@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from selfdistill import grid
-from selfdistill.incremental import CASES, REPORT, SMOKE as CFG, compare, copy_checkout, planned_after, snakemake
+from selfdistill.incremental import CASES, REPORT, compare, copy_checkout, planned_after, snakemake
+from selfdistill.incremental import SMOKE as CFG
 
 SFT, ONPOLICY, GRPO = (grid.runs(CFG, [m]) for m in ("sft", "onpolicy", "grpo"))
 SUBSETS = grid.subsets(CFG)

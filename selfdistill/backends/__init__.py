@@ -24,7 +24,7 @@ class Sampling:
     seed: int = 0
 
     @classmethod
-    def of(cls, section, seed: int, model: ModelConfig, name: str) -> "Sampling":
+    def of(cls, section, seed: int, model: ModelConfig, name: str) -> Sampling:
         """The sampling of a config section with sampling keys (an eval set, the teacher, Table 1),
         with the model's own `sampling` on top (e.g. Qwen3 with thinking off samples at T = 0.7):
         the model's wins, and each value it overrides is logged."""

@@ -97,10 +97,10 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         params = SamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=k, detokenize=False)
-        full = [p + c for p, c in zip(prompts, completions)]
+        full = [p + c for p, c in zip(prompts, completions, strict=True)]
         outputs = self.llm.generate(self._inputs(full), params, lora_request=self.lora_request, use_tqdm=False)
         rows = []
-        for p, c, request in zip(prompts, completions, outputs):
+        for p, c, request in zip(prompts, completions, outputs, strict=True):
             positions = request.prompt_logprobs[len(p) : len(p) + len(c)]
             ranked = [sorted(d.items(), key=lambda item: item[1].rank)[:k] for d in positions]
             rows.append(([[i for i, _ in r] for r in ranked], [[lp.logprob for _, lp in r] for r in ranked]))

@@ -107,7 +107,9 @@ def generate_problems(spec: ToyDataConfig) -> pd.DataFrame:
     rng = random.Random(spec.seed)
     rows, used = [], set()
     sizes = (spec.n_train, spec.n_test, spec.n_ood)
-    for split, n, terms_range in zip(TOY_SPLITS, sizes, (spec.train_terms, spec.train_terms, spec.ood_terms)):
+    for split, n, terms_range in zip(
+        TOY_SPLITS, sizes, (spec.train_terms, spec.train_terms, spec.ood_terms), strict=True
+    ):
         for i, terms in enumerate(_distinct_problems(rng, n, terms_range, spec.max_operand, used)):
             text = problem_text(terms)
             used.add(text)

@@ -13,12 +13,12 @@ def build_batch(prompts: list[list[int]], completions: list[list[int]], pad_id: 
     Labels are -100 on prompt and padding positions only, decided by position and never by
     token value, so an EOS inside the completion keeps its label even when pad_id == eos_id.
     """
-    lengths = [len(p) + len(c) for p, c in zip(prompts, completions)]
+    lengths = [len(p) + len(c) for p, c in zip(prompts, completions, strict=True)]
     width = max(lengths)
     input_ids = torch.full((len(prompts), width), pad_id, dtype=torch.long)
     attention = torch.zeros((len(prompts), width), dtype=torch.long)
     labels = torch.full((len(prompts), width), IGNORE, dtype=torch.long)
-    for row, (p, c) in enumerate(zip(prompts, completions)):
+    for row, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         n = len(p) + len(c)
         input_ids[row, :n] = torch.tensor(p + c)
         attention[row, :n] = 1
@@ -48,7 +48,7 @@ def completion_logits(model, prompts: list[list[int]], completions: list[list[in
     so padding changes nothing. Returns (logits [B, Lc, V], mask [B, Lc], ids [B, Lc]).
     """
     width_p, width_c = max(map(len, prompts)), max(map(len, completions))
-    longest = max(len(p) + len(c) for p, c in zip(prompts, completions))
+    longest = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
     context = model.config.max_position_embeddings
     if longest > context:  # e.g. a teacher prompt holding a long solution, plus the student's completion
         raise ValueError(
@@ -58,7 +58,7 @@ def completion_logits(model, prompts: list[list[int]], completions: list[list[in
     n = len(prompts)
     input_ids = torch.full((n, width_p + width_c), pad_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
-    for row, (p, c) in enumerate(zip(prompts, completions)):
+    for row, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         input_ids[row, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
         attention[row, width_p - len(p) : width_p + len(c)] = 1
     position_ids = (attention.cumsum(-1) - 1).clamp(min=0)

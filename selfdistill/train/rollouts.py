@@ -7,6 +7,7 @@ every `checkpoint_every` steps. The objectives (self-distillation, GRPO) are in
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 import random
@@ -45,10 +46,19 @@ class RolloutConfig:
     checkpoint_every: int  # save a checkpoint (evaluated by its own rule) and resumable state every k steps; 0 = never
 
 
+def _micro_loss(model, objective, student_ids, completion_ids, pad, index, micro):
+    """A micro-batch's loss summed over its valid tokens, and its summed divergence (NaN: none)."""
+    logits, mask, ids = completion_logits(
+        model, [student_ids[k] for k in micro], [completion_ids[k] for k in micro], pad
+    )
+    per_token, divergence = objective.token_loss(logits, ids, micro, index)
+    return (per_token * mask).sum(), math.nan if divergence is None else (divergence * mask).sum().item()
+
+
 def rollout_rewards(completions, golds, grading) -> list[bool]:
     """Verifiable 0/1 reward: graded correct and not cut off by the token budget."""
     graded = grade_responses([c.text for c in completions], golds, grading)
-    return [g["correct"] and c.finish_reason == "stop" for g, c in zip(graded, completions)]
+    return [g["correct"] and c.finish_reason == "stop" for g, c in zip(graded, completions, strict=True)]
 
 
 def train_on_rollouts(
@@ -111,13 +121,7 @@ def train_on_rollouts(
         n_tokens = sum(len(completion_ids[k]) for k in keep)
         micros = [keep[i : i + hp.micro_batch_size] for i in range(0, len(keep), hp.micro_batch_size)]
 
-        def micro_loss(index, micro):
-            logits, mask, ids = completion_logits(
-                model, [student_ids[k] for k in micro], [completion_ids[k] for k in micro], pad
-            )
-            per_token, divergence = objective.token_loss(logits, ids, micro, index)
-            return (per_token * mask).sum(), math.nan if divergence is None else (divergence * mask).sum().item()
-
+        micro_loss = functools.partial(_micro_loss, model, objective, student_ids, completion_ids, pad)
         model.train()
         for _ in range(objective.updates_per_batch):
             loss_sum, div_sum, grad_norm = accumulate_and_step(
