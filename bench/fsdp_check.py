@@ -69,7 +69,7 @@ def train(args) -> dict:
         times.append(time.perf_counter() - last[0])
         last[0] = time.perf_counter()
 
-    rows = train_sft(model, SimpleNamespace(pad_token_id=0), examples, hp, seed=0, on_step=on_step)
+    rows = train_sft(model, SimpleNamespace(pad_token_id=0), examples, hp, seed=0, loss_chunk=1024, on_step=on_step)
     peak = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
     return {"losses": [r["loss"] for r in rows], "step_seconds": times, "peak_gib": peak}
 

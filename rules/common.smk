@@ -34,10 +34,20 @@ wildcard_constraints:
 
 def code(script, wc=None):
     """The code param: a hash of the rule's script and the package modules it imports, and of the
-    model's generation backend when given the job's wildcards (so editing vllm.py re-runs no hf job).
-    """
-    backend = config["models"][wc.model]["backend"] if wc else None
-    return code_hash(SCRIPTS / f"{script}.py", backend)
+    generation backends the job runs when given its wildcards: the model's, and for training the
+    rollout engine's (so editing vllm.py re-runs no hf job)."""
+    backends = ()
+    if wc:
+        backends = (config["models"][wc.model]["backend"],)
+        if script == "train_rollouts":
+            backends = tuple(sorted({*backends, rollout_engine(wc.model)["backend"]}))
+    return code_hash(SCRIPTS / f"{script}.py", backends)
+
+
+def rollout_engine(model):
+    """The `rollouts` section with its backend resolved: the section's, else the model's."""
+    section = config["rollouts"]
+    return {**section, "backend": section["backend"] or config["models"][model]["backend"]}
 
 
 # Resources of each job kind; the config's `resources` section overrides them (GPU counts, memory, runtime for

@@ -57,6 +57,7 @@ rule train_rollouts:
         code=lambda wc: code("train_rollouts", wc),
         model=lambda wc: model_slice(wc.model),
         hp=lambda wc: hyperparameters(wc.rollout_method),
+        rollouts=lambda wc: canon(rollout_engine(wc.model)),
         lora=canon(config["lora"]),
         training=canon(config["training"]),
         prompts=canon(config["prompts"]),

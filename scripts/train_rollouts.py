@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from selfdistill.backends import make_backend
+from selfdistill import distributed
+from selfdistill.backends import make_backend, make_rollout_engine
 from selfdistill.distributed import launch_ranks, save_model
 from selfdistill.grading import GradingConfig
 from selfdistill.io import read_table, write_table
@@ -13,7 +14,7 @@ from selfdistill.prompts import Prompts
 from selfdistill.train.model import LoraConfig, TrainingConfig, trainable_model
 from selfdistill.train.objectives import CONFIGS, make_objective
 from selfdistill.train.progress import Progress
-from selfdistill.train.rollouts import train_on_rollouts
+from selfdistill.train.rollouts import EngineConfig, train_on_rollouts
 
 start_job(snakemake)
 wc, seed = snakemake.wildcards, int(snakemake.wildcards.seed)
@@ -30,11 +31,30 @@ tokenizer = load_tokenizer(location)
 model = trainable_model(
     load_model(location, dtype=model_cfg.dtype), section(snakemake, "lora", LoraConfig), training, seed
 )
+engine = section(snakemake, "rollouts", EngineConfig)
+teacher_topk = hp.topk if getattr(hp, "teacher_backend", "hf") == "vllm" else None
+# Started once for the job, before training changes the weights.
+rollouts = make_rollout_engine(
+    engine,
+    model_cfg,
+    model,
+    tokenizer,
+    location,
+    hp.generation_batch_size,
+    seed,
+    ranks=distributed,
+    max_logprobs=teacher_topk,
+)
 scorer = None
-if getattr(hp, "teacher_backend", "hf") == "vllm":
-    # The frozen teacher = the initial weights, served by the model's vLLM engine beside the student
-    # on the same GPU (models.<name>.vllm.gpu_memory_utilization leaves the rest to training).
-    scorer = make_backend(model_cfg, location, seed=seed)
+if teacher_topk:
+    # The frozen teacher = the initial weights, top-k per position through vLLM: the rollout engine's
+    # base weights when it serves the student as a LoRA adapter (the config check allows no other
+    # vLLM rollouts with it), else an engine of its own (models.<name>.vllm leaves training the rest).
+    scorer = (
+        rollouts
+        if engine.backend == "vllm"
+        else make_backend(model_cfg, location, seed=seed, max_logprobs=teacher_topk)
+    )
 # Made before training starts: a frozen teacher copies the initial weights.
 objective = make_objective(
     wc.rollout_method, model, tokenizer, hp, wc.richness, wc.ablation, templates, model_cfg.chat_kwargs, scorer
@@ -50,12 +70,16 @@ rows = train_on_rollouts(
     templates,
     section(snakemake, "grading", GradingConfig),
     seed,
+    rollouts,
+    training.loss_chunk,
+    engine,
     chat_kwargs=model_cfg.chat_kwargs,
     checkpoint_dir=partial / "checkpoints",
     state_path=partial / "state.pt",
     on_step=progress,
 )
 progress.close()
+rollouts.close()
 if save_model(model, out):
     shutil.rmtree(snakemake.output.checkpoints, ignore_errors=True)
     (partial / "checkpoints").rename(snakemake.output.checkpoints)

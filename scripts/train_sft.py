@@ -58,7 +58,9 @@ model = trainable_model(
     load_model(location, dtype=model_cfg.dtype), section(snakemake, "lora", LoraConfig), training, seed
 )
 progress = Progress(out.parent / "tensorboard")
-rows = train_sft(model, tokenizer, examples, hp, seed, on_step=progress, state_path=partial / "state.pt")
+rows = train_sft(
+    model, tokenizer, examples, hp, seed, training.loss_chunk, on_step=progress, state_path=partial / "state.pt"
+)
 progress.close()
 
 if save_model(model, out):

@@ -83,12 +83,12 @@ def meaning(source: str) -> bytes:
 
 
 @functools.cache
-def code_hash(script: Path, backend: str | None = None) -> str:
+def code_hash(script: Path, backends: tuple[str, ...] = ()) -> str:
     """Hash of the meaning of `script` and the package modules it runs (plus the named generation
-    backend and its imports)."""
+    backends and their imports)."""
     script = Path(script)
     files = set(imported_modules(script))
-    if backend:
+    for backend in backends:
         module = PACKAGE_DIR / f"backends/{backend}.py"
         files |= {module} | imported_modules(module)
     digest = hashlib.sha256(b"script\0" + meaning(script.read_text()))

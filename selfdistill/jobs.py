@@ -52,6 +52,9 @@ def start_job(snakemake) -> None:
     fmt = "%(asctime)s " + ("" if rank is None else f"[rank {rank}] ") + "%(name)s %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt, handlers=handlers, force=True)
     logging.captureWarnings(True)
+    # vLLM's own logging set-up (on import) disables every logger that exists by then, ours included,
+    # and the rest of the job would log nothing: it logs through this configuration instead.
+    os.environ["VLLM_CONFIGURE_LOGGING"] = "0"
 
     def excepthook(kind, value, tb):
         logging.getLogger("job").error("job failed", exc_info=(kind, value, tb))

@@ -44,10 +44,17 @@ def sft_hp(**overrides):
     return hyperparameters(SFTConfig, "sft", **overrides)
 
 
-def run_rollouts(model, tok, subset, method, richness, ablation, hp, seed, grading=GRADING, **kwargs):
-    """What scripts/train_rollouts.py does: the method's objective, made before training, then the loop."""
+def run_rollouts(model, tok, subset, method, richness, ablation, hp, seed, grading=GRADING, loss_chunk=5, **kwargs):
+    """What scripts/train_rollouts.py does with transformers rollouts: the method's objective, made
+    before training, then the loop (losses over 5 completion positions at a time, to exercise it)."""
+    from selfdistill import distributed
+    from selfdistill.backends.hf import HFBackend
+
     objective = make_objective(method, model, tok, hp, richness, ablation, TEMPLATES)
-    return train_on_rollouts(model, tok, subset, objective, hp, TEMPLATES, grading, seed, **kwargs)
+    rollouts = HFBackend(model, tok, hp.generation_batch_size, ranks=distributed)
+    return train_on_rollouts(
+        model, tok, subset, objective, hp, TEMPLATES, grading, seed, rollouts, loss_chunk, **kwargs
+    )
 
 
 def dataset(spec: dict):

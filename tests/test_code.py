@@ -31,7 +31,7 @@ def test_generation_backends_come_from_the_model_not_the_dispatcher():
     assert {"backends/__init__.py", "generation.py", "grading.py", "evaluation.py"} <= found
     assert not {"backends/hf.py", "backends/vllm.py"} & found
     script = SCRIPTS / "evaluate.py"
-    assert len({code_hash(script), code_hash(script, "hf"), code_hash(script, "vllm")}) == 3
+    assert len({code_hash(script), code_hash(script, ("hf",)), code_hash(script, ("vllm",))}) == 3
     # A script importing a backend directly (training samples rollouts with transformers) depends
     # on it whatever the model's backend.
     assert "backends/hf.py" in modules(SCRIPTS / "train_rollouts.py")

@@ -179,6 +179,11 @@ BAD_COMBINATIONS = [
         "onpolicy.alpha = 1 makes the loss reverse KL(student‖target), infinite under the `suppress`",
     ),
     ({"onpolicy.support": "sampled"}, "onpolicy.alpha = 0.5 is ignored by support 'sampled'"),
+    ({"rollouts": {"backend": "vllm"}, "training": {"processes": 2}},
+     "training.processes = 2 needs one rollout engine fed by every rank, which is not built"),
+    ({"models.toy.backend": "vllm", "onpolicy.teacher_backend": "vllm", "onpolicy.support": "teacher_topk",
+      "onpolicy.temperature": 1.0, "rollouts": {"lora_sync": "merge"}},
+     "onpolicy.teacher_backend = 'vllm' scores the frozen teacher with the rollout engine's base weights"),
 ]
 
 
@@ -211,7 +216,7 @@ def test_schema_defaults_are_filled_before_the_checks():
     assert "max_answer_chars" not in cfg["grading"] and "training" not in cfg
     check_config(cfg, SCHEMA, ["config/config.yaml"])
     assert cfg["grading"]["max_answer_chars"] == 1000
-    assert cfg["training"] == {"finetune": "lora", "gradient_checkpointing": False, "processes": 1}
+    assert cfg["training"] == {"finetune": "lora", "gradient_checkpointing": False, "loss_chunk": 1024, "processes": 1}
     assert cfg["models"]["toy"]["vllm"] == {} and cfg["onpolicy"]["teacher_backend"] == "hf"
 
 

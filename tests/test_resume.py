@@ -38,7 +38,7 @@ if method == "sft":
                  tok.encode(f"<think>{i}+{i}={2*i}.</think> \\boxed{{{2*i+1}}}") + [tok.eos_token_id])
                 for i in range(STEPS)]
     hp = sft_hp(batch_size=1, micro_batch_size=1, epochs=1, checkpoint_every=1)
-    rows = train_sft(model, tok, examples, hp, seed=3, on_step=on_step, state_path=f"{work}/state.pt")
+    rows = train_sft(model, tok, examples, hp, seed=3, loss_chunk=4, on_step=on_step, state_path=f"{work}/state.pt")
 else:
     hp = rollout_hp(method, steps=STEPS, prompts_per_step=2, n_rollouts=2, checkpoint_every=1,
                     **({"teacher": "ema"} if method == "onpolicy" else {}))

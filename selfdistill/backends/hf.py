@@ -88,5 +88,8 @@ class HFBackend:
         self.model.train(was_training)
         return self.ranks.broadcast(out) if synced else out  # rank 0's samples on every rank: all train on one batch
 
+    def sync(self, student) -> None:
+        """As a rollout engine: nothing to do, it samples from the live student."""
+
     def close(self):
         del self.model

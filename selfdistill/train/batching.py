@@ -1,4 +1,5 @@
-"""Prompt + completion batches with a completion-only loss mask."""
+"""Prompt + completion batches: completion-only masks, final hidden states at completion positions,
+and token log-probabilities."""
 
 from __future__ import annotations
 
@@ -40,14 +41,10 @@ def completion_nll_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     return nll, int(mask.sum())
 
 
-def completion_logits(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int):
-    """Logits predicting each completion token, materialized for completion positions only.
-
-    Prompts are left-padded and completions right-padded, so every completion starts at the same
-    column and `logits_to_keep` can skip the prompt; position ids come from the attention mask,
-    so padding changes nothing. Returns (logits [B, Lc, V], mask [B, Lc], ids [B, Lc]).
-    """
-    width_p, width_c = max(map(len, prompts)), max(map(len, completions))
+def _packed(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int):
+    """Left-padded prompts then right-padded completions, so every completion starts at the same
+    column; position ids come from the attention mask, so padding changes nothing."""
+    width_p = max(map(len, prompts))
     longest = max(len(p) + len(c) for p, c in zip(prompts, completions, strict=True))
     context = model.config.max_position_embeddings
     if longest > context:  # e.g. a teacher prompt holding a long solution, plus the student's completion
@@ -55,19 +52,62 @@ def completion_logits(model, prompts: list[list[int]], completions: list[list[in
             f"a prompt + completion of {longest} tokens exceeds the model's context of {context} "
             "positions: lower max_new_tokens, or use shorter contexts (solutions) in the teacher prompt"
         )
-    n = len(prompts)
-    input_ids = torch.full((n, width_p + width_c), pad_id, dtype=torch.long)
+    input_ids = torch.full((len(prompts), width_p + max(map(len, completions))), pad_id, dtype=torch.long)
     attention = torch.zeros_like(input_ids)
     for row, (p, c) in enumerate(zip(prompts, completions, strict=True)):
         input_ids[row, width_p - len(p) : width_p + len(c)] = torch.tensor(p + c)
         attention[row, width_p - len(p) : width_p + len(c)] = 1
-    position_ids = (attention.cumsum(-1) - 1).clamp(min=0)
+    return input_ids, attention, (attention.cumsum(-1) - 1).clamp(min=0), width_p
+
+
+def output_head(model):
+    """The module that maps final hidden states to logits (the LM head); refused for models whose
+    forward changes logits after it (soft-capping), which the chunked losses would miss."""
+    config = model.config
+    if getattr(config, "final_logit_softcapping", None) or getattr(
+        getattr(config, "text_config", None), "final_logit_softcapping", None
+    ):
+        raise ValueError(f"{config.model_type}: logit soft-capping after the LM head is not supported by the losses")
+    return model.get_output_embeddings()
+
+
+def completion_hidden(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int):
+    """Final hidden states at the positions that predict each completion token, without computing
+    any logits: the losses apply the LM head chunk by chunk (memory bounded by the chunk, not the
+    completion length). Returns (hidden [B, Lc, H], mask [B, Lc], ids [B, Lc])."""
+    input_ids, attention, position_ids, width_p = _packed(model, prompts, completions, pad_id)
+    width_c = input_ids.shape[1] - width_p
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    captured = []
+    hook = base.get_decoder().register_forward_hook(lambda module, args, out: captured.append(out.last_hidden_state))
     device = next(model.parameters()).device
-    logits = model(
-        input_ids=input_ids.to(device),
-        attention_mask=attention.to(device),
-        position_ids=position_ids.to(device),
-        logits_to_keep=width_c + 1,
-    ).logits[:, :width_c]
+    try:
+        # The model's own forward (sharded weights are gathered by it), asking for no logits at all.
+        model(
+            input_ids=input_ids.to(device),
+            attention_mask=attention.to(device),
+            position_ids=position_ids.to(device),
+            logits_to_keep=torch.zeros(0, dtype=torch.long, device=device),
+        )
+    finally:
+        hook.remove()
+    hidden = captured[-1][:, width_p - 1 : width_p - 1 + width_c]
     mask = attention[:, width_p:].bool().to(device)
-    return logits, mask, input_ids[:, width_p:].to(device)
+    return hidden, mask, input_ids[:, width_p:].to(device)
+
+
+def completion_logits(model, prompts: list[list[int]], completions: list[list[int]], pad_id: int):
+    """Logits predicting each completion token, for completion positions only: [B, Lc, V] at once
+    (small models and tests; training goes through the chunked losses). Returns (logits, mask, ids)."""
+    hidden, mask, ids = completion_hidden(model, prompts, completions, pad_id)
+    return output_head(model)(hidden), mask, ids
+
+
+def log_softmax(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Log-probabilities in float32 at least (bf16 logits would lose the tail; float64 stays float64)."""
+    return torch.log_softmax(logits.to(torch.promote_types(logits.dtype, torch.float32)) / temperature, -1)
+
+
+def sampled_logp(logits: torch.Tensor, ids: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """Log-probability of each given token id [B, L] under logits / temperature [B, L, V]."""
+    return log_softmax(logits, temperature).gather(-1, ids[..., None])[..., 0]

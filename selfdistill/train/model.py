@@ -25,6 +25,7 @@ class TrainingConfig:
 
     finetune: str  # lora: train the adapter under `lora`; full: every weight
     gradient_checkpointing: bool  # recompute activations in backward: less memory, ~30% more compute
+    loss_chunk: int  # completion positions whose logits exist at once in the losses (memory bound, not length)
     processes: int  # training processes per job, one per GPU (> 1: FSDP under accelerate launch)
 
 

@@ -1,15 +1,19 @@
 """What each rollout method optimizes: an objective chooses which of a step's rollouts train and
 gives their per-token loss; the loop in `selfdistill.train.rollouts` does everything else.
 
-An objective has `updates_per_batch`, `prepare(...)`, `token_loss(...)`, `after_step()`,
-`state_dict()` / `load_state_dict()` and `shard()`. A new method adds a config class and an
-objective here, and a line in OBJECTIVES.
+An objective has `updates_per_batch`; `prepare(rows, completions, correct)` -> the rollouts that
+train; `micro_context(micro, index)` -> what its loss needs for a micro-batch (the teacher's
+hidden states, the advantages); `token_loss(logits, ids, context, positions, index)` -> per-token
+loss and divergence (or None) of one chunk of completion positions; `after_step()`;
+`state_dict()` / `load_state_dict()`; `shard()`. A new method adds a config class and an
+objective here, and a line in `make_objective` and CONFIGS.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -17,7 +21,7 @@ import torch
 from peft import PeftModel
 
 from selfdistill import distributed, prompts
-from selfdistill.train.batching import completion_logits
+from selfdistill.train.batching import completion_hidden, log_softmax, output_head, sampled_logp
 from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail, with_tail
 from selfdistill.train.rollouts import RolloutConfig
 
@@ -47,18 +51,18 @@ def distill_token_loss(student_logits, teacher, ids, in_e_vocab, hp: OnPolicyCon
     rollouts were sampled from. support: full vocabulary, the student's top-k + tail (`topk`), the
     teacher's top-k + tail (`teacher_topk`), or the sampled token.
     """
-    s = torch.log_softmax(student_logits.float() / hp.temperature, -1)
+    s = log_softmax(student_logits, hp.temperature)
     if isinstance(teacher, tuple):
         top, t_top = teacher  # log-probs at temperature 1 (checked in the config)
     else:
-        t = torch.log_softmax(teacher.float() / hp.temperature, -1)
+        t = log_softmax(teacher, hp.temperature)
         if hp.support == "teacher_topk":
             t_top, top = t.topk(hp.topk, dim=-1)
     in_e = in_e_vocab.expand_as(s)
     if hp.support == "topk":
         s, t, top = topk_tail(s, t, hp.topk)
     elif hp.support == "teacher_topk":
-        s, t = with_tail(s.gather(-1, top)), with_tail(t_top.float())
+        s, t = with_tail(s.gather(-1, top)), with_tail(t_top.to(s.dtype))
     if hp.support in ("topk", "teacher_topk"):
         in_e = torch.cat([in_e_vocab[top], torch.zeros_like(top[..., :1], dtype=torch.bool)], -1)
     target = ablation_target(t, s, in_e, ablation)
@@ -74,7 +78,9 @@ def distill_token_loss(student_logits, teacher, ids, in_e_vocab, hp: OnPolicyCon
 
 class Teacher:
     """The context-conditioned scorer: frozen initial model (adapter disabled), an EMA of the
-    student's trainable weights, or the live student; always without gradient."""
+    student's trainable weights, or the live student; always without gradient. It gives its final
+    hidden states for a micro-batch (`hidden`) and turns a chunk of them into logits (`head`), so
+    its logits, like the student's, exist one chunk at a time."""
 
     def __init__(self, model, mode: str, ema_rate: float, scorer=None):
         self.model, self.mode, self.rate, self.scorer = model, mode, ema_rate, scorer
@@ -87,23 +93,47 @@ class Teacher:
     def _trainable(self) -> dict:
         return {n: p.detach().clone() for n, p in self.model.named_parameters() if p.requires_grad}
 
+    @contextmanager
+    def _weights(self, names=None):
+        """The teacher's weights in place (the EMA's swapped in: all, or those in `names`; or the
+        adapter disabled) and eval mode."""
+        model = self.initial if self.initial is not None else self.model
+        was_training = model.training
+        model.eval()
+        try:
+            if self.mode == "frozen" and self.initial is None:
+                with model.disable_adapter():
+                    yield model
+            elif self.mode == "ema":
+                live = self._swap({n: w for n, w in self.ema.items() if names is None or n in names})
+                try:
+                    yield model
+                finally:
+                    self._swap(live)
+            else:
+                yield model
+        finally:
+            model.train(was_training)
+
     @torch.no_grad()
+    def hidden(self, prompts_ids, completions, pad_id):
+        with self._weights() as model:
+            return completion_hidden(model, prompts_ids, completions, pad_id)[0]
+
+    @torch.no_grad()
+    def head(self, hidden):
+        """Logits of a chunk of the teacher's hidden states; an EMA teacher swaps in only the head's
+        weights (called once per chunk)."""
+        with self._weights(self._head_names()) as model:
+            return output_head(model)(hidden)
+
+    def _head_names(self) -> set[str]:
+        head = {id(p) for p in output_head(self.model).parameters()}
+        return {n for n, p in self.model.named_parameters() if id(p) in head}
+
     def logits(self, prompts_ids, completions, pad_id):
-        was_training = self.model.training
-        self.model.eval()
-        if self.initial is not None:
-            out = completion_logits(self.initial, prompts_ids, completions, pad_id)[0]
-        elif self.mode == "frozen":
-            with self.model.disable_adapter():
-                out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
-        elif self.mode == "ema":
-            live = self._swap(self.ema)
-            out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
-            self._swap(live)
-        else:
-            out = completion_logits(self.model, prompts_ids, completions, pad_id)[0]
-        self.model.train(was_training)
-        return out
+        """All completion positions' logits at once (tests, small models)."""
+        return self.head(self.hidden(prompts_ids, completions, pad_id))
 
     def sparse(self, prompts_ids, completions, k: int):
         """(ids, log-probs) [B, L, k] of the teacher's top-k at each completion position, from the
@@ -184,15 +214,20 @@ class Distillation:
         }
         return sorted(self.teacher_prompts)
 
-    def token_loss(self, logits, ids, micro: list[int], index: int):
+    def micro_context(self, micro: list[int], index: int):
+        """The teacher's side of a micro-batch: its hidden states, or a sparse scorer's top-k."""
         args = [self.teacher_prompts[k] for k in micro], [self.completions[k] for k in micro]
-        teacher = self.teacher
-        target = (
-            teacher.sparse(*args, self.hp.topk)
-            if teacher.scorer
-            else teacher.logits(*args, self.tokenizer.pad_token_id)
-        )
-        return distill_token_loss(logits, target, ids, self.in_e, self.hp, self.ablation)
+        if self.teacher.scorer:
+            return self.teacher.sparse(*args, self.hp.topk)
+        return self.teacher.hidden(*args, self.tokenizer.pad_token_id)
+
+    def token_loss(self, logits, ids, context, positions: slice, index: int):
+        """Per-token loss and divergence of one chunk of completion positions."""
+        if isinstance(context, tuple):  # the sparse scorer's (ids, log-probs) for the micro-batch
+            teacher = context[0][:, positions], context[1][:, positions]
+        else:
+            teacher = self.teacher.head(context[:, positions])
+        return distill_token_loss(logits, teacher, ids, self.in_e, self.hp, self.ablation)
 
     def after_step(self):
         self.teacher.update()
@@ -254,10 +289,6 @@ def group_advantages(rewards: np.ndarray, n: int, scale: bool) -> np.ndarray:
     return adv.reshape(-1)
 
 
-def sampled_logp(logits, ids, temperature):
-    return torch.log_softmax(logits.float() / temperature, -1).gather(-1, ids[..., None])[..., 0]
-
-
 class GRPO:
     """Group-relative policy gradient on the verifiable reward."""
 
@@ -275,11 +306,13 @@ class GRPO:
         self.old_logp = {}  # log-probs of the sampling policy, fixed across the updates of this batch
         return list(range(len(completions)))
 
-    def token_loss(self, logits, ids, micro: list[int], index: int):
+    def micro_context(self, micro: list[int], index: int):
+        return torch.tensor(self.advantages[micro])
+
+    def token_loss(self, logits, ids, advantages, positions: slice, index: int):
         new_logp = sampled_logp(logits, ids, self.hp.temperature)
-        old_logp = self.old_logp.setdefault(index, new_logp.detach())
-        adv = torch.tensor(self.advantages[micro], device=logits.device, dtype=new_logp.dtype)
-        return grpo_token_loss(new_logp, old_logp, adv, self.hp), None
+        old_logp = self.old_logp.setdefault((index, positions.start), new_logp.detach())
+        return grpo_token_loss(new_logp, old_logp, advantages.to(logits.device, new_logp.dtype), self.hp), None
 
     def after_step(self):
         pass

@@ -2,7 +2,16 @@
 rollouts per training problem from the current student, grade them, let the method's objective
 choose the ones that train and give their per-token loss, step; checkpoint and save resumable state
 every `checkpoint_every` steps. The objectives (self-distillation, GRPO) are in
-`selfdistill.train.objectives`.
+`selfdistill.train.objectives`; the rollout engines (the student itself through transformers, or a
+vLLM engine told the new weights after every step) in `selfdistill.train.engines`.
+
+Losses are computed `loss_chunk` completion positions at a time (`backward_in_chunks`), so their
+memory does not grow with the response length. When the rollouts come from an engine that reports
+its own log-probs of the sampled tokens (vLLM), each step logs how far the trainer's log-probs are
+from the engine's, and with `importance_sampling: token` every token's loss is weighted by the
+truncated ratio min(p_trainer / p_engine, threshold) (detached), as the paper's verl scripts do
+(`rollout_is=token`), for both methods: the loss is an expectation over the sampling policy, and
+the ratio turns the engine's samples into the trainer's.
 """
 
 from __future__ import annotations
@@ -19,13 +28,14 @@ import torch
 
 from selfdistill import distributed, epistemic, prompts
 from selfdistill.backends import Sampling
-from selfdistill.backends.hf import HFBackend
 from selfdistill.grading import grade_responses
 from selfdistill.train import state
-from selfdistill.train.batching import completion_logits
-from selfdistill.train.step import accumulate_and_step
+from selfdistill.train.batching import completion_hidden, output_head, sampled_logp
+from selfdistill.train.step import accumulate_and_step, backward_in_chunks
 
 log = logging.getLogger(__name__)
+# A token's engine/trainer probability ratio outside [1/2, 2] counts as a mismatch in the log.
+MISMATCH_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -41,24 +51,77 @@ class RolloutConfig:
     max_new_tokens: int  # rollout budget; a cut-off rollout gets reward 0
     lr: float
     micro_batch_size: int  # rollouts per forward/backward (gradient accumulation keeps the step)
-    generation_batch_size: int  # sequences per generate() call
+    generation_batch_size: int  # sequences per generate() call (transformers rollouts)
     max_grad_norm: float
     checkpoint_every: int  # save a checkpoint (evaluated by its own rule) and resumable state every k steps; 0 = never
 
 
-def _micro_loss(model, objective, student_ids, completion_ids, pad, index, micro):
-    """A micro-batch's loss summed over its valid tokens, and its summed divergence (NaN: none)."""
-    logits, mask, ids = completion_logits(
-        model, [student_ids[k] for k in micro], [completion_ids[k] for k in micro], pad
+@dataclass(frozen=True)
+class EngineConfig:
+    """Section `rollouts`: where the rollout methods' rollouts come from."""
+
+    backend: str  # hf: the live student through transformers; vllm: an engine told the new weights every step
+    lora_sync: (
+        str  # vllm + LoRA: request (a new adapter name, id and path every step) | merge (merged weights in place)
     )
-    per_token, divergence = objective.token_loss(logits, ids, micro, index)
-    return (per_token * mask).sum(), math.nan if divergence is None else (divergence * mask).sum().item()
+    gpu_memory_utilization: float  # vllm: the engine's share of the GPU it shares with training
+    sleep: bool  # vllm on a GPU: the engine sleeps (weights offloaded, KV cache freed) while the trainer steps
+    importance_sampling: str  # token: truncated token-level IS weights on every loss (engine rollouts); none
+    is_threshold: float  # the truncation of those weights
 
 
 def rollout_rewards(completions, golds, grading) -> list[bool]:
     """Verifiable 0/1 reward: graded correct and not cut off by the token budget."""
     graded = grade_responses([c.text for c in completions], golds, grading)
     return [g["correct"] and c.finish_reason == "stop" for g, c in zip(graded, completions, strict=True)]
+
+
+class _Step:
+    """One step's batch: the ids of its rollouts and what the engine reported of them."""
+
+    def __init__(self, student_prompts, completions, engine: EngineConfig | None):
+        self.student_ids = [student_prompts[c.prompt_index] for c in completions]
+        self.completion_ids = [c.token_ids for c in completions]
+        self.engine_logp = [c.logprobs for c in completions] if completions and completions[0].logprobs else None
+        self.weight_ratio = engine.is_threshold if engine and engine.importance_sampling == "token" else None
+        self.is_weights = {}  # (micro index, chunk start) -> IS weights, fixed across the updates of a batch
+        self.gap_sum = self.outside = self.counted = 0.0
+
+    def engine_chunk(self, micro, positions, width, device):
+        """The engine's log-probs of a micro-batch's sampled tokens, for one chunk of positions."""
+        logp = torch.zeros(len(micro), width)
+        for row, k in enumerate(micro):
+            logp[row, : len(self.engine_logp[k])] = torch.tensor(self.engine_logp[k])
+        return logp[:, positions].to(device)
+
+
+def _micro_loss(model, head, objective, batch: _Step, pad, temperature, loss_chunk, first_update, index, micro, scale):
+    """A micro-batch's loss (summed over its valid tokens; back-propagated x scale, chunk by chunk)
+    and its summed divergence (NaN: none)."""
+    hidden, mask, ids = completion_hidden(
+        model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
+    )
+    context = objective.micro_context(micro, index)
+
+    def chunk_loss(h, positions):
+        logits, valid, chunk_ids = head(h), mask[:, positions], ids[:, positions]
+        per_token, divergence = objective.token_loss(logits, chunk_ids, context, positions, index)
+        if batch.engine_logp is not None:
+            key = (index, positions.start)
+            if key not in batch.is_weights:  # the first update: the policy that was sampled from
+                trainer = sampled_logp(logits.detach(), chunk_ids, temperature)
+                gap = trainer - batch.engine_chunk(micro, positions, ids.shape[1], logits.device)
+                if first_update:
+                    batch.gap_sum += float((gap.abs() * valid).sum())
+                    batch.outside += float(((gap.abs() > math.log(MISMATCH_RATIO)) & valid).sum())
+                    batch.counted += float(valid.sum())
+                ratio = gap.exp().clamp(max=batch.weight_ratio) if batch.weight_ratio else torch.ones_like(gap)
+                batch.is_weights[key] = ratio
+            per_token = per_token * batch.is_weights[key]
+        extra = (divergence * valid).sum() if divergence is not None else torch.tensor(math.nan)
+        return (per_token * valid).sum(), extra
+
+    return backward_in_chunks(hidden, chunk_loss, loss_chunk, scale)
 
 
 def train_on_rollouts(
@@ -70,6 +133,9 @@ def train_on_rollouts(
     templates,
     grading,
     seed: int,
+    rollouts,
+    loss_chunk: int,
+    engine: EngineConfig | None = None,
     chat_kwargs=None,
     checkpoint_dir=None,
     state_path=None,
@@ -77,9 +143,11 @@ def train_on_rollouts(
 ) -> list[dict]:
     """Train the student in place with `objective`; returns the per-step log rows.
 
-    With `state_path`, the full training state is saved there every `checkpoint_every` steps and,
-    if present at the start, training resumes from it with the same result as an uninterrupted run.
-    The objective must be made before this call (a frozen teacher copies the initial weights).
+    rollouts: the rollout engine (`selfdistill.train.engines`), told the student's weights before
+    each step's sampling. With `state_path`, the full training state is saved there every
+    `checkpoint_every` steps and, if present at the start, training resumes from it with the same
+    result as an uninterrupted run. The objective must be made before this call (a frozen teacher
+    copies the initial weights).
     """
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -88,7 +156,7 @@ def train_on_rollouts(
     objective.shard()
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=0.0)
-    backend = HFBackend(model, tokenizer, batch_size=hp.generation_batch_size, ranks=distributed)
+    head = output_head(model)
 
     rows, order, log_rows = list(subset.itertuples()), [], []
     resumed = state.restore(state_path, model, opt, rng)
@@ -108,7 +176,8 @@ def train_on_rollouts(
             for r in batch
         ]
         sampling = Sampling(hp.n_rollouts, hp.temperature, hp.top_p, hp.top_k, hp.max_new_tokens, seed * 100_003 + step)
-        completions = backend.generate(student_prompts, sampling, desc=f"rollouts step {step}")
+        rollouts.sync(model)  # the engine samples from the student as it is now
+        completions = rollouts.generate(student_prompts, sampling, desc=f"rollouts step {step}")
         # Graded on rank 0 only: a grading timeout on one rank must not change another's batch.
         correct = distributed.broadcast(
             rollout_rewards(completions, [batch[c.prompt_index].answer for c in completions], grading)
@@ -116,32 +185,36 @@ def train_on_rollouts(
             else None
         )
         keep = objective.prepare(batch, completions, correct)
-        student_ids = [student_prompts[c.prompt_index] for c in completions]
-        completion_ids = [c.token_ids for c in completions]
-        n_tokens = sum(len(completion_ids[k]) for k in keep)
+        step_batch = _Step(student_prompts, completions, engine)
+        n_tokens = sum(len(step_batch.completion_ids[k]) for k in keep)
         micros = [keep[i : i + hp.micro_batch_size] for i in range(0, len(keep), hp.micro_batch_size)]
-
-        micro_loss = functools.partial(_micro_loss, model, objective, student_ids, completion_ids, pad)
         model.train()
-        for _ in range(objective.updates_per_batch):
+        for update in range(objective.updates_per_batch):
+            micro_loss = functools.partial(
+                _micro_loss, model, head, objective, step_batch, pad, hp.temperature, loss_chunk, update == 0
+            )
             loss_sum, div_sum, grad_norm = accumulate_and_step(
                 params, opt, micros, micro_loss, n_tokens, hp.max_grad_norm, step
             )
         objective.after_step()
 
         texts = [c.text for c in completions]
+        counted = distributed.all_sum(step_batch.counted)
         log_rows.append(
             {
                 "step": step,
                 "loss": loss_sum / max(1, n_tokens),
                 "reward": float(np.mean(correct)),
-                "mean_length": float(np.mean([len(i) for i in completion_ids])),
+                "mean_length": float(np.mean([len(i) for i in step_batch.completion_ids])),
                 "epistemic_count": float(np.mean([epistemic.substring_count(t) for t in texts])),
                 "epistemic_words": float(np.mean([epistemic.word_count(t) for t in texts])),
                 "divergence": div_sum / max(1, n_tokens),
                 "grad_norm": grad_norm,
                 "masked_fraction": 1 - len(keep) / len(completions),
                 "tokens": n_tokens,
+                # Engine vs trainer on the sampled tokens (NaN when the rollouts are the trainer's own).
+                "engine_logp_gap": distributed.all_sum(step_batch.gap_sum) / counted if counted else math.nan,
+                "engine_ratio_outside": distributed.all_sum(step_batch.outside) / counted if counted else math.nan,
             }
         )
         if on_step:

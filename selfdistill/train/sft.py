@@ -11,8 +11,8 @@ import torch
 
 from selfdistill import distributed, prompts
 from selfdistill.train import state
-from selfdistill.train.batching import build_batch, completion_nll_sum
-from selfdistill.train.step import accumulate_and_step
+from selfdistill.train.batching import completion_hidden, output_head, sampled_logp
+from selfdistill.train.step import accumulate_and_step, backward_in_chunks
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,15 @@ def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, student_
     return examples, sorted(uncovered)
 
 
-def train_sft(model, tokenizer, examples, hp: SFTConfig, seed: int, on_step=None, state_path=None) -> list[dict]:
+def train_sft(
+    model, tokenizer, examples, hp: SFTConfig, seed: int, loss_chunk: int, on_step=None, state_path=None
+) -> list[dict]:
     """Train in place; returns per-step log rows (step, epoch, loss, tokens, lr, grad_norm).
 
     Each optimizer step covers `batch_size` examples in micro-batches of `micro_batch_size`;
-    the loss is the summed NLL divided by the completion tokens of the whole step. With
-    `state_path`, the training state is saved every `checkpoint_every` steps and a re-run resumes.
+    the loss is the summed NLL divided by the completion tokens of the whole step, computed over
+    `loss_chunk` completion positions at a time. With `state_path`, the training state is saved
+    every `checkpoint_every` steps and a re-run resumes.
     """
     rng = random.Random(seed)
     torch.manual_seed(seed)
@@ -74,9 +77,18 @@ def train_sft(model, tokenizer, examples, hp: SFTConfig, seed: int, on_step=None
         rows, first = resumed["log_rows"], resumed["step"]
         sched.load_state_dict(resumed["scheduler"])
 
-    def micro_loss(index, micro):
-        batch = build_batch([examples[i][0] for i in micro], [examples[i][1] for i in micro], pad)
-        return completion_nll_sum(model, {k: v.to(model.device) for k, v in batch.items()})[0], 0.0
+    head = output_head(model)
+
+    def micro_loss(index, micro, scale):
+        hidden, mask, ids = completion_hidden(
+            model, [examples[i][0] for i in micro], [examples[i][1] for i in micro], pad
+        )
+
+        def nll(h, positions):
+            logp = sampled_logp(head(h), ids[:, positions])
+            return -(logp * mask[:, positions]).sum(), torch.zeros(())
+
+        return backward_in_chunks(hidden, nll, loss_chunk, scale)
 
     model.train()
     for step in range(first, len(schedule)):
