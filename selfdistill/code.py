@@ -91,7 +91,12 @@ def code_hash(script: Path, backends: tuple[str, ...] = ()) -> str:
     for backend in backends:
         module = PACKAGE_DIR / f"backends/{backend}.py"
         files |= {module} | imported_modules(module)
-    digest = hashlib.sha256(b"script\0" + meaning(script.read_text()))
+    digest = hashlib.sha256(b"script\0" + _file_meaning(script))
     for file in sorted(files):
-        digest.update(file.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + meaning(file.read_text()))
+        digest.update(file.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + _file_meaning(file))
     return digest.hexdigest()[:16]
+
+
+@functools.cache
+def _file_meaning(path: Path) -> bytes:
+    return hashlib.sha256(meaning(path.read_text())).digest()

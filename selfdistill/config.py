@@ -363,15 +363,23 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
     vllm_rollouts = [name for name, m in config["models"].items() if (rollouts["backend"] or m["backend"]) == "vllm"]
     if vllm_rollouts and any(m in config["methods"] for m in ROLLOUT_METHODS):
         if config["training"]["processes"] > 1:
-            error("training.processes", config["training"]["processes"], f"needs one rollout engine fed by every "
-                  f"rank, which is not built (vLLM rollouts for {vllm_rollouts})", "set training.processes: 1, or "
-                  "rollouts.backend: hf (every rank samples its share through transformers)")
+            error(
+                "training.processes",
+                config["training"]["processes"],
+                f"needs one rollout engine fed by every rank, which is not built (vLLM rollouts for {vllm_rollouts})",
+                "set training.processes: 1, or "
+                "rollouts.backend: hf (every rank samples its share through transformers)",
+            )
         weights_change = config["training"]["finetune"] == "full" or rollouts["lora_sync"] == "merge"
         if onpolicy["teacher_backend"] == "vllm" and weights_change and "onpolicy" in config["methods"]:
-            error("onpolicy.teacher_backend", "vllm", "scores the frozen teacher with the rollout engine's base "
-                  "weights, which the student's replace here (full fine-tuning, or rollouts.lora_sync: merge); a "
-                  "second engine would double the GPU memory", "set onpolicy.teacher_backend: hf, or train a LoRA "
-                  "adapter with rollouts.lora_sync: request")
+            error(
+                "onpolicy.teacher_backend",
+                "vllm",
+                "scores the frozen teacher with the rollout engine's base "
+                "weights, which the student's replace here (full fine-tuning, or rollouts.lora_sync: merge); a "
+                "second engine would double the GPU memory",
+                "set onpolicy.teacher_backend: hf, or train a LoRA adapter with rollouts.lora_sync: request",
+            )
     processes = config["training"]["processes"]
     if processes > 1:
         if onpolicy["teacher_backend"] == "vllm":

@@ -12,7 +12,7 @@ from selfdistill.models import load_model, load_tokenizer
 from selfdistill.train.batching import completion_logits, output_head
 from selfdistill.train.model import add_lora
 from selfdistill.train.objectives import distill_token_loss, make_objective
-from selfdistill.train.rollouts import _micro_loss, _Step
+from selfdistill.train.rollouts import _micro_loss, _sampled_logp_pass, _Step
 
 from configs import LORA, TEMPLATES, rollout_hp
 from test_onpolicy import SUBSET
@@ -34,16 +34,16 @@ def grads(model):
     return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
-def chunked(model, tok, objective, hp, chunk, first_update=True):
+def chunked(model, tok, objective, hp, chunk):
     """The training loop's micro-batch loss, through backward_in_chunks."""
     completions = [Completion(0, k, ids, "", "stop") for k, ids in enumerate(COMPLETIONS)]
     keep = objective.prepare(list(SUBSET.itertuples()), completions, [True, False, True])
     student_prompt = tok("Compute 2+3+4. Put the final answer in \\boxed{}.")["input_ids"]
-    batch = _Step([student_prompt], completions, None)
+    batch = _Step([student_prompt], completions)
+    if objective.needs_old_logp:
+        _sampled_logp_pass(model, output_head(model), batch, keep, 2, tok.pad_token_id, hp.temperature, chunk, None)
     model.zero_grad(set_to_none=True)
-    loss, div = _micro_loss(
-        model, output_head(model), objective, batch, tok.pad_token_id, hp.temperature, chunk, first_update, 0, keep, 1.0
-    )
+    loss, div = _micro_loss(model, output_head(model), objective, batch, tok.pad_token_id, chunk, keep, 1.0)
     return loss, div, grads(model), (batch, keep, student_prompt)
 
 

@@ -144,3 +144,71 @@ def test_a_non_finite_loss_stops_training_before_the_weights_change(tiny_model_d
     for name, value in model.named_parameters():
         if name in before:
             assert torch.equal(value, before[name]), name
+
+
+def test_mini_batches_step_once_each_from_the_sampling_policys_log_probs(tiny_model_dir, monkeypatch):
+    """verl's ppo_mini_batch_size: 2 prompts in mini-batches of 1 are 2 optimizer steps per batch,
+    and the second one's ratio uses the log-probs of the weights the batch was sampled with."""
+    import selfdistill.train.rollouts as rollouts
+
+    calls, ratios = [], []
+    step = rollouts.accumulate_and_step
+    monkeypatch.setattr(rollouts, "accumulate_and_step", lambda *a, **k: calls.append(1) or step(*a, **k))
+    monkeypatch.setattr(
+        rollouts, "rollout_rewards", lambda completions, *a: [i % 2 == 0 for i in range(len(completions))]
+    )
+    from selfdistill.train import objectives
+
+    loss = objectives.grpo_token_loss
+    monkeypatch.setattr(
+        objectives,
+        "grpo_token_loss",
+        lambda new, old, *a: ratios.append((new - old).abs().max().item()) or loss(new, old, *a),
+    )
+    model, tok = _student(tiny_model_dir)
+    subset = pd.concat(
+        [SUBSET, SUBSET.assign(problem_id="p1", problem="Compute 4+4+1.", answer="9")], ignore_index=True
+    )
+    hp = _hp("grpo", steps=1, prompts_per_step=2, mini_batch_prompts=1, lr=1e-2)
+    run_rollouts(model, tok, subset, "grpo", "none", "standard", hp, seed=0)
+    assert len(calls) == 2
+    assert max(ratios[: len(ratios) // 2]) < 1e-6 < max(ratios[len(ratios) // 2 :])  # first step on-policy, then not
+
+
+def test_learning_rate_warms_up_linearly(tiny_model_dir):
+    model, tok = _student(tiny_model_dir)
+    rows = run_rollouts(
+        model, tok, SUBSET, "onpolicy", "solution", "standard", _hp(steps=3, warmup_steps=2, lr=1e-3), seed=0
+    )
+    assert [r["lr"] for r in rows] == pytest.approx([5e-4, 1e-3, 1e-3])
+
+
+def test_engine_log_probs_give_the_mismatch_and_truncated_importance_weights(tiny_model_dir):
+    from selfdistill.train.batching import output_head
+    from selfdistill.train.rollouts import EngineConfig, _sampled_logp_pass, _Step
+
+    model, tok = _student(tiny_model_dir)
+    prompt = prompts.prompt_ids(tok, "Compute 2+3+4.")
+    completions = HFBackend(model, tok).generate([prompt], Sampling(n=2, temperature=1.0, max_new_tokens=8, seed=1))
+    exact = _Step([prompt], completions)
+    _sampled_logp_pass(model, output_head(model), exact, [0, 1], 4, tok.pad_token_id, 1.0, 3, None)
+    # An engine that puts log(3) less on every token of rollout 0 and the trainer's own on rollout 1.
+    engine_logp = [(exact.old_logp[0] - np.log(3)).tolist(), exact.old_logp[1].tolist()]
+    completions = [
+        Completion(c.prompt_index, c.sample, c.token_ids, c.text, c.finish_reason, lp)
+        for c, lp in zip(completions, engine_logp, strict=True)
+    ]
+    batch = _Step([prompt], completions)
+    engine = EngineConfig(
+        backend="vllm",
+        lora_sync="request",
+        gpu_memory_utilization=0.3,
+        sleep=True,
+        importance_sampling="token",
+        is_threshold=2.0,
+    )
+    _sampled_logp_pass(model, output_head(model), batch, [0, 1], 4, tok.pad_token_id, 1.0, 3, engine)
+    n0, n1 = len(completions[0].token_ids), len(completions[1].token_ids)
+    assert batch.gap_sum == pytest.approx(n0 * np.log(3)) and batch.outside == n0 and batch.counted == n0 + n1
+    assert batch.is_weight[0].tolist() == [2.0] * n0  # ratio 3, truncated at 2
+    assert batch.is_weight[1].tolist() == pytest.approx([1.0] * n1)

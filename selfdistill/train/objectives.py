@@ -1,10 +1,11 @@
 """What each rollout method optimizes: an objective chooses which of a step's rollouts train and
 gives their per-token loss; the loop in `selfdistill.train.rollouts` does everything else.
 
-An objective has `updates_per_batch`; `prepare(rows, completions, correct)` -> the rollouts that
-train; `micro_context(micro, index)` -> what its loss needs for a micro-batch (the teacher's
-hidden states, the advantages); `token_loss(logits, ids, context, positions, index)` -> per-token
-loss and divergence (or None) of one chunk of completion positions; `after_step()`;
+An objective has `updates_per_batch` and `needs_old_logp`; `prepare(rows, completions, correct)` ->
+the rollouts that train; `micro_context(micro)` -> what its loss needs for a micro-batch (the
+teacher's hidden states, the advantages); `token_loss(logits, ids, context, old_logp, positions)`
+-> per-token loss and divergence (or None) of one chunk of completion positions, old_logp being
+the sampled tokens' log-probs under the weights the batch was sampled with; `after_step()`;
 `state_dict()` / `load_state_dict()`; `shard()`. A new method adds a config class and an
 objective here, and a line in `make_objective` and CONFIGS.
 """
@@ -41,6 +42,7 @@ class OnPolicyConfig(RolloutConfig):
     teacher: str  # frozen (the initial model) | ema (of the student) | live (the student itself)
     ema_rate: float  # EMA teacher: weight of the student's new weights per step
     teacher_backend: str  # hf (torch, in the training process) | vllm (the frozen teacher's top-k from an engine)
+    is_clip: float | None  # weight each token by min(p_now / p_sampled, is_clip) across a batch's mini-batch steps
 
 
 def distill_token_loss(student_logits, teacher, ids, in_e_vocab, hp: OnPolicyConfig, ablation: str):
@@ -199,6 +201,7 @@ class Distillation:
         self.tokenizer, self.hp, self.richness, self.ablation = tokenizer, hp, richness, ablation
         self.templates, self.chat_kwargs = templates, chat_kwargs
         self.teacher = Teacher(model, hp.teacher, hp.ema_rate, teacher_scorer)
+        self.needs_old_logp = bool(hp.is_clip)
         self.in_e = torch.zeros(len(tokenizer), dtype=torch.bool, device=model.device)
         self.in_e[epistemic.epistemic_token_ids(tokenizer)] = True
 
@@ -214,20 +217,26 @@ class Distillation:
         }
         return sorted(self.teacher_prompts)
 
-    def micro_context(self, micro: list[int], index: int):
+    def micro_context(self, micro: list[int]):
         """The teacher's side of a micro-batch: its hidden states, or a sparse scorer's top-k."""
         args = [self.teacher_prompts[k] for k in micro], [self.completions[k] for k in micro]
         if self.teacher.scorer:
             return self.teacher.sparse(*args, self.hp.topk)
         return self.teacher.hidden(*args, self.tokenizer.pad_token_id)
 
-    def token_loss(self, logits, ids, context, positions: slice, index: int):
-        """Per-token loss and divergence of one chunk of completion positions."""
+    def token_loss(self, logits, ids, context, old_logp, positions: slice):
+        """Per-token loss and divergence of one chunk of completion positions; with `is_clip`, the
+        loss of a rollout sampled before this batch's earlier mini-batch steps is weighted by its
+        truncated ratio min(p_now / p_sampled, is_clip), as SDPO's is_clip."""
         if isinstance(context, tuple):  # the sparse scorer's (ids, log-probs) for the micro-batch
             teacher = context[0][:, positions], context[1][:, positions]
         else:
             teacher = self.teacher.head(context[:, positions])
-        return distill_token_loss(logits, teacher, ids, self.in_e, self.hp, self.ablation)
+        per_token, divergence = distill_token_loss(logits, teacher, ids, self.in_e, self.hp, self.ablation)
+        if self.hp.is_clip:
+            ratio = (sampled_logp(logits.detach(), ids, self.hp.temperature) - old_logp).exp()
+            per_token = per_token * ratio.clamp(max=self.hp.is_clip)
+        return per_token, divergence
 
     def after_step(self):
         self.teacher.update()
@@ -299,19 +308,19 @@ class GRPO:
     def shard(self):
         pass
 
+    needs_old_logp = True  # the ratio's denominator
+
     def prepare(self, rows, completions, correct) -> list[int]:
         self.advantages = group_advantages(
             np.array(correct, dtype=np.float64), self.hp.n_rollouts, self.hp.scale_rewards
         )
-        self.old_logp = {}  # log-probs of the sampling policy, fixed across the updates of this batch
         return list(range(len(completions)))
 
-    def micro_context(self, micro: list[int], index: int):
+    def micro_context(self, micro: list[int]):
         return torch.tensor(self.advantages[micro])
 
-    def token_loss(self, logits, ids, advantages, positions: slice, index: int):
+    def token_loss(self, logits, ids, advantages, old_logp, positions: slice):
         new_logp = sampled_logp(logits, ids, self.hp.temperature)
-        old_logp = self.old_logp.setdefault((index, positions.start), new_logp.detach())
         return grpo_token_loss(new_logp, old_logp, advantages.to(logits.device, new_logp.dtype), self.hp), None
 
     def after_step(self):

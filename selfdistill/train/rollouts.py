@@ -50,6 +50,8 @@ class RolloutConfig:
     top_k: int  # 0 = off
     max_new_tokens: int  # rollout budget; a cut-off rollout gets reward 0
     lr: float
+    warmup_steps: int  # the learning rate rises linearly over these steps, then stays (verl's lr_warmup_steps)
+    mini_batch_prompts: int  # prompts per optimizer step (verl's ppo_mini_batch_size); 0: one optimizer step per batch
     micro_batch_size: int  # rollouts per forward/backward (gradient accumulation keeps the step)
     generation_batch_size: int  # sequences per generate() call (transformers rollouts)
     max_grad_norm: float
@@ -77,51 +79,83 @@ def rollout_rewards(completions, golds, grading) -> list[bool]:
 
 
 class _Step:
-    """One step's batch: the ids of its rollouts and what the engine reported of them."""
+    """One step's batch: its rollouts' ids, what the engine reported of them, and, when a loss
+    needs them, the sampled tokens' log-probs under the weights the batch was sampled with."""
 
-    def __init__(self, student_prompts, completions, engine: EngineConfig | None):
+    def __init__(self, student_prompts, completions):
         self.student_ids = [student_prompts[c.prompt_index] for c in completions]
         self.completion_ids = [c.token_ids for c in completions]
         self.engine_logp = [c.logprobs for c in completions] if completions and completions[0].logprobs else None
-        self.weight_ratio = engine.is_threshold if engine and engine.importance_sampling == "token" else None
-        self.is_weights = {}  # (micro index, chunk start) -> IS weights, fixed across the updates of a batch
+        self.old_logp, self.is_weight = {}, {}  # rollout -> float64 tensor [its length]
         self.gap_sum = self.outside = self.counted = 0.0
 
-    def engine_chunk(self, micro, positions, width, device):
-        """The engine's log-probs of a micro-batch's sampled tokens, for one chunk of positions."""
-        logp = torch.zeros(len(micro), width)
+    @staticmethod
+    def chunk(per_rollout: dict, micro, positions, width, device):
+        """A micro-batch's per-rollout values (float64), padded to `width`, for one chunk of positions."""
+        out = torch.zeros(len(micro), width, dtype=torch.float64)
         for row, k in enumerate(micro):
-            logp[row, : len(self.engine_logp[k])] = torch.tensor(self.engine_logp[k])
-        return logp[:, positions].to(device)
+            out[row, : len(per_rollout[k])] = per_rollout[k]
+        return out[:, positions].to(device)
 
 
-def _micro_loss(model, head, objective, batch: _Step, pad, temperature, loss_chunk, first_update, index, micro, scale):
+@torch.no_grad()
+def _sampled_logp_pass(model, head, batch: _Step, keep, micro_batch_size, pad, temperature, loss_chunk, engine):
+    """The sampled tokens' log-probs under the current weights (before this step's updates), for
+    every kept rollout; with engine log-probs, the step's mismatch statistics and IS weights."""
+    for start in range(0, len(keep), micro_batch_size):
+        micro = keep[start : start + micro_batch_size]
+        hidden, mask, ids = completion_hidden(
+            model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
+        )
+        logp = torch.cat(
+            [
+                sampled_logp(head(hidden[:, s : s + loss_chunk]), ids[:, s : s + loss_chunk], temperature)
+                for s in range(0, hidden.shape[1], loss_chunk)
+            ],
+            1,
+        )
+        for row, k in enumerate(micro):
+            batch.old_logp[k] = logp[row, : len(batch.completion_ids[k])].double().cpu()
+    if batch.engine_logp is None:
+        return
+    for k in keep:
+        gap = batch.old_logp[k] - torch.tensor(batch.engine_logp[k], dtype=torch.float64)
+        batch.gap_sum += float(gap.abs().sum())
+        batch.outside += float((gap.abs() > math.log(MISMATCH_RATIO)).sum())
+        batch.counted += len(gap)
+        if engine.importance_sampling == "token":
+            batch.is_weight[k] = gap.exp().clamp(max=engine.is_threshold)
+
+
+def _micro_loss(model, head, objective, batch: _Step, pad, loss_chunk, micro, scale):
     """A micro-batch's loss (summed over its valid tokens; back-propagated x scale, chunk by chunk)
     and its summed divergence (NaN: none)."""
     hidden, mask, ids = completion_hidden(
         model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
     )
-    context = objective.micro_context(micro, index)
+    context = objective.micro_context(micro)
+    width = ids.shape[1]
 
     def chunk_loss(h, positions):
-        logits, valid, chunk_ids = head(h), mask[:, positions], ids[:, positions]
-        per_token, divergence = objective.token_loss(logits, chunk_ids, context, positions, index)
-        if batch.engine_logp is not None:
-            key = (index, positions.start)
-            if key not in batch.is_weights:  # the first update: the policy that was sampled from
-                trainer = sampled_logp(logits.detach(), chunk_ids, temperature)
-                gap = trainer - batch.engine_chunk(micro, positions, ids.shape[1], logits.device)
-                if first_update:
-                    batch.gap_sum += float((gap.abs() * valid).sum())
-                    batch.outside += float(((gap.abs() > math.log(MISMATCH_RATIO)) & valid).sum())
-                    batch.counted += float(valid.sum())
-                ratio = gap.exp().clamp(max=batch.weight_ratio) if batch.weight_ratio else torch.ones_like(gap)
-                batch.is_weights[key] = ratio
-            per_token = per_token * batch.is_weights[key]
+        logits, valid = head(h), mask[:, positions]
+        old = batch.chunk(batch.old_logp, micro, positions, width, h.device) if batch.old_logp else None
+        per_token, divergence = objective.token_loss(logits, ids[:, positions], context, old, positions)
+        if batch.is_weight:
+            per_token = per_token * batch.chunk(batch.is_weight, micro, positions, width, h.device).to(per_token.dtype)
         extra = (divergence * valid).sum() if divergence is not None else torch.tensor(math.nan)
         return (per_token * valid).sum(), extra
 
     return backward_in_chunks(hidden, chunk_loss, loss_chunk, scale)
+
+
+def _mini_batches(keep: list[int], completions, prompts_per_mini_batch: int) -> list[list[int]]:
+    """The kept rollouts grouped by prompt into mini-batches of that many prompts (one optimizer
+    step each, as verl's ppo_mini_batch_size); 0: one mini-batch."""
+    if not prompts_per_mini_batch:
+        return [keep] if keep else []
+    prompts = sorted({completions[k].prompt_index for k in keep})
+    groups = [set(prompts[i : i + prompts_per_mini_batch]) for i in range(0, len(prompts), prompts_per_mini_batch)]
+    return [[k for k in keep if completions[k].prompt_index in group] for group in groups]
 
 
 def train_on_rollouts(
@@ -158,11 +192,17 @@ def train_on_rollouts(
     opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=0.0)
     head = output_head(model)
 
+    # Linear warm-up over training steps (sampled batches), then constant.
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / hp.warmup_steps) if hp.warmup_steps else 1.0
+    )
+
     rows, order, log_rows = list(subset.itertuples()), [], []
     resumed = state.restore(state_path, model, opt, rng)
     if resumed:
         order, log_rows = resumed["order"], resumed["log_rows"]
         objective.load_state_dict(resumed["objective"])
+        sched.load_state_dict(resumed["scheduler"])
         log.info("resumed from %s at step %d", state_path, resumed["step"])
     for step in range(resumed["step"] if resumed else 0, hp.steps):
         batch = []
@@ -185,17 +225,27 @@ def train_on_rollouts(
             else None
         )
         keep = objective.prepare(batch, completions, correct)
-        step_batch = _Step(student_prompts, completions, engine)
-        n_tokens = sum(len(step_batch.completion_ids[k]) for k in keep)
-        micros = [keep[i : i + hp.micro_batch_size] for i in range(0, len(keep), hp.micro_batch_size)]
+        step_batch = _Step(student_prompts, completions)
         model.train()
-        for update in range(objective.updates_per_batch):
-            micro_loss = functools.partial(
-                _micro_loss, model, head, objective, step_batch, pad, hp.temperature, loss_chunk, update == 0
+        if objective.needs_old_logp or step_batch.engine_logp is not None:
+            _sampled_logp_pass(
+                model, head, step_batch, keep, hp.micro_batch_size, pad, hp.temperature, loss_chunk, engine
             )
-            loss_sum, div_sum, grad_norm = accumulate_and_step(
-                params, opt, micros, micro_loss, n_tokens, hp.max_grad_norm, step
-            )
+        micro_loss = functools.partial(_micro_loss, model, head, objective, step_batch, pad, loss_chunk)
+        n_tokens = sum(len(step_batch.completion_ids[k]) for k in keep)
+        lr = sched.get_last_lr()[0]
+        for _ in range(objective.updates_per_batch):
+            loss_sum = div_sum = 0.0
+            grad_norms = []
+            for mini in _mini_batches(keep, completions, hp.mini_batch_prompts):
+                micros = [mini[i : i + hp.micro_batch_size] for i in range(0, len(mini), hp.micro_batch_size)]
+                tokens = sum(len(step_batch.completion_ids[k]) for k in mini)
+                loss, div, grad_norm = accumulate_and_step(
+                    params, opt, micros, micro_loss, tokens, hp.max_grad_norm, step
+                )
+                loss_sum, div_sum = loss_sum + loss, div_sum + div
+                grad_norms.append(grad_norm)
+        sched.step()
         objective.after_step()
 
         texts = [c.text for c in completions]
@@ -209,7 +259,8 @@ def train_on_rollouts(
                 "epistemic_count": float(np.mean([epistemic.substring_count(t) for t in texts])),
                 "epistemic_words": float(np.mean([epistemic.word_count(t) for t in texts])),
                 "divergence": div_sum / max(1, n_tokens),
-                "grad_norm": grad_norm,
+                "grad_norm": float(np.mean(grad_norms)) if grad_norms else 0.0,
+                "lr": lr,
                 "masked_fraction": 1 - len(keep) / len(completions),
                 "tokens": n_tokens,
                 # Engine vs trainer on the sampled tokens (NaN when the rollouts are the trainer's own).
@@ -227,7 +278,14 @@ def train_on_rollouts(
                 state.save(
                     state_path,
                     state.capture(
-                        model, opt, done, rng, order=order, log_rows=log_rows, objective=objective.state_dict()
+                        model,
+                        opt,
+                        done,
+                        rng,
+                        order=order,
+                        log_rows=log_rows,
+                        objective=objective.state_dict(),
+                        scheduler=sched.state_dict(),
                     ),
                 )
     model.eval()

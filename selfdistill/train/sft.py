@@ -79,7 +79,7 @@ def train_sft(
 
     head = output_head(model)
 
-    def micro_loss(index, micro, scale):
+    def micro_loss(micro, scale):
         hidden, mask, ids = completion_hidden(
             model, [examples[i][0] for i in micro], [examples[i][1] for i in micro], pad
         )

@@ -14,7 +14,7 @@ def accumulate_and_step(
 ) -> tuple[float, float, float]:
     """Gradient accumulation, clipping and one optimizer step; returns (loss sum, extra sum, grad norm).
 
-    micro_loss(index, micro, scale) back-propagates the micro-batch's loss (summed over its valid
+    micro_loss(micro, scale) back-propagates the micro-batch's loss (summed over its valid
     tokens) times `scale` and returns (that loss sum, a float to sum alongside, e.g. the divergence):
     it runs its own backward so it can do so chunk by chunk (`backward_in_chunks`). The scale
     normalizes by the valid tokens of the whole step, so micro-batches with more tokens weigh
@@ -25,8 +25,8 @@ def accumulate_and_step(
     # x world: sharded gradients are averaged over ranks, so this makes them the step's sum.
     scale = distributed.world_size() / max(1, n_tokens)
     loss_sum, extra_sum = 0.0, 0.0
-    for index, (micro, weight) in enumerate(distributed.my_share(micro_batches)):
-        loss, extra = micro_loss(index, micro, weight * scale)
+    for micro, weight in distributed.my_share(micro_batches):
+        loss, extra = micro_loss(micro, weight * scale)
         loss_sum += loss * weight
         extra_sum += extra * weight
     loss_sum, extra_sum = distributed.all_sum(loss_sum), distributed.all_sum(extra_sum)
@@ -35,6 +35,7 @@ def accumulate_and_step(
     grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, max_grad_norm)).item()
     require_finite(step, loss=loss_sum, grad_norm=grad_norm)
     optimizer.step()
+    optimizer.zero_grad(set_to_none=True)  # the gradients' memory is free while the next rollouts are sampled
     return loss_sum, extra_sum, grad_norm
 
 
