@@ -27,17 +27,28 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from gpu_check import QWEN3_1_7B, TINY  # noqa: E402
-
 from selfdistill.train.batching import completion_hidden, output_head  # noqa: E402
 from selfdistill.train.model import LoraConfig, TrainingConfig, trainable_model  # noqa: E402
 from selfdistill.train.objectives import distill_token_loss  # noqa: E402
 from selfdistill.train.step import backward_in_chunks  # noqa: E402
 
-QWEN3_8B = dict(QWEN3_1_7B, hidden_size=4096, intermediate_size=12288, num_hidden_layers=36,
-                num_attention_heads=32, num_key_value_heads=8, tie_word_embeddings=False)
-LORA = LoraConfig(r=64, alpha=128, dropout=0.0,
-                  target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
+from gpu_check import QWEN3_1_7B, TINY  # noqa: E402
+
+QWEN3_8B = dict(
+    QWEN3_1_7B,
+    hidden_size=4096,
+    intermediate_size=12288,
+    num_hidden_layers=36,
+    num_attention_heads=32,
+    num_key_value_heads=8,
+    tie_word_embeddings=False,
+)
+LORA = LoraConfig(
+    r=64,
+    alpha=128,
+    dropout=0.0,
+    target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+)
 LOSS = SimpleNamespace(temperature=1.0, support="topk", topk=100, alpha=0.5)  # the OnPolicyConfig fields it reads
 
 
@@ -113,9 +124,13 @@ def main():
     archs = {"tiny": TINY} if args.tiny else {"qwen3_1.7b": QWEN3_1_7B, "qwen3_8b": QWEN3_8B}
     lengths = (256, 640) if args.tiny else (8192, 20480)
     chunk = 128 if args.tiny else 1024
-    rows = [measure(name, arch, finetune, length, c, device, dtype)
-            for name, arch in archs.items() for finetune in ("lora", "full") for length in lengths
-            for c in (chunk, length)]
+    rows = [
+        measure(name, arch, finetune, length, c, device, dtype)
+        for name, arch in archs.items()
+        for finetune in ("lora", "full")
+        for length in lengths
+        for c in (chunk, length)
+    ]
     device_name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     out = {"device": device_name, "torch": torch.__version__, "rows": rows}
     name = "distill_at_scale_tiny.json" if args.tiny else "distill_at_scale.json"

@@ -28,24 +28,40 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from gpu_check import QWEN3_1_7B  # noqa: E402
-
 from selfdistill.backends import Sampling, make_rollout_engine  # noqa: E402
 from selfdistill.backends.hf import HFBackend  # noqa: E402
 from selfdistill.models import ModelConfig, load_model, load_tokenizer  # noqa: E402
 from selfdistill.train.model import LoraConfig, TrainingConfig, trainable_model  # noqa: E402
 from selfdistill.train.rollouts import EngineConfig  # noqa: E402
 
-LORA = LoraConfig(r=64, alpha=128, dropout=0.0,
-                  target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"))
-ENGINE = EngineConfig(backend="vllm", lora_sync="request", gpu_memory_utilization=0.1, sleep=True,
-                      importance_sampling="token", is_threshold=2.0)
+from gpu_check import QWEN3_1_7B  # noqa: E402
+
+LORA = LoraConfig(
+    r=64,
+    alpha=128,
+    dropout=0.0,
+    target_modules=("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"),
+)
+ENGINE = EngineConfig(
+    backend="vllm",
+    lora_sync="request",
+    gpu_memory_utilization=0.1,
+    sleep=True,
+    importance_sampling="token",
+    is_threshold=2.0,
+)
 
 
 def engine_for(model_dir, student, lora_sync, dtype):
-    model = ModelConfig(source=model_dir, backend="vllm", dtype=dtype, chat_kwargs={}, lora="request",
-                        vllm={"max_model_len": 512, "enforce_eager": True, "max_num_batched_tokens": 8192},
-                        sampling={})
+    model = ModelConfig(
+        source=model_dir,
+        backend="vllm",
+        dtype=dtype,
+        chat_kwargs={},
+        lora="request",
+        vllm={"max_model_len": 512, "enforce_eager": True, "max_num_batched_tokens": 8192},
+        sampling={},
+    )
     return make_rollout_engine(replace(ENGINE, lora_sync=lora_sync), model, student, None, model_dir, 64, seed=0)
 
 
@@ -58,8 +74,11 @@ def nudge(student):
 
 def sync_seconds(model_dir, finetune, lora_sync, dtype, repeats=3):
     """Median seconds per step to sync the engine with the student (and, for an adapter, to load it)."""
-    student = trainable_model(load_model(model_dir, dtype=dtype), LORA, TrainingConfig(
-        finetune=finetune, gradient_checkpointing=False, loss_chunk=1024, processes=1))
+    student = trainable_model(
+        load_model(model_dir, dtype=dtype),
+        LORA,
+        TrainingConfig(finetune=finetune, gradient_checkpointing=False, loss_chunk=1024, processes=1),
+    )
     engine = engine_for(model_dir, student, lora_sync, dtype)
     one_token = Sampling(n=1, temperature=0.0, max_new_tokens=1)
     try:
@@ -85,10 +104,18 @@ def sync_seconds(model_dir, finetune, lora_sync, dtype, repeats=3):
 def throughput(model_dir):
     """New tokens per second for one training step's rollouts, transformers vs the vLLM engine."""
     tok = load_tokenizer(model_dir)
-    student = trainable_model(load_model(model_dir), replace(LORA, r=8), TrainingConfig(
-        finetune="lora", gradient_checkpointing=False, loss_chunk=1024, processes=1))
-    prompts = [tok(f"<|im_start|>user\nCompute {i}+{i % 7 + 2}+4+5. Put the final answer in \\boxed{{}}.<|im_end|>\n"
-                   "<|im_start|>assistant\n")["input_ids"] for i in range(8)]
+    student = trainable_model(
+        load_model(model_dir),
+        replace(LORA, r=8),
+        TrainingConfig(finetune="lora", gradient_checkpointing=False, loss_chunk=1024, processes=1),
+    )
+    prompts = [
+        tok(
+            f"<|im_start|>user\nCompute {i}+{i % 7 + 2}+4+5. Put the final answer in \\boxed{{}}.<|im_end|>\n"
+            "<|im_start|>assistant\n"
+        )["input_ids"]
+        for i in range(8)
+    ]
     sampling = Sampling(n=8, temperature=1.0, max_new_tokens=160, seed=0)
     results = {}
     hf = HFBackend(student, tok, batch_size=64)
@@ -131,8 +158,12 @@ def main():
     if not args.skip_1p7b:
         shapes.append(("qwen3_1.7b_shape", qwen3_1p7b_dir(args.model), "bfloat16"))
     for name, model_dir, dtype in shapes:
-        for label, finetune, lora_sync in (("lora_r64_request", "lora", "request"), ("lora_r64_merged", "lora", "merge"),
-                                           ("full_weights", "full", "request")):
+        modes = (
+            ("lora_r64_request", "lora", "request"),
+            ("lora_r64_merged", "lora", "merge"),
+            ("full_weights", "full", "request"),
+        )
+        for label, finetune, lora_sync in modes:
             seconds = sync_seconds(model_dir, finetune, lora_sync, dtype)
             results["sync_seconds"][f"{name}/{label}"] = seconds
             print(f"{name} {label}: {seconds:.3f} s per step")

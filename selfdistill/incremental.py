@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import yaml
@@ -62,12 +64,38 @@ def checkout_env(checkout: Path) -> dict:
     return {**os.environ, "PYTHONPATH": str(checkout)}
 
 
-def snakemake(checkout: Path, *args, configfile=None, timeout=1800) -> subprocess.CompletedProcess:
-    """Snakemake in a copied checkout (on config/smoke.yaml unless told otherwise)."""
-    cmd = ["snakemake", *args, "--configfile", str(configfile or checkout / "config/smoke.yaml")]
+def _command(checkout: Path, args, configfile, python) -> list[str]:
+    launcher = [python, "-m", "snakemake"] if python else ["snakemake"]
+    return [*launcher, *args, "--configfile", str(configfile or checkout / "config/smoke.yaml")]
+
+
+def snakemake(checkout: Path, *args, configfile=None, python=None, timeout=1800) -> subprocess.CompletedProcess:
+    """Snakemake in a copied checkout (on config/smoke.yaml unless told otherwise; with `python`,
+    that interpreter's Snakemake, e.g. a virtual environment's)."""
+    cmd = _command(checkout, args, configfile, python)
     return subprocess.run(
         cmd, cwd=checkout, env=checkout_env(checkout), capture_output=True, text=True, timeout=timeout
     )
+
+
+def kill_when(checkout: Path, *args, ready, configfile=None, python=None, timeout=600) -> None:
+    """Run Snakemake in a copied checkout and SIGKILL it and its jobs as soon as ready() holds
+    (the recovery afterwards: `snakemake --unlock`, then the run again)."""
+    proc = subprocess.Popen(
+        _command(checkout, args, configfile, python),
+        cwd=checkout,
+        env=checkout_env(checkout),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.time() + timeout
+    while not ready() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        raise RuntimeError("the run ended before it could be killed")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def planned_outputs(checkout: Path, configfile=None) -> dict[str, set[str]]:

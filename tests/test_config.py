@@ -179,11 +179,20 @@ BAD_COMBINATIONS = [
         "onpolicy.alpha = 1 makes the loss reverse KL(student‖target), infinite under the `suppress`",
     ),
     ({"onpolicy.support": "sampled"}, "onpolicy.alpha = 0.5 is ignored by support 'sampled'"),
-    ({"rollouts": {"backend": "vllm"}, "training": {"processes": 2}},
-     "training.processes = 2 needs one rollout engine fed by every rank, which is not built"),
-    ({"models.toy.backend": "vllm", "onpolicy.teacher_backend": "vllm", "onpolicy.support": "teacher_topk",
-      "onpolicy.temperature": 1.0, "rollouts": {"lora_sync": "merge"}},
-     "onpolicy.teacher_backend = 'vllm' scores the frozen teacher with the rollout engine's base weights"),
+    (
+        {"rollouts": {"backend": "vllm"}, "training": {"processes": 2}},
+        "training.processes = 2 needs one rollout engine fed by every rank, which is not built",
+    ),
+    (
+        {
+            "models.toy.backend": "vllm",
+            "onpolicy.teacher_backend": "vllm",
+            "onpolicy.support": "teacher_topk",
+            "onpolicy.temperature": 1.0,
+            "rollouts": {"lora_sync": "merge"},
+        },
+        "onpolicy.teacher_backend = 'vllm' scores the frozen teacher with the rollout engine's base weights",
+    ),
 ]
 
 

@@ -7,10 +7,7 @@ at the new setting. A negative control runs the same scenario with the job key c
 the copied checkout and shows the stale state being reused (a wrong result), so the test can fail.
 """
 
-import os
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from selfdistill.incremental import SMOKE, checkout_env, copy_checkout, snakemake
+from selfdistill.incremental import SMOKE, copy_checkout, kill_when, snakemake
 
 EVAL = "results/toy/eval/base/ood.parquet"
 TRAIN = "results/toy/train/onpolicy/solution/standard/c1_s0"
@@ -30,24 +27,6 @@ def write_config(checkout: Path, edit) -> Path:
     path = checkout / "config/test.yaml"
     path.write_text(yaml.safe_dump(cfg))
     return path
-
-
-def kill_when(checkout: Path, configfile: Path, target: str, ready) -> None:
-    """Run Snakemake for `target` and SIGKILL it and its jobs as soon as ready() holds."""
-    proc = subprocess.Popen(
-        ["snakemake", target, "--cores", "1", "--configfile", str(configfile)],
-        cwd=checkout,
-        env=checkout_env(checkout),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.time() + 300
-    while not ready() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.02)
-    assert proc.poll() is None, "the run ended before it could be killed"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 def recover(checkout: Path, configfile: Path, target: str) -> None:
@@ -85,7 +64,14 @@ def stale_eval(tmp_path, name, control=False):
         disable_key_check(checkout)
     before = write_config(checkout, eval_at(0.3))
     assert snakemake(checkout, "--cores", "2", "results/models/toy/hf", configfile=before).returncode == 0
-    kill_when(checkout, before, EVAL, lambda: (checkout / f"{EVAL}.shards/shard00000.parquet").exists())
+    kill_when(
+        checkout,
+        EVAL,
+        "--cores",
+        "1",
+        configfile=before,
+        ready=lambda: (checkout / f"{EVAL}.shards/shard00000.parquet").exists(),
+    )
     assert not (checkout / EVAL).exists()
     after = write_config(checkout, eval_at(1.5))
     recover(checkout, after, EVAL)
@@ -128,7 +114,14 @@ def stale_training(tmp_path, name, control=False):
         ).returncode
         == 0
     )
-    kill_when(checkout, before, f"{TRAIN}/log.parquet", lambda: (checkout / TRAIN / "partial/state.pt").exists())
+    kill_when(
+        checkout,
+        f"{TRAIN}/log.parquet",
+        "--cores",
+        "1",
+        configfile=before,
+        ready=lambda: (checkout / TRAIN / "partial/state.pt").exists(),
+    )
     assert not (checkout / TRAIN / "log.parquet").exists()
     after = write_config(checkout, onpolicy_at(5e-3))
     recover(checkout, after, f"{TRAIN}/log.parquet")

