@@ -136,6 +136,7 @@ def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(eng
     with transformers at the same support (teacher_topk)."""
     import pandas as pd
 
+    from selfdistill import distributed
     from selfdistill.models import load_model, load_tokenizer
     from selfdistill.train.model import LoraConfig, trainable_model
     from selfdistill.train.objectives import make_objective
@@ -168,7 +169,8 @@ def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(eng
         objective = make_objective(
             "onpolicy", student, tok, hp, "solution", "standard", TEMPLATES, teacher_scorer=scorer
         )
-        runs.append(train_on_rollouts(student, tok, subset, objective, hp, TEMPLATES, GRADING, seed=0))
+        rollouts = HFBackend(student, tok, hp.generation_batch_size, ranks=distributed)
+        runs.append(train_on_rollouts(student, tok, subset, objective, hp, TEMPLATES, GRADING, 0, rollouts, 1024))
     for hf_row, vllm_row in zip(*runs, strict=True):
         assert hf_row["divergence"] > 0
         assert abs(hf_row["loss"] - vllm_row["loss"]) < 1e-3 * max(1.0, abs(hf_row["loss"])), (hf_row, vllm_row)
