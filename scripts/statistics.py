@@ -28,7 +28,11 @@ provenance = {
 write_table(cell_estimates(problems), snakemake.output.cells, provenance)
 write_table(standard_comparisons(problems), snakemake.output.comparisons, provenance)
 points = mechanism_points(curves, eval_set) if len(curves) else pd.DataFrame()
-mechanism = mechanism_regression(points) if len(points) else pd.DataFrame()
+mechanism = (
+    pd.concat([mechanism_regression(g).assign(model=m) for m, g in points.groupby("model")], ignore_index=True)
+    if len(points)
+    else pd.DataFrame()
+)
 write_table(mechanism, snakemake.output.mechanism, provenance)
 claims = (
     pd.concat(

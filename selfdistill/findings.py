@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy import stats as sps
 
-from selfdistill.stats import arm, base_arm, bootstrap_ci, holm, paired_difference, select
+from selfdistill.stats import arm, base_arm, holm, independent_difference, paired_difference, select
 
 PAPER_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
 # Paper, Table 1 (that model, none vs solution context) and the approximate on-policy drop.
@@ -17,15 +16,18 @@ PAPER = {
 }
 
 
-def verdict(effect, low, high, p_adj, direction: int, margin: float) -> str:
+def verdict(effect, low, high, p_adj, direction: int, margin: float, min_p: float = 0.0) -> str:
     """supported: the CI excludes 0 in the claimed direction and the Holm-adjusted p < 0.05;
-    not supported: the CI lies on the other side, or inside ±margin (no effect of that size);
-    inconclusive otherwise."""
+    opposite direction: the same on the other side; no effect: the CI lies inside ±margin;
+    inconclusive otherwise, and always when the design cannot reach p < 0.05 (too few units)."""
     if any(np.isnan(v) for v in (effect, low, high)):
         return "inconclusive (too few problems for an interval)"
-    if direction * low > 0 and direction * high > 0 and p_adj < 0.05:
+    if min_p >= 0.05:
+        return f"inconclusive (too few units: the smallest attainable p is {min_p:.3g})"
+    significant = p_adj < 0.05
+    if significant and direction * low > 0 and direction * high > 0:
         return "supported"
-    if direction * high < 0 and direction * low < 0:
+    if significant and direction * high < 0 and direction * low < 0:
         return "not supported (effect in the opposite direction)"
     if -margin <= low and high <= margin:
         return f"not supported (no effect: CI within ±{margin:g})"
@@ -111,21 +113,8 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
     if runs["coverage"].nunique() >= 2:
         low, high = runs["coverage"].min(), runs["coverage"].max()
         g_low, g_high = reward_gain(runs[runs["coverage"] == low]), reward_gain(runs[runs["coverage"] == high])
-        result = {"n_problems": int(low), "effect": float(g_low.mean() - g_high.mean())}
-        diffs = np.subtract.outer(g_low.to_numpy(), g_high.to_numpy()).ravel()
-        result["ci_low"], result["ci_high"] = bootstrap_ci(diffs)
-        result["p_value"] = (
-            float(
-                sps.permutation_test(
-                    (g_low.to_numpy(), g_high.to_numpy()),
-                    lambda x, y: np.mean(x) - np.mean(y),
-                    permutation_type="independent",
-                    random_state=0,
-                ).pvalue
-            )
-            if len(g_low) >= 2 and len(g_high) >= 2
-            else float("nan")
-        )
+        result = independent_difference(g_low, g_high)  # runs (seeds) are the units, not pairings of them
+        result["n_problems"] = int(low)
         rows.append(
             _claim(
                 "c",
@@ -171,7 +160,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
     table = pd.DataFrame(rows)
     table["p_holm"] = holm(table["p_value"])
     table["verdict"] = [
-        verdict(r.effect, r.ci_low, r.ci_high, r.p_holm, r.direction, r.margin) for r in table.itertuples()
+        verdict(r.effect, r.ci_low, r.ci_high, r.p_holm, r.direction, r.margin, r.min_p) for r in table.itertuples()
     ]
     return table
 
@@ -199,7 +188,9 @@ def render(claims: pd.DataFrame, mechanism: pd.DataFrame, header: str) -> str:
     lines += [
         "Effects are means over problems (seeds averaged first) of the first arm minus the second; 95% CIs by",
         "bootstrap over problems; p-values from two-sided permutation tests, Holm-corrected over the tests on",
-        "this page. Verdicts: *supported* = CI excludes 0 in the claimed direction and Holm p < 0.05.",
+        "this page. Verdicts: *supported* = CI excludes 0 in the claimed direction and Holm p < 0.05 (the same",
+        "rule for the opposite direction); *inconclusive* whenever the units (problems, or runs for (c)) are too",
+        "few for any test to reach p < 0.05. Claim (c) compares runs: its CI resamples each coverage's runs.",
         "",
     ]
     for key, (title, figure) in SECTIONS.items():
@@ -218,36 +209,31 @@ def render(claims: pd.DataFrame, mechanism: pd.DataFrame, header: str) -> str:
                 f"{_fmt(r.p_holm)} | {r.n_problems} | {r.n_seeds} | **{r.verdict}** | {r.paper or '—'} |"
             )
         lines += ["", f"![{title}]({figure})", ""]
-    lines += ["## Mechanism: does OOD accuracy follow epistemic verbalization?", ""]
+    lines += ["## Mechanism: does OOD accuracy follow epistemic verbalization? (descriptive)", ""]
     if mechanism.empty:
         lines += ["Not enough runs for the regression.", ""]
-    else:
+    for model, fit in mechanism.groupby("model", sort=True):
         lines += [
-            "OLS of OOD accuracy on epistemic density (per 1k tokens), response length (per 100 tokens) and context",
-            "richness, over final evaluations and training checkpoints; 95% CIs by cluster bootstrap over runs.",
+            f"**{model}.** OLS of OOD accuracy on epistemic words per response, with response length (per 100",
+            "tokens) and context richness as covariates, over final evaluations and training checkpoints on the",
+            "same problems; 95% CIs by cluster bootstrap over runs. Observational: it shows whether accuracy",
+            "tracks verbalization across runs, not that verbalization causes it.",
             "",
             "| term | coefficient | 95% CI |",
             "|---|---|---|",
         ]
-        for r in mechanism.itertuples():
+        for r in fit.itertuples():
             lines.append(f"| {r.term} | {_fmt(r.coefficient, 4)} | [{_fmt(r.ci_low, 4)}, {_fmt(r.ci_high, 4)}] |")
-        d = mechanism.set_index("term").loc["epistemic_density"]
+        d = fit.set_index("term").loc["epistemic_count"]
+        held = "with richness and length held fixed"
         if np.isnan(d["ci_low"]):
-            statement = "too few runs to separate epistemic density from richness and length."
+            statement = "too few runs to separate epistemic words from richness and length."
         elif d["ci_low"] > 0:
-            statement = (
-                "yes: with richness and length held fixed, more epistemic verbalization goes with higher OOD accuracy."
-            )
+            statement = f"yes: {held}, runs that verbalize more uncertainty score higher OOD."
         elif d["ci_high"] < 0:
-            statement = (
-                "no, the opposite: with richness and length held fixed, more epistemic verbalization goes with "
-                "lower OOD accuracy."
-            )
+            statement = f"the opposite: {held}, runs that verbalize more uncertainty score lower OOD."
         else:
-            statement = (
-                "not detectably: with richness and length held fixed, the CI of the epistemic-density coefficient "
-                "includes 0."
-            )
+            statement = f"not detectably: {held}, the CI of the epistemic-count coefficient includes 0."
         lines += ["", f"**Answer ({int(d['n_runs'])} runs, {int(d['n_points'])} points):** {statement}", ""]
     return "\n".join(lines) + "\n"
 
@@ -257,6 +243,6 @@ def mechanism_points(curves: pd.DataFrame, eval_set: str) -> pd.DataFrame:
     scored on the same problems); the base model (step 0) is not a run's point."""
     run_keys = ["model", "method", "richness", "ablation", "coverage", "seed"]
     points = curves[(curves["eval_set"] == eval_set) & (curves["step"] > 0)]
-    points = points[run_keys + ["step", "accuracy", "mean_tokens", "epistemic_density"]].copy()
+    points = points[run_keys + ["step", "accuracy", "mean_tokens", "epistemic_count"]].copy()
     points["run"] = points[run_keys].astype(str).agg("/".join, axis=1)
-    return points.dropna(subset=["accuracy", "mean_tokens", "epistemic_density"]).reset_index(drop=True)
+    return points.dropna(subset=["accuracy", "mean_tokens", "epistemic_count"]).reset_index(drop=True)

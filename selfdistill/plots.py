@@ -29,10 +29,31 @@ def _label(method, richness, ablation):
     return f"{method}, {richness}" + ("" if ablation == "standard" else f", {ablation}")
 
 
+ABLATION_STYLE = {"standard": ("-", "o"), "preserve": ("--", "s"), "suppress": (":", "v")}
+
+
+def _styles(frame: pd.DataFrame) -> dict:
+    """Line and marker style per (method, richness, ablation) present: a distinct colour per method
+    and richness (tab10, tab20 beyond ten), line style and marker per ablation."""
+    cells = sorted({tuple(c) for c in frame[CELL].drop_duplicates().itertuples(index=False)})
+    arms = list(dict.fromkeys(cell[:2] for cell in cells))
+    palette = plt.get_cmap("tab10" if len(arms) <= 10 else "tab20")
+    out = {}
+    for cell in cells:
+        linestyle, marker = ABLATION_STYLE.get(cell[2], ("-.", "x"))
+        out[cell] = {"color": palette(arms.index(cell[:2]) % palette.N), "linestyle": linestyle, "marker": marker}
+    return out
+
+
+def _coverage(value) -> str:
+    return "n/a" if pd.isna(value) else f"{int(value)}"
+
+
 def _save(fig, path):
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+    return fig  # closed for pyplot, still inspectable
 
 
 def _ci_err(rows: pd.DataFrame, metric: str):
@@ -53,9 +74,13 @@ def plot_metric_by_coverage(cells: pd.DataFrame, metric: str, path):
         if len(base):
             ax.axhline(base[metric].mean(), color="black", linestyle="--", linewidth=1, label="base model")
             ax.axhspan(base[f"{metric}_ci_low"].mean(), base[f"{metric}_ci_high"].mean(), color="black", alpha=0.08)
-        for cell, g in here[here["method"] != "base"].groupby(CELL):
+        trained = here[here["method"] != "base"]
+        styles = _styles(trained)
+        for cell, g in trained.groupby(CELL):
             g = g.sort_values("coverage")
-            ax.errorbar(g["coverage"], g[metric], yerr=_ci_err(g, metric), marker="o", capsize=3, label=_label(*cell))
+            ax.errorbar(
+                g["coverage"], g[metric], yerr=_ci_err(g, metric), capsize=3, label=_label(*cell), **styles[cell]
+            )
         ax.set_xscale("log", base=2)
         ax.set_xlabel("task coverage (distinct training problems)")
         ax.set_ylabel(METRIC_LABELS.get(metric, metric))
@@ -63,7 +88,7 @@ def plot_metric_by_coverage(cells: pd.DataFrame, metric: str, path):
         ax.grid(alpha=0.3)
     axes[0][-1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} by method and teacher context (95% CI over problems)")
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def plot_train_loss(logs: pd.DataFrame, path):
@@ -73,15 +98,17 @@ def plot_train_loss(logs: pd.DataFrame, path):
     coverages = sorted(logs["coverage"].unique()) or [None]
     fig, axes = plt.subplots(1, len(coverages), figsize=(4.2 * len(coverages), 3.4), squeeze=False, sharey=True)
     for ax, coverage in zip(axes[0], coverages, strict=True):
-        for i, (cell, g) in enumerate(logs[logs["coverage"] == coverage].groupby(CELL)):
+        styles = _styles(logs)
+        for cell, g in logs[logs["coverage"] == coverage].groupby(CELL):
             for j, (_, run) in enumerate(g.groupby("seed")):
-                ax.plot(run["step"], run["loss"], color=f"C{i}", alpha=0.8, label=_label(*cell) if j == 0 else None)
-        ax.set_title(f"coverage {coverage}")
+                style = {**styles[cell], "marker": None}
+                ax.plot(run["step"], run["loss"], alpha=0.8, label=_label(*cell) if j == 0 else None, **style)
+        ax.set_title(f"coverage {_coverage(coverage)}")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
     axes[0][0].set_ylabel("SFT loss (NLL per completion token)")
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path):
@@ -90,66 +117,76 @@ def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path):
     logs = logs[logs["method"].isin(ROLLOUT_METHODS)]
     panels = [(curves, "accuracy"), (logs, "reward"), (logs, "mean_length"), (logs, "epistemic_count")]
     coverages = sorted(logs["coverage"].unique()) or [None]
+    styles = _styles(pd.concat([logs[CELL], curves[CELL]]))
     fig, axes = plt.subplots(len(coverages), 4, figsize=(17, 3.3 * len(coverages)), squeeze=False)
     for row, coverage in enumerate(coverages):
         for col, (table, metric) in enumerate(panels):
             ax = axes[row][col]
             sub = table[table["coverage"] == coverage]
-            for i, (cell, g) in enumerate(sub.groupby(CELL)):
+            for cell, g in sub.groupby(CELL):
+                style = styles[cell]
                 stats = g.groupby("step")[metric].agg(["mean", "std"]).reset_index().fillna(0)
-                ax.plot(stats["step"], stats["mean"], color=f"C{i}", label=_label(*cell))
+                marker = style["marker"] if metric == "accuracy" else None  # checkpoints are few: show them
+                ax.plot(stats["step"], stats["mean"], label=_label(*cell), **{**style, "marker": marker})
                 ax.fill_between(
-                    stats["step"], stats["mean"] - stats["std"], stats["mean"] + stats["std"], color=f"C{i}", alpha=0.15
+                    stats["step"],
+                    stats["mean"] - stats["std"],
+                    stats["mean"] + stats["std"],
+                    color=style["color"],
+                    alpha=0.15,
                 )
             title = (
                 f"{curves['eval_set'].iloc[0]} accuracy"
                 if metric == "accuracy" and len(curves)
                 else METRIC_LABELS[metric]
             )
-            ax.set_title(f"{title} (coverage {coverage})", fontsize=9)
+            ax.set_title(f"{title} (coverage {_coverage(coverage)})", fontsize=9)
             ax.set_xlabel("training step")
             ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=7)
-    _save(fig, path)
+    return _save(fig, path)
 
 
 def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood"):
-    """On-policy cells: eval-set accuracy vs epistemic density with 95% CIs on both axes;
-    colour = ablation, marker = richness, one point per coverage."""
+    """On-policy cells: eval-set accuracy vs epistemic density with 95% CIs on both axes; a panel
+    per coverage (no point labels to overlap), colour = ablation, marker = richness."""
     here = cells[(cells["method"] == "onpolicy") & (cells["eval_set"] == eval_set)]
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
-    markers = {"none": "o", "answer": "s", "solution": "^", "solution_nothink": "v", "regen": "D"}
-    colours = {"standard": "C0", "preserve": "C2", "suppress": "C3"}
-    for row in here.itertuples():
-        one = here.loc[[row.Index]]
-        ax.errorbar(
-            row.epistemic_density,
-            row.accuracy,
-            xerr=_ci_err(one, "epistemic_density"),
-            yerr=_ci_err(one, "accuracy"),
-            marker=markers.get(row.richness, "x"),
-            color=colours.get(row.ablation, "C7"),
-            capsize=3,
-            linestyle="none",
-            label=f"{row.richness}, {row.ablation}",
-        )
-        ax.annotate(
-            f"c{row.coverage}",
-            (row.epistemic_density, row.accuracy),
-            fontsize=7,
-            xytext=(4, 4),
-            textcoords="offset points",
-        )
     base = cells[(cells["method"] == "base") & (cells["eval_set"] == eval_set)]
-    if len(base):
-        ax.scatter(
-            base["epistemic_density"], base["accuracy"], marker="*", s=150, color="black", label="base model", zorder=3
-        )
-    handles, labels = ax.get_legend_handles_labels()
+    coverages = sorted(here["coverage"].dropna().unique()) or [None]
+    fig, axes = plt.subplots(
+        1, len(coverages), figsize=(5.2 * len(coverages), 4.6), squeeze=False, sharex=True, sharey=True
+    )
+    markers = {"none": "o", "answer": "s", "solution": "^", "solution_nothink": "v", "regen": "D"}
+    colours = {"standard": "tab:blue", "preserve": "tab:green", "suppress": "tab:red"}
+    for ax, coverage in zip(axes[0], coverages, strict=True):
+        for row in here[here["coverage"] == coverage].itertuples():
+            one = here.loc[[row.Index]]
+            ax.errorbar(
+                row.epistemic_density,
+                row.accuracy,
+                xerr=_ci_err(one, "epistemic_density"),
+                yerr=_ci_err(one, "accuracy"),
+                marker=markers.get(row.richness, "x"),
+                markersize=8,
+                color=colours.get(row.ablation, "tab:gray"),
+                capsize=3,
+                linestyle="none",
+                label=f"context {row.richness}, {row.ablation}",
+            )
+        for b in base.itertuples():  # the base model on the same problems
+            if pd.isna(b.coverage) or b.coverage == coverage:
+                ax.scatter(
+                    b.epistemic_density, b.accuracy, marker="*", s=180, color="black", label="base model", zorder=3
+                )
+        ax.set_title(f"coverage {_coverage(coverage)}", fontsize=10)
+        ax.set_xlabel("epistemic words per 1k tokens")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{eval_set} accuracy (avg@n, 95% CI)")
+    handles, labels = axes[0][-1].get_legend_handles_labels()
+    for ax in axes[0][:-1]:
+        more_handles, more_labels = ax.get_legend_handles_labels()
+        handles, labels = handles + more_handles, labels + more_labels
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=7)
-    ax.set_xlabel("epistemic words per 1k tokens")
-    ax.set_ylabel(f"{eval_set} accuracy (avg@n)")
-    ax.set_title("Uncertainty ablation: does OOD accuracy follow hedging or context?", fontsize=10)
-    ax.grid(alpha=0.3)
-    _save(fig, path)
+    axes[0][-1].legend(unique.values(), unique.keys(), fontsize=7)
+    fig.suptitle("Uncertainty ablation: does OOD accuracy follow hedging or context?", fontsize=11)
+    return _save(fig, path)

@@ -7,6 +7,7 @@ are the experiment's independent draws; samples of one problem are not independe
 
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -94,6 +95,7 @@ def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:
     d = (a.loc[shared] - b.loc[shared]).to_numpy(dtype=float)
     out = {"n_problems": len(d), "effect": float(d.mean()) if len(d) else float("nan")}
     out["ci_low"], out["ci_high"] = bootstrap_ci(d, seed)
+    out["min_p"] = min(1.0, 2.0 ** (1 - len(d))) if len(d) else float("nan")  # one sign pattern of 2^n, two-sided
     if len(d) < 2 or np.all(d == 0):
         out["p_value"] = 1.0 if len(d) >= 2 else float("nan")
     else:
@@ -103,6 +105,25 @@ def paired_difference(a: pd.Series, b: pd.Series, seed: int = 0) -> dict:
             ).pvalue
         )
     return out
+
+
+def independent_difference(x, y, seed: int = 0, level: float = 0.95) -> dict:
+    """mean(x) - mean(y) for two independent groups (e.g. runs' seeds under two settings): a
+    bootstrap CI resampling each group on its own, an exact two-sided permutation p (for small
+    groups), and the smallest p the groups' sizes can give: 2 vs 2 units can never reach 0.05."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    out = {"effect": float(x.mean() - y.mean()) if len(x) and len(y) else float("nan")}
+    out["min_p"] = min(1.0, 2 / math.comb(len(x) + len(y), len(x))) if len(x) and len(y) else float("nan")
+    if len(x) < 2 or len(y) < 2:
+        return {**out, "ci_low": float("nan"), "ci_high": float("nan"), "p_value": float("nan")}
+    difference = lambda a, b, axis=-1: np.mean(a, axis=axis) - np.mean(b, axis=axis)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ci = stats.bootstrap(
+            (x, y), difference, n_resamples=N_RESAMPLES, confidence_level=level, method="percentile", random_state=seed
+        ).confidence_interval
+    p = stats.permutation_test((x, y), difference, permutation_type="independent", random_state=seed).pvalue
+    return {**out, "ci_low": float(ci.low), "ci_high": float(ci.high), "p_value": float(p)}
 
 
 def holm(p_values) -> np.ndarray:
@@ -163,14 +184,19 @@ def standard_comparisons(problems: pd.DataFrame) -> pd.DataFrame:
 
 
 def mechanism_regression(points: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """OLS of accuracy on epistemic density, with richness (dummies vs none) and mean response
-    length (per 100 tokens) as covariates. Points from one run (checkpoints) are correlated, so
-    CIs come from a cluster bootstrap over runs (column `run`)."""
+    """Descriptive OLS over runs and checkpoints of one model on one problem set: accuracy on the
+    epistemic words per response, with response length (per 100 tokens) and richness (dummies vs
+    none) as covariates. The count with length beside it, not the density (count / length) with
+    length again, which would tie two regressors through a shared denominator. Points of one run
+    are correlated, so CIs come from a cluster bootstrap over runs (column `run`). Observational:
+    it says whether accuracy tracks verbalization across runs, not that one causes the other."""
+    if "model" in points and points["model"].nunique() > 1:
+        raise ValueError("mechanism_regression pools points of several models; fit each model on its own")
     richness = sorted(set(points["richness"]) - {"none"})
-    names = ["intercept", "epistemic_density", "length_per_100_tokens"] + [f"richness_{r}" for r in richness]
+    names = ["intercept", "epistemic_count", "length_per_100_tokens"] + [f"richness_{r}" for r in richness]
 
     def design(df):
-        cols = [np.ones(len(df)), df["epistemic_density"], df["mean_tokens"] / 100]
+        cols = [np.ones(len(df)), df["epistemic_count"], df["mean_tokens"] / 100]
         cols += [(df["richness"] == r).astype(float) for r in richness]
         return np.column_stack(cols)
 

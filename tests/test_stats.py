@@ -7,6 +7,7 @@ from selfdistill.stats import (
     cell_estimates,
     hierarchical_ci,
     holm,
+    independent_difference,
     mechanism_regression,
     paired_difference,
 )
@@ -97,15 +98,15 @@ def test_mechanism_regression_recovers_a_planted_effect():
     for run in range(12):
         richness = ["none", "solution"][run % 2]
         for _ in range(5):
-            density = rng.uniform(0, 30)
+            count = rng.uniform(0, 30)
             tokens = rng.uniform(30, 60)
-            acc = 0.3 + 0.01 * density + 0.001 * tokens + (0.05 if richness == "solution" else 0) + rng.normal(0, 0.01)
+            acc = 0.3 + 0.01 * count + 0.001 * tokens + (0.05 if richness == "solution" else 0) + rng.normal(0, 0.01)
             rows.append(
-                {"run": run, "richness": richness, "epistemic_density": density, "mean_tokens": tokens, "accuracy": acc}
+                {"run": run, "richness": richness, "epistemic_count": count, "mean_tokens": tokens, "accuracy": acc}
             )
     table = mechanism_regression(pd.DataFrame(rows)).set_index("term")
-    assert table.loc["epistemic_density", "coefficient"] == pytest.approx(0.01, abs=0.002)
-    assert table.loc["epistemic_density", "ci_low"] > 0
+    assert table.loc["epistemic_count", "coefficient"] == pytest.approx(0.01, abs=0.002)
+    assert table.loc["epistemic_count", "ci_low"] > 0
     assert table.loc["richness_solution", "coefficient"] == pytest.approx(0.05, abs=0.02)
 
 
@@ -118,3 +119,57 @@ def test_full_coverage_in_paths_becomes_the_training_set_size():
     assert parse_path("eval", "results/toy/eval/grpo/none/standard/c8_s0/step6/ood.parquet")["step"] == 6
     with pytest.raises(ValueError, match="coverage 'full' needs"):
         parse_path("eval", "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet")
+
+
+def test_mechanism_regression_refuses_to_pool_models():
+    points = pd.DataFrame(
+        {
+            "model": ["a", "a", "b", "b"],
+            "run": [0, 1, 2, 3],
+            "richness": "none",
+            "epistemic_count": [1.0, 2, 3, 4],
+            "mean_tokens": [10.0, 20, 30, 40],
+            "accuracy": [0.1, 0.2, 0.3, 0.4],
+        }
+    )
+    with pytest.raises(ValueError, match="several models"):
+        mechanism_regression(points)
+
+
+def test_two_groups_of_two_cannot_reach_significance_and_the_verdict_says_so():
+    """Claim (c) compares runs (seeds) under two coverages: 2 vs 2 runs have 6 relabellings, so no
+    test reaches p < 0.05 however separated the groups are; the verdict must not read the CI alone."""
+    from selfdistill.findings import verdict
+
+    result = independent_difference([0.03, 0.05], [0.01, 0.02])
+    assert result["min_p"] == pytest.approx(1 / 3) and result["p_value"] >= result["min_p"]
+    assert result["ci_low"] > 0  # the bootstrap CI alone would call it an effect
+    said = verdict(result["effect"], result["ci_low"], result["ci_high"], 0.0, +1, 0.02, result["min_p"])
+    assert said.startswith("inconclusive (too few units")
+    big = independent_difference(np.arange(8.0) + 10, np.arange(8.0))
+    assert big["min_p"] < 1e-3 and big["p_value"] < 0.01 and big["ci_low"] > 5
+
+
+def test_each_arm_is_resampled_on_its_own():
+    """The CI of a difference of two independent means: its width follows each group's spread,
+    not the n1 x n2 pairwise differences treated as independent draws (which is ~sqrt(n) too narrow)."""
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(0, 1, 6), rng.normal(0, 1, 6)
+    result = independent_difference(x, y)
+    se = np.sqrt(x.var(ddof=1) / 6 + y.var(ddof=1) / 6)
+    assert 2.5 * se < result["ci_high"] - result["ci_low"] < 5 * se
+    pairwise = bootstrap_ci(np.subtract.outer(x, y).ravel())
+    assert pairwise[1] - pairwise[0] < 2.5 * se  # what claim (c) did: a CI too narrow for 6 vs 6 runs
+
+
+def test_a_verdict_in_either_direction_needs_the_adjusted_p():
+    from selfdistill.findings import verdict
+
+    assert verdict(-0.03, -0.05, -0.01, 0.075, +1, 0.02) == "inconclusive at this sample size"
+    assert verdict(-0.03, -0.05, -0.01, 0.01, +1, 0.02).startswith("not supported (effect in the opposite")
+    assert verdict(0.03, 0.01, 0.05, 0.075, +1, 0.02) == "inconclusive at this sample size"
+    assert verdict(0.03, 0.01, 0.05, 0.01, +1, 0.02) == "supported"
+
+
+def test_paired_difference_reports_the_smallest_attainable_p():
+    assert paired_difference(pd.Series([1.0, 2.0, 3.0]), pd.Series([0.0, 0.0, 0.0]))["min_p"] == pytest.approx(0.25)
