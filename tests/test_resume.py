@@ -181,3 +181,35 @@ def test_generation_killed_between_shards_reuses_finished_shards(tiny_model_dir,
     table, calls = run(work)
     assert calls == 1  # only the unfinished shard was generated again
     pd.testing.assert_frame_equal(table, reference)
+
+
+@pytest.mark.parametrize("save_every_s", [0.0, 3600.0])
+@pytest.mark.parametrize("method", ["onpolicy", "sft"])
+def test_state_is_also_saved_by_wall_time(tiny_model_dir, tmp_path, monkeypatch, method, save_every_s):
+    """With no checkpoint due by step count, resumable state is still saved once SAVE_EVERY_S has
+    passed (at paper scale 10 steps take hours); the hourly default saves nothing in a short run."""
+    import pandas as pd
+
+    from selfdistill import prompts
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train import state
+    from selfdistill.train.model import add_lora
+    from selfdistill.train.sft import train_sft
+
+    from configs import LORA, rollout_hp, run_rollouts, sft_hp
+
+    monkeypatch.setattr(state, "SAVE_EVERY_S", save_every_s)
+    torch.manual_seed(0)
+    model, tok = add_lora(load_model(tiny_model_dir), LORA), load_tokenizer(tiny_model_dir)
+    path = tmp_path / "state.pt"
+    if method == "sft":
+        examples = [(prompts.prompt_ids(tok, "Compute 1+1+1."), tok.encode("\\boxed{3}") + [tok.eos_token_id])] * 2
+        hp = sft_hp(batch_size=1, micro_batch_size=1, epochs=1, checkpoint_every=0)
+        train_sft(model, tok, examples, hp, seed=3, loss_chunk=4, state_path=path)
+    else:
+        subset = pd.DataFrame({"problem_id": ["a"], "problem": ["Compute 2+3+4."], "answer": ["9"], "solution": ["9"]})
+        hp = rollout_hp(method, steps=2, prompts_per_step=1, n_rollouts=2, checkpoint_every=0)
+        run_rollouts(model, tok, subset, method, "solution", "standard", hp, seed=3, state_path=path)
+    assert path.exists() == (save_every_s == 0.0)
+    if path.exists():
+        assert saved_step(tmp_path) == 2

@@ -20,6 +20,7 @@ import functools
 import logging
 import math
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -199,6 +200,7 @@ def train_on_rollouts(
 
     rows, order, log_rows = list(subset.itertuples()), [], []
     resumed = state.restore(state_path, model, opt, rng)
+    last_save = time.monotonic()
     if resumed:
         order, log_rows = resumed["order"], resumed["log_rows"]
         objective.load_state_dict(resumed["objective"])
@@ -271,22 +273,21 @@ def train_on_rollouts(
         if on_step:
             on_step(log_rows[-1], total=hp.steps)
         done = step + 1
-        if hp.checkpoint_every and done % hp.checkpoint_every == 0:
-            if checkpoint_dir:
-                distributed.save_pretrained(model, Path(checkpoint_dir) / f"step{done}")
-            if state_path:
-                state.save(
-                    state_path,
-                    state.capture(
-                        model,
-                        opt,
-                        done,
-                        rng,
-                        order=order,
-                        log_rows=log_rows,
-                        objective=objective.state_dict(),
-                        scheduler=sched.state_dict(),
-                    ),
-                )
+        if checkpoint_dir and hp.checkpoint_every and done % hp.checkpoint_every == 0:
+            distributed.save_pretrained(model, Path(checkpoint_dir) / f"step{done}")
+        if state_path and state.due(done, hp.checkpoint_every, last_save):
+            state.save(
+                state_path,
+                state.capture(
+                    model,
+                    opt,
+                    done,
+                    rng,
+                    order=order,
+                    log_rows=log_rows,
+                    objective=objective.state_dict(),
+                    scheduler=sched.state_dict(),
+                ),
+            )
     model.eval()
     return log_rows

@@ -1,6 +1,7 @@
 """Resumable training state: everything a run needs to continue exactly where it stopped.
 
-Written atomically (temporary file, then rename) every k steps, so a job killed at any moment
+Written atomically (temporary file, then rename) every k steps and at least hourly (`due`), so a job
+killed at any moment
 leaves either the previous state or the new one, never a torn file. Lives beside, not inside,
 the job's declared outputs: Snakemake deletes incomplete outputs before a re-run.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import torch
 
@@ -24,6 +26,17 @@ def capture(model, optimizer, step: int, rng: random.Random, **extra) -> dict:
         "python_rng": rng.getstate(),
         **extra,
     }
+
+
+SAVE_EVERY_S = 3600.0  # at the paper's scale 10 steps can take 16 h: a time-limit kill then loses at most an hour
+
+
+def due(done: int, every: int, last_save: float) -> bool:
+    """Whether to save resumable state after `done` steps: every `every` steps (0: never by count),
+    and whenever SAVE_EVERY_S of wall time passed since `last_save` (time.monotonic()), by rank 0's
+    clock so every rank saves together. The state is exact, so when it is saved changes no result."""
+    by_time = distributed.broadcast(time.monotonic() - last_save >= SAVE_EVERY_S if distributed.rank() == 0 else None)
+    return bool(every and done % every == 0) or by_time
 
 
 def save(path, state: dict) -> None:
