@@ -118,6 +118,7 @@ def measure(arch_name: str, arch: dict, finetune: str, length: int, chunk: int, 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tiny", action="store_true", help="a tiny model on CPU (checks the script)")
+    parser.add_argument("--out", help="result file (default: bench/results/distill_at_scale[_tiny].json)")
     args = parser.parse_args()
     device = "cuda" if torch.cuda.is_available() and not args.tiny else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
@@ -134,7 +135,7 @@ def main():
     device_name = torch.cuda.get_device_name() if device == "cuda" else "CPU"
     out = {"device": device_name, "torch": torch.__version__, "rows": rows}
     name = "distill_at_scale_tiny.json" if args.tiny else "distill_at_scale.json"
-    (ROOT / "bench/results" / name).write_text(json.dumps(out, indent=1) + "\n")
+    Path(args.out or ROOT / "bench/results" / name).write_text(json.dumps(out, indent=1) + "\n")
 
 
 if __name__ == "__main__":

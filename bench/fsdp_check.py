@@ -47,7 +47,7 @@ def train(args) -> dict:
         distributed.init()
     arch = TINY if args.tiny else QWEN3_1_7B
     dtype = torch.float32 if args.tiny else torch.bfloat16
-    full = TrainingConfig(finetune="full", gradient_checkpointing=True, processes=1)
+    full = TrainingConfig(finetune="full", gradient_checkpointing=True, loss_chunk=1024, processes=1)
     model = trainable_model(build(arch, dtype), None, full)
     gen = torch.Generator().manual_seed(1)
     length = 64 if args.tiny else 1024  # prompt and completion each: 4 x 2,048 tokens per step
@@ -78,6 +78,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--tiny", action="store_true")
     parser.add_argument("--rank-out", help="(internal) where a rank writes its result")
+    parser.add_argument("--out", help="result file (default: bench/results/fsdp_check[_tiny].json)")
     args = parser.parse_args()
     if args.rank_out:
         result = train(args)
@@ -87,7 +88,7 @@ def main():
     ranks = torch.cuda.device_count() or 2
     plain = train(args)
     torch.cuda.empty_cache()  # the ranks need the memory the plain run cached
-    out = ROOT / "bench/results" / ("fsdp_check_tiny.json" if args.tiny else "fsdp_check.json")
+    out = Path(args.out or ROOT / "bench/results" / ("fsdp_check_tiny.json" if args.tiny else "fsdp_check.json"))
     rank_out = out.with_suffix(".ranks.json")
     cmd = [
         sys.executable,

@@ -41,6 +41,8 @@ def run_ours(model_path, steps):
 
     import torch
 
+    from selfdistill import distributed
+    from selfdistill.backends.hf import HFBackend
     from selfdistill.config import load_config
     from selfdistill.grading import GradingConfig
     from selfdistill.models import load_model, load_tokenizer
@@ -80,7 +82,9 @@ def run_ours(model_path, steps):
         hp,
         templates,
         GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000),
-        seed=0,
+        0,
+        HFBackend(model, tok, hp.generation_batch_size, ranks=distributed),  # rollouts through generate, as TRL's
+        1024,
         on_step=lambda r, total: stamps.append(time.perf_counter()),
     )
     return [b - a for a, b in zip(stamps, stamps[1:], strict=False)]

@@ -82,6 +82,7 @@ def main():
     parser.add_argument("--decode-efficiency", type=float, nargs="+", default=[0.3, 0.5, 0.7])
     parser.add_argument("--responses", type=int, nargs="+", default=[4096, 8192, 13054])
     parser.add_argument("--gpu-check", default=str(ROOT / "bench/results/gpu_check.json"))
+    parser.add_argument("--out", default=str(ROOT / "bench/results/paper_scale_model.json"))
     args = parser.parse_args()
     measured = json.loads(Path(args.gpu_check).read_text())
     rate = measured["matmul_tflops_measured"] * 1e12
@@ -128,7 +129,7 @@ def main():
         },
         "rows": rows,
     }
-    out = ROOT / "bench/results/paper_scale_model.json"
+    out = Path(args.out)
     out.write_text(json.dumps(result, indent=1) + "\n")
     print(
         "| model | finetune | engine share | mean response | in flight | decode tok/s | decode s/step "
