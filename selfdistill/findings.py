@@ -212,7 +212,7 @@ def render(claims: pd.DataFrame, mechanism: pd.DataFrame, header: str) -> str:
     lines += ["## Mechanism: does OOD accuracy follow epistemic verbalization? (descriptive)", ""]
     if mechanism.empty:
         lines += ["Not enough runs for the regression.", ""]
-    for model, fit in mechanism.groupby("model", sort=True):
+    for model, fit in mechanism.groupby("model", sort=True) if len(mechanism) else ():
         lines += [
             f"**{model}.** OLS of OOD accuracy on epistemic words per response, with response length (per 100",
             "tokens) and context richness as covariates, over final evaluations and training checkpoints on the",

@@ -173,3 +173,23 @@ def test_a_verdict_in_either_direction_needs_the_adjusted_p():
 
 def test_paired_difference_reports_the_smallest_attainable_p():
     assert paired_difference(pd.Series([1.0, 2.0, 3.0]), pd.Series([0.0, 0.0, 0.0]))["min_p"] == pytest.approx(0.25)
+
+
+def test_findings_page_answers_the_mechanism_question_per_model_or_says_why_not():
+    from selfdistill.findings import render
+
+    claims = pd.DataFrame({"claim": []})
+    assert "Not enough runs for the regression." in render(claims, pd.DataFrame(), "# findings")
+    fit = pd.DataFrame(
+        {
+            "term": ["intercept", "epistemic_count"],
+            "coefficient": [0.4, 0.01],
+            "ci_low": [0.3, 0.005],
+            "ci_high": [0.5, 0.02],
+            "n_points": 40,
+            "n_runs": 8,
+        }
+    )
+    page = render(claims, pd.concat([fit.assign(model="a"), fit.assign(model="b", ci_low=[0.3, -0.01])]), "# f")
+    assert page.count("**Answer (8 runs, 40 points):**") == 2
+    assert "**a.**" in page and "yes:" in page and "not detectably:" in page
