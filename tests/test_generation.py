@@ -26,3 +26,38 @@ def test_scoring_past_the_context_is_refused(tiny_model_dir):
     completion_logits(model, [[1] * 200], [[2] * 56], pad_id=0)  # 256: fits
     with pytest.raises(ValueError, match="a prompt \\+ completion of 257 tokens exceeds the model's context of 256"):
         completion_logits(model, [[1] * 200, [1] * 10], [[2] * 57, [2] * 3], pad_id=0)
+
+
+def test_banning_the_epistemic_ids_removes_them_from_samples(tiny_model_dir):
+    """An eval set's `ban_epistemic` (NoWait at inference): no sampled id is in the set E; the
+    same sampling without the ban does produce them (the random tiny model samples widely)."""
+    from selfdistill.backends import Sampling, epistemic_ids
+    from selfdistill.backends.hf import HFBackend
+
+    backend = HFBackend.load(tiny_model_dir)
+    banned = set(epistemic_ids(backend.tokenizer))
+    assert banned
+    prompt = [backend.tokenizer.encode("Compute 1+2+3.")]
+
+    def sampled(ban):
+        sampling = Sampling(n=16, temperature=1.5, max_new_tokens=40, seed=0, ban_epistemic=ban)
+        return [t for c in backend.generate(prompt, sampling) for t in c.token_ids]
+
+    assert banned & set(sampled(False))
+    assert not banned & set(sampled(True))
+
+
+def test_eval_sets_carry_the_ban_into_sampling():
+    from dataclasses import replace
+
+    from selfdistill.backends import Sampling
+    from selfdistill.evaluation import EvalSetConfig
+    from selfdistill.models import ModelConfig
+    from selfdistill.sections import build
+
+    from configs import CONFIG
+
+    eval_set = build(EvalSetConfig, CONFIG["eval_sets"]["ood"])
+    assert eval_set.ban_epistemic is False  # the schema's default
+    model = ModelConfig(source="m", backend="hf", dtype="float32", chat_kwargs={}, lora="request", vllm={}, sampling={})
+    assert Sampling.of(replace(eval_set, ban_epistemic=True), 0, model, "eval_sets.ood").ban_epistemic

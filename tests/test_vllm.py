@@ -343,3 +343,17 @@ def test_rollout_methods_run_as_snakemake_jobs_with_vllm_rollouts_and_resume_aft
         table = pd.read_parquet(runs["uninterrupted"] / job)
         assert table["engine_logp_gap"].notna().all() and (table["engine_logp_gap"] < 1e-3).all()
         pd.testing.assert_frame_equal(pd.read_parquet(runs["killed"] / job), table)
+
+
+def test_banning_the_epistemic_ids_removes_them_from_vllm_samples(engine):
+    from selfdistill.backends import epistemic_ids
+
+    banned = set(epistemic_ids(engine.tokenizer))
+    prompt = [engine.tokenizer.encode("Compute 1+2+3.")]
+
+    def sampled(ban):
+        sampling = Sampling(n=16, temperature=1.5, max_new_tokens=40, seed=0, ban_epistemic=ban)
+        return [t for c in engine.generate(prompt, sampling) for t in c.token_ids]
+
+    assert banned and banned & set(sampled(False))
+    assert not banned & set(sampled(True))

@@ -5,6 +5,7 @@ Training and grading code sees `Completion`s and never knows which backend made 
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -22,6 +23,7 @@ class Sampling:
     top_k: int = 0  # 0 = off
     max_new_tokens: int = 256
     seed: int = 0
+    ban_epistemic: bool = False  # never sample the epistemic words' ids (the set E), as NoWait does at inference
 
     @classmethod
     def of(cls, section, seed: int, model: ModelConfig, name: str) -> Sampling:
@@ -40,7 +42,16 @@ class Sampling:
                     values[key],
                 )
             values[key] = value
-        return cls(n=section.n_samples, max_new_tokens=section.max_new_tokens, seed=seed, **values)
+        ban = getattr(section, "ban_epistemic", False)
+        return cls(n=section.n_samples, max_new_tokens=section.max_new_tokens, seed=seed, ban_epistemic=ban, **values)
+
+
+@functools.lru_cache(maxsize=4)
+def epistemic_ids(tokenizer) -> tuple[int, ...]:
+    """The set E of a tokenizer, computed once per tokenizer (a pass over the vocabulary)."""
+    from selfdistill.epistemic import epistemic_token_ids
+
+    return tuple(epistemic_token_ids(tokenizer))
 
 
 @dataclass(frozen=True)

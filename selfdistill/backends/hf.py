@@ -7,7 +7,7 @@ from contextlib import nullcontext
 import torch
 from tqdm import tqdm
 
-from selfdistill.backends import Completion, Sampling, check_fits
+from selfdistill.backends import Completion, Sampling, check_fits, epistemic_ids
 from selfdistill.models import load_model, load_tokenizer
 
 
@@ -75,6 +75,7 @@ class HFBackend:
                     eos_token_id=eos,
                     pad_token_id=pad,
                     synced_gpus=synced,
+                    suppress_tokens=list(epistemic_ids(tok)) if sampling.ban_epistemic else None,
                 )[:, width:].tolist()
             for k, ids in enumerate(generated):
                 prompt_index, sample = start + k // sampling.n, k % sampling.n

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from selfdistill.backends import Completion, Sampling, check_fits
+from selfdistill.backends import Completion, Sampling, check_fits, epistemic_ids
 from selfdistill.models import ModelConfig, is_full_model, load_tokenizer
 
 
@@ -79,6 +79,8 @@ class VLLMBackend:
             seed=sampling.seed,
             skip_special_tokens=False,
             logprobs=0 if logprobs else None,
+            # -100 is vLLM's largest bias: a banned id's probability is below e^-100 of any other's.
+            logit_bias={i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.ban_epistemic else None,
         )
         repeated = [ids for ids in prompts for _ in range(copies)]
         outputs = self.llm.generate(self._inputs(repeated), params, lora_request=self.lora_request, use_tqdm=True)
