@@ -127,24 +127,8 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
             )
         )
     # (d) preserving uncertainty removes the OOD drop.
-    preserve = select(
-        problems,
-        model=model,
-        method="onpolicy",
-        richness=rich,
-        ablation="preserve",
-        coverage=cover_hi,
-        eval_set=eval_set,
-    )
-    standard = select(
-        problems,
-        model=model,
-        method="onpolicy",
-        richness=rich,
-        ablation="standard",
-        coverage=cover_hi,
-        eval_set=eval_set,
-    )
+    cell = {"model": model, "method": "onpolicy", "richness": rich, "coverage": cover_hi, "eval_set": eval_set}
+    preserve, standard = select(problems, **cell, ablation="preserve"), select(problems, **cell, ablation="standard")
     if len(preserve) and len(standard):
         rows.append(
             _claim(
