@@ -97,8 +97,8 @@ def plot_train_loss(logs: pd.DataFrame, path):
     logs = logs[~logs["method"].isin(ROLLOUT_METHODS)]
     coverages = sorted(logs["coverage"].unique()) or [None]
     fig, axes = plt.subplots(1, len(coverages), figsize=(4.2 * len(coverages), 3.4), squeeze=False, sharey=True)
+    styles = _styles(logs)
     for ax, coverage in zip(axes[0], coverages, strict=True):
-        styles = _styles(logs)
         for cell, g in logs[logs["coverage"] == coverage].groupby(CELL):
             for j, (_, run) in enumerate(g.groupby("seed")):
                 style = {**styles[cell], "marker": None}

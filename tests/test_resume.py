@@ -213,3 +213,16 @@ def test_state_is_also_saved_by_wall_time(tiny_model_dir, tmp_path, monkeypatch,
     assert path.exists() == (save_every_s == 0.0)
     if path.exists():
         assert saved_step(tmp_path) == 2
+
+
+def test_the_save_clock_restarts_at_each_save(monkeypatch):
+    """Saved by time, then not again until another SAVE_EVERY_S has passed (a clock that never
+    restarted would save every step after the first hour: 48 GB per step for an 8B model)."""
+    from selfdistill.train import state
+
+    monkeypatch.setattr(state, "SAVE_EVERY_S", 10.0)
+    now = iter([0.0, 5.0, 11.0, 11.0, 12.0, 25.0, 25.0, 26.0])
+    schedule = state.SaveSchedule(every=0, clock=lambda: next(now))
+    assert [schedule.due(step) for step in (1, 2, 3, 4, 5)] == [False, True, False, True, False]
+    by_count = state.SaveSchedule(every=2, clock=lambda: 0.0)
+    assert [by_count.due(step) for step in (1, 2, 3, 4)] == [False, True, False, True]

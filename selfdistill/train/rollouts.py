@@ -20,7 +20,6 @@ import functools
 import logging
 import math
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -200,7 +199,7 @@ def train_on_rollouts(
 
     rows, order, log_rows = list(subset.itertuples()), [], []
     resumed = state.restore(state_path, model, opt, rng)
-    last_save = time.monotonic()
+    saves = state.SaveSchedule(hp.checkpoint_every)
     if resumed:
         order, log_rows = resumed["order"], resumed["log_rows"]
         objective.load_state_dict(resumed["objective"])
@@ -275,7 +274,7 @@ def train_on_rollouts(
         done = step + 1
         if checkpoint_dir and hp.checkpoint_every and done % hp.checkpoint_every == 0:
             distributed.save_pretrained(model, Path(checkpoint_dir) / f"step{done}")
-        if state_path and state.due(done, hp.checkpoint_every, last_save):
+        if state_path and saves.due(done):
             state.save(
                 state_path,
                 state.capture(

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import random
-import time
 from dataclasses import dataclass
 
 import pandas as pd
@@ -74,7 +73,7 @@ def train_sft(
     pad = tokenizer.pad_token_id
     rows, first = [], 0
     resumed = state.restore(state_path, model, opt, rng)
-    last_save = time.monotonic()
+    saves = state.SaveSchedule(hp.checkpoint_every)
     if resumed:
         rows, first = resumed["log_rows"], resumed["step"]
         sched.load_state_dict(resumed["scheduler"])
@@ -112,11 +111,10 @@ def train_sft(
         )
         if on_step:
             on_step(rows[-1], total=len(schedule))
-        if state_path and state.due(step + 1, hp.checkpoint_every, last_save):
+        if state_path and saves.due(step + 1):
             state.save(
                 state_path, state.capture(model, opt, step + 1, rng, log_rows=rows, scheduler=sched.state_dict())
             )
-            last_save = time.monotonic()
     model.eval()
     return rows
 

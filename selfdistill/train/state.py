@@ -1,9 +1,9 @@
 """Resumable training state: everything a run needs to continue exactly where it stopped.
 
-Written atomically (temporary file, then rename) every k steps and at least hourly (`due`), so a job
-killed at any moment
-leaves either the previous state or the new one, never a torn file. Lives beside, not inside,
-the job's declared outputs: Snakemake deletes incomplete outputs before a re-run.
+Written atomically (temporary file, then rename) every k steps and at least hourly
+(`SaveSchedule`), so a job killed at any moment leaves either the previous state or the new one,
+never a torn file. Lives beside, not inside, the job's declared outputs: Snakemake deletes
+incomplete outputs before a re-run.
 """
 
 from __future__ import annotations
@@ -31,12 +31,22 @@ def capture(model, optimizer, step: int, rng: random.Random, **extra) -> dict:
 SAVE_EVERY_S = 3600.0  # at the paper's scale 10 steps can take 16 h: a time-limit kill then loses at most an hour
 
 
-def due(done: int, every: int, last_save: float) -> bool:
-    """Whether to save resumable state after `done` steps: every `every` steps (0: never by count),
-    and whenever SAVE_EVERY_S of wall time passed since `last_save` (time.monotonic()), by rank 0's
-    clock so every rank saves together. The state is exact, so when it is saved changes no result."""
-    by_time = distributed.broadcast(time.monotonic() - last_save >= SAVE_EVERY_S if distributed.rank() == 0 else None)
-    return bool(every and done % every == 0) or by_time
+class SaveSchedule:
+    """When to save resumable state: every `every` steps (0: never by count), and whenever
+    SAVE_EVERY_S of wall time passed since the last save, by rank 0's clock so every rank saves
+    together. The state is exact, so when it is saved changes no result."""
+
+    def __init__(self, every: int, clock=time.monotonic):
+        self.every, self.clock = every, clock
+        self.last = clock()
+
+    def due(self, done: int) -> bool:
+        """Whether to save after `done` steps; a yes restarts the clock (the caller saves now)."""
+        late = self.clock() - self.last >= SAVE_EVERY_S if distributed.rank() == 0 else None
+        if bool(self.every and done % self.every == 0) or distributed.broadcast(late):
+            self.last = self.clock()
+            return True
+        return False
 
 
 def save(path, state: dict) -> None:
