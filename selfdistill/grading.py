@@ -252,6 +252,10 @@ def grade_responses(responses, golds, grading: GradingConfig):
     to_check = [i for i in range(len(extracted)) if i not in status]
     checked = {}
     if to_check:
+        # Imported here once, so every forked worker starts with it (0.3 s saved per call: per training
+        # step and per evaluation job); a replacement worker after a timeout starts as fast.
+        import math_verify  # noqa: F401
+
         with GradingPool(grading.workers, grading.timeout_s) as pool:
             checked = dict(zip(to_check, pool.map([(golds[i], extracted[i]) for i in to_check]), strict=True))
     rows = []
