@@ -10,7 +10,14 @@ from snakemake.exceptions import WorkflowError
 import selfdistill
 from selfdistill import grid
 from selfdistill.code import code_hash
-from selfdistill.config import check_config
+from selfdistill.config import (
+    check_config,
+    gated_models,
+    model_section,
+    toy_pretrain_spec,
+    toy_world,
+    world_pairs,
+)
 
 PKG = Path(workflow.basedir) / "selfdistill"
 SCRIPTS = Path(workflow.basedir) / "scripts"
@@ -47,7 +54,10 @@ def code(script, wc=None):
 def rollout_engine(model):
     """The `rollouts` section with its backend resolved: the section's, else the model's."""
     section = config["rollouts"]
-    return {**section, "backend": section["backend"] or config["models"][model]["backend"]}
+    return {
+        **section,
+        "backend": section["backend"] or config["models"][model]["backend"],
+    }
 
 
 # Resources of each job kind; the config's `resources` section overrides them (GPU counts, memory, runtime for
@@ -57,6 +67,7 @@ RULE_RESOURCES = {
     "prepare_dataset": {"mem_mb": 2000, "runtime": 30},
     "coverage_subset": {"mem_mb": 1000, "runtime": 10},
     "pretrain_toy": {"mem_mb": 4000, "runtime": 60},
+    "gate": {"mem_mb": 1000, "runtime": 10},
     "teacher_traces": {"mem_mb": 4000, "runtime": 120, "gpu": 1},
     "train_sft": {"mem_mb": 4000, "runtime": 120, "gpu": 1},
     "train_rollouts": {"mem_mb": 4000, "runtime": 240, "gpu": 1},
@@ -100,8 +111,27 @@ def model_input(wildcards):
     )
 
 
+def gate_input(wildcards):
+    """The gate a distillation job waits for, where the model's world has one. A precondition, not
+    data: `ancient`, so a gate re-run after an eval-set edit re-runs no training."""
+    model = wildcards.model
+    return (
+        [ancient(f"results/{model}/gate.json")] if model in gated_models(config) else []
+    )
+
+
+def gate_inputs(wc):
+    gate = config["organism"]
+    evals = {
+        key: grid.EVAL.format(model=wc.model, variant="base", eval_set=gate[key])
+        for key in ("ood_off", "ood_on", "in_domain_off", "in_domain_on")
+    }
+    eval_set = config["eval_sets"][gate["ood_on"]]
+    return {**evals, "problems": dataset_file(eval_set["dataset"])}
+
+
 def model_slice(model):
-    return canon(config["models"][model])
+    return canon(model_section(config, model))
 
 
 def hyperparameters(method):
@@ -111,13 +141,6 @@ def hyperparameters(method):
     return canon(
         {k: v for k, v in config[method].items() if k not in grid.NOT_HYPERPARAMETERS}
     )
-
-
-def toy_pretrain_spec():
-    """toy_pretrain with its largest operand: set there, else the training dataset's (a toy one)."""
-    train = config["datasets"][config["train_dataset"]]
-    default = train["toy"]["max_operand"] if train["loader"] == "toy" else 9
-    return {"max_operand": default, **config["toy_pretrain"]}
 
 
 def dataset_file(name):
@@ -144,6 +167,18 @@ CURVES = {
 }
 
 
+# The organism's toy models (a guess world, with an `organism` section) and their gates.
+WORLDS = {m: toy_world(config, m) for m in gated_models(config)}
+GATES = [f"results/{m}/gate.json" for m in WORLDS]
+# Every trained arm (method, richness, ablation) of the grid, for the predictions.
+ARMS = sorted(
+    {
+        tuple(run.split("/")[:3])
+        for run in grid.runs({**config, "coverage": [0], "seeds": [0]})
+    }
+)
+
+
 def train_outputs(name, methods=None):
     return grid.train_outputs(config, name, methods)
 
@@ -166,6 +201,7 @@ FIGURE_CATEGORIES = {
     "train_loss": "Training (method)",
     "training_curves": "Training (method)",
     "factorial_ood_vs_epistemic": "Uncertainty ablation",
+    "organism": "Model organism",
 }
 FIGURES = expand("results/figures/{name}.png", name=FIGURE_CATEGORIES)
 
@@ -180,7 +216,11 @@ def teacher_file(wc, richness):
 
 
 def teacher_inputs(wc):
-    inputs = {"model": model_input(wc), "subset": subset_file(wc.coverage, wc.seed)}
+    inputs = {
+        "model": model_input(wc),
+        "gate": gate_input(wc),
+        "subset": subset_file(wc.coverage, wc.seed),
+    }
     if wc.richness == "regen":
         # The regen context is a response the model produced while given the solution.
         inputs["demos"] = teacher_file(wc, "solution")
@@ -190,6 +230,7 @@ def teacher_inputs(wc):
 def sft_inputs(wc):
     inputs = {
         "model": model_input(wc),
+        "gate": gate_input(wc),
         "subset": subset_file(wc.coverage, wc.seed),
         "traces": teacher_file(wc, wc.richness),
     }

@@ -5,6 +5,7 @@ localrules:
     summarize,
     figures,
     findings,
+    predictions,
 
 
 rule summarize:
@@ -39,6 +40,7 @@ rule statistics:
         comparisons="results/summary/comparisons.parquet",
         mechanism="results/summary/mechanism.parquet",
         claims="results/summary/claims.parquet",
+        organism="results/summary/organism.parquet",
     log:
         "logs/statistics/statistics.log",
     conda:
@@ -50,14 +52,37 @@ rule statistics:
         code=code("statistics"),
         rich=canon(RICHEST),
         eval_set=canon(config["onpolicy"]["eval_set"]),
+        organism=canon(config.get("organism")),
+        worlds=canon(WORLDS),
+        world_pairs=canon(world_pairs(config)),
     script:
         "../scripts/statistics.py"
+
+
+# Written from the config alone, so it exists before any result does.
+rule predictions:
+    output:
+        table="results/summary/predictions.parquet",
+        text="results/predictions.md",
+    log:
+        "logs/predictions/predictions.log",
+    conda:
+        "../envs/cpu.yaml"
+    params:
+        code=code("predictions"),
+        worlds=canon(WORLDS),
+        arms=canon(ARMS),
+    script:
+        "../scripts/predictions.py"
 
 
 rule findings:
     input:
         claims="results/summary/claims.parquet",
         mechanism="results/summary/mechanism.parquet",
+        organism="results/summary/organism.parquet",
+        predictions="results/predictions.md",
+        gates=GATES,
         figures=FIGURES,
     output:
         report(
@@ -84,6 +109,7 @@ rule findings:
 rule figures:
     input:
         cells="results/summary/cells.parquet",
+        organism="results/summary/organism.parquet",
         curves="results/summary/curves.parquet",
         train_problems=dataset_file(config["train_dataset"]),
         train_logs=train_outputs("log.parquet"),
@@ -103,5 +129,6 @@ rule figures:
     params:
         code=code("figures"),
         eval_set=canon(config["onpolicy"]["eval_set"]),
+        organism=canon(config.get("organism")),
     script:
         "../scripts/figures.py"

@@ -20,7 +20,36 @@ rule pretrain_toy:
     params:
         code=code("pretrain_toy"),
         # A function: only toy-world configs have toy_pretrain.
-        spec=lambda wc: canon(toy_pretrain_spec()),
+        spec=lambda wc: canon(toy_pretrain_spec(config, wc.model)),
         prompts=canon(config["prompts"]),
     script:
         "../scripts/pretrain_toy.py"
+
+
+# The guess worlds' gate: before any distillation, the base model must show what its world claims
+# (checking worth accuracy OOD and not in domain, Wait after wrong guesses; nothing in the null world).
+rule gate:
+    input:
+        unpack(gate_inputs),
+    output:
+        "results/{model}/gate.json",
+    log:
+        "logs/gate/{model}.log",
+    conda:
+        "../envs/cpu.yaml"
+    threads: 1
+    resources:
+        **rule_resources("gate"),
+    params:
+        code=code("gate"),
+        organism=canon(config.get("organism")),
+        world=lambda wc: canon(toy_world(config, wc.model)),
+        # Recorded beside the gate's numbers: the pretraining seed and the dose of checking.
+        pretraining=lambda wc: canon(
+            {
+                "seed": toy_pretrain_spec(config, wc.model)["seed"],
+                "p_check": toy_pretrain_spec(config, wc.model)["traces"]["p_check"],
+            }
+        ),
+    script:
+        "../scripts/gate.py"

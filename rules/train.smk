@@ -35,6 +35,7 @@ rule train_sft:
 rule train_rollouts:
     input:
         model=model_input,
+        gate=gate_input,
         subset=lambda wc: subset_file(wc.coverage, wc.seed),
     output:
         adapter=directory(

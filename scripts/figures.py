@@ -19,3 +19,11 @@ plots.plot_metric_by_coverage(cells, "epistemic_count", figures["epistemic_by_ri
 plots.plot_train_loss(logs, figures["train_loss"])
 plots.plot_training_curves(logs, curves, figures["training_curves"])
 plots.plot_factorial(cells, figures["factorial_ood_vs_epistemic"], param(snakemake, "eval_set"))
+organism = param(snakemake, "organism") or {}
+plots.plot_organism(
+    read_table(snakemake.input.organism),
+    cells,
+    figures["organism"],
+    organism.get("ood", "ood"),
+    organism.get("ood_on", "ood"),
+)

@@ -1,8 +1,10 @@
+import json
 from pathlib import Path
 
 from selfdistill.findings import render
 from selfdistill.io import atomic_path, code_version, read_table
 from selfdistill.jobs import param, start_job
+from selfdistill.organism import render_results
 
 start_job(snakemake)
 grid = param(snakemake, "grid")
@@ -16,5 +18,9 @@ header = "\n".join(
     ]
 )
 text = render(read_table(snakemake.input.claims), read_table(snakemake.input.mechanism), header)
+if snakemake.input.gates:  # the organism: predictions (written before any result), then the results
+    gates = {Path(p).parent.name: json.loads(Path(p).read_text()) for p in snakemake.input.gates}
+    organism = render_results(read_table(snakemake.input.organism), gates)
+    text = text + "\n" + Path(snakemake.input.predictions).read_text() + "\n" + organism
 with atomic_path(snakemake.output[0]) as tmp:
     Path(tmp).write_text(text)

@@ -3,7 +3,8 @@ import pandas as pd
 from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.grid import parse_path
 from selfdistill.io import read_provenance, read_table, write_table
-from selfdistill.jobs import config_slice, param, start_job
+from selfdistill.jobs import config_slice, param, section, start_job
+from selfdistill.organism import OrganismConfig, organism_effects
 from selfdistill.stats import cell_estimates, mechanism_regression, per_problem, standard_comparisons
 from selfdistill.summary import train_size
 
@@ -43,3 +44,14 @@ claims = (
     else pd.DataFrame()
 )
 write_table(claims, snakemake.output.claims, provenance)
+organism = (
+    organism_effects(
+        problems,
+        param(snakemake, "worlds"),
+        section(snakemake, "organism", OrganismConfig),
+        [tuple(pair) for pair in param(snakemake, "world_pairs")],
+    )
+    if param(snakemake, "organism")
+    else pd.DataFrame()
+)
+write_table(organism, snakemake.output.organism, provenance)

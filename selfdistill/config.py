@@ -178,6 +178,55 @@ def _weight_names(source: str) -> list[str]:
     return []
 
 
+def toy_pretrain_spec(config: dict, model: str) -> dict:
+    """A toy model's pretraining: `toy_pretrain`, with the model's own seed and traces on top and
+    its largest operand resolved (set there, else the training dataset's, a toy one)."""
+    own = config["models"][model].get("toy_pretrain", {})
+    train = config["datasets"][config["train_dataset"]]
+    max_operand = train["toy"]["max_operand"] if train["loader"] == "toy" else 9
+    spec = {"max_operand": max_operand, **config["toy_pretrain"], **own}
+    spec["traces"] = {**config["toy_pretrain"]["traces"], **own.get("traces", {})}
+    return spec
+
+
+def model_section(config: dict, model: str) -> dict:
+    """The `models.<name>` slice a model job gets: without the toy pretraining overrides, which
+    only the pretraining rule reads (through toy_pretrain_spec)."""
+    return {k: v for k, v in config["models"][model].items() if k != "toy_pretrain"}
+
+
+def toy_world(config: dict, model: str) -> str | None:
+    """The world a toy model was pretrained in (None for any other model)."""
+    if config["models"][model]["source"] != "toy":
+        return None
+    return toy_pretrain_spec(config, model)["traces"]["world"]
+
+
+def gated_models(config: dict) -> list[str]:
+    """Models the gate checks before distillation: toy models of a guess world, when there is a gate."""
+    if "organism" not in config:
+        return []
+    return [m for m in config["models"] if toy_world(config, m) in ("guess_check", "null")]
+
+
+def world_pairs(config: dict) -> list[tuple[str, str]]:
+    """(guess_check model, null model) pairs pretrained identically but for the world: the
+    between-world comparison of the same arm, the mechanism's evidence."""
+
+    def rest(model):
+        spec = toy_pretrain_spec(config, model)
+        return json.dumps({**spec, "traces": {**spec["traces"], "world": None}}, sort_keys=True)
+
+    models = gated_models(config)
+    return [
+        (check, null)
+        for check in models
+        if toy_world(config, check) == "guess_check"
+        for null in models
+        if toy_world(config, null) == "null" and rest(check) == rest(null)
+    ]
+
+
 def model_facts(model: dict, config: dict) -> dict:
     """What the checks need to know of a model, where known without downloading anything:
     vocab (the logits' width), context (prompt + generated positions), modules (layer names)."""
@@ -399,6 +448,42 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
                     "set both to the same number",
                 )
 
+    if "organism" in config:
+        gate = config["organism"]
+        for key, epistemic in (
+            ("ood", "free"),
+            ("in_domain", "free"),
+            ("ood_off", "banned"),
+            ("ood_on", "forced"),
+            ("in_domain_off", "banned"),
+            ("in_domain_on", "forced"),
+        ):
+            eval_set = config["eval_sets"].get(gate[key])
+            if eval_set is None:
+                error(
+                    f"organism.{key}",
+                    gate[key],
+                    "is not an eval set",
+                    f"add it under eval_sets with epistemic: {epistemic}",
+                )
+            elif eval_set["epistemic"] != epistemic:
+                error(
+                    f"eval_sets.{gate[key]}.epistemic",
+                    eval_set["epistemic"],
+                    f"must be {epistemic}: it is organism.{key}",
+                    f"set it to {epistemic}",
+                )
+        for off, on in (("ood", "ood_on"), ("ood_off", "ood_on"), ("in_domain_off", "in_domain_on")):
+            sets = [config["eval_sets"].get(gate[k]) for k in (off, on)]
+            fields = ("dataset", "split", "n_problems", "n_samples", "temperature", "top_p", "top_k", "seed")
+            if all(sets) and any(sets[0][f] != sets[1][f] for f in fields):
+                error(
+                    f"organism.{on}",
+                    gate[on],
+                    f"samples other problems or otherwise than organism.{off} = {gate[off]}: the comparison is of "
+                    "checking on and off, nothing else",
+                    f"give both eval sets the same {', '.join(fields)}",
+                )
     if "toy_pretrain" in config:
         toy_pretrain = config["toy_pretrain"]
         arch = toy_pretrain["arch"]
@@ -419,6 +504,18 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
         if toy_pretrain["terms"][0] > toy_pretrain["terms"][1]:
             error("toy_pretrain.terms", toy_pretrain["terms"], "is an empty range", "use [low, high] with low <= high")
     for name, model in config["models"].items():
+        if "toy_pretrain" in model and model["source"] != "toy":
+            error(f"models.{name}.toy_pretrain", model["toy_pretrain"], "applies to toy models only", "remove it")
+        if model["backend"] != "hf":
+            for set_name, eval_set in config["eval_sets"].items():
+                if eval_set["epistemic"] == "forced":
+                    error(
+                        f"eval_sets.{set_name}.epistemic",
+                        "forced",
+                        f"needs the transformers backend (a stateful logits processor), and models.{name}.backend "
+                        f"is {model['backend']}",
+                        "use backend hf for this model, or epistemic banned / free",
+                    )
         if model["source"] == "toy":
             if "toy_pretrain" not in config:
                 error(

@@ -20,7 +20,8 @@ class EvalSetConfig:
     top_k: int  # 0 = off
     max_new_tokens: int
     seed: int
-    ban_epistemic: bool  # sample without the epistemic ids (NoWait): what verbalized checking is worth
+    variants: str  # all | base: which variants are evaluated on it
+    epistemic: str  # free | banned (NoWait) | forced (no end of thinking before one): what checking is worth
 
 
 def eval_problems(problems: pd.DataFrame, split: str, n_problems: int, key: str) -> pd.DataFrame:

@@ -144,9 +144,10 @@ def eval_targets(config: dict) -> list[str]:
     however many trained variants compare against it."""
     targets = []
     for model in config["models"]:
-        for eval_set in config["eval_sets"]:
+        for eval_set, spec in config["eval_sets"].items():
             base = [f"base/{s}" for s in subsets(config)] if is_subset_eval(config, eval_set) else ["base"]
-            targets += [EVAL.format(model=model, variant=v, eval_set=eval_set) for v in base + runs(config)]
+            trained = runs(config) if spec.get("variants", "all") == "all" else []
+            targets += [EVAL.format(model=model, variant=v, eval_set=eval_set) for v in base + trained]
     return targets
 
 

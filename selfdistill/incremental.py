@@ -32,11 +32,12 @@ FIGURES = {
         "train_loss",
         "training_curves",
         "factorial_ood_vs_epistemic",
+        "organism",
     ]
 }
 REPORT = {
     "summarize": {"results/summary/metrics.parquet", "results/summary/curves.parquet"},
-    "statistics": {f"results/summary/{t}.parquet" for t in ("cells", "comparisons", "mechanism", "claims")},
+    "statistics": {f"results/summary/{t}.parquet" for t in ("cells", "comparisons", "mechanism", "claims", "organism")},
     "findings": {"results/findings.md"},
     "figures": FIGURES,
 }
@@ -143,22 +144,34 @@ def merge(*job_sets: dict) -> dict:
     return merged
 
 
-def _config(key, **values):
+def _config(keys, **values):
+    """An edit setting `values` under each dotted key (a key, or several to edit alike)."""
+
     def edit(cfg):
-        node = cfg
-        for part in key.split("."):
-            node = node[part]
-        node.update(values)
+        for key in [keys] if isinstance(keys, str) else keys:
+            node = cfg
+            for part in key.split("."):
+                node = node[part]
+            node.update(values)
 
     return ("config", edit)
+
+
+# The OOD eval sets sampled freely and with checking forced on / off: the organism compares them,
+# so they sample alike (the config check refuses otherwise) and are edited together.
+OOD_SETS = ("ood", SMOKE["organism"]["ood_on"], SMOKE["organism"]["ood_off"])
 
 
 ALL_METHODS = tuple(grid.METHODS)
 # name -> (edit, {rule: outputs it must re-run}).
 CASES = {
-    "config: ood temperature (evaluations only, no training)": (
-        _config("eval_sets.ood", temperature=0.9),
-        merge({"evaluate": evaluations(methods=ALL_METHODS, eval_sets={"ood"}, base=True)}, REPORT),
+    "config: ood temperature (evaluations and the gate only, no training)": (
+        _config([f"eval_sets.{name}" for name in OOD_SETS], temperature=0.9),
+        merge(
+            {"evaluate": evaluations(methods=ALL_METHODS, eval_sets=set(OOD_SETS), base=True)},
+            {"gate": {f"results/{MODEL}/gate.json"}},
+            REPORT,
+        ),
     ),
     "config: sft lr": (
         _config("sft", lr=0.002),

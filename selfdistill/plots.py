@@ -190,3 +190,88 @@ def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood"):
     axes[0][-1].legend(unique.values(), unique.keys(), fontsize=7)
     fig.suptitle("Uncertainty ablation: does OOD accuracy follow hedging or context?", fontsize=11)
     return _save(fig, path)
+
+
+_ARROWS = {-1: "v", 0: "_", 1: "^"}  # predicted sign: lower, no effect, higher
+
+
+def _arm_label(a) -> str:
+    parts = [a.method] + ([a.richness] if METHODS[a.method].teacher else [])
+    parts += [a.ablation] if a.ablation != "standard" else []
+    return "\n".join(parts + [f"c{int(a.coverage)}"])
+
+
+def plot_organism(effects: pd.DataFrame, cells: pd.DataFrame, path, ood: str = "ood", ood_on: str = "ood"):
+    """One column per world: does OOD accuracy follow checking? Top: each arm's OOD accuracy sampled
+    freely (filled) and with checking forced on (open), 95% CIs, the base model's as grey lines
+    (dashed: free, dotted: forced on); along the top, the sign predicted before any result (grey
+    triangle down: lower than the base, a bar: no effect). Bottom: epistemic words per response."""
+    models = [m for m in dict.fromkeys(effects["model"]) if " - " not in m] if len(effects) else []
+    arms_of = {
+        m: effects[effects["model"] == m].drop_duplicates(["method", "richness", "ablation", "coverage"])
+        for m in models
+    }
+    width = max([5.0] + [1.0 * len(a) + 1.5 for a in arms_of.values()])
+    fig, axes = plt.subplots(2, max(1, len(models)), figsize=(width * max(1, len(models)), 7.5), squeeze=False)
+    if not models:
+        axes[0][0].text(0.5, 0.5, "no toy model of a guess world in this grid", ha="center", va="center")
+        return _save(fig, path)
+    for column, model in enumerate(models):
+        mine, arms = effects[effects["model"] == model], arms_of[model]
+        top, bottom = axes[0][column], axes[1][column]
+        panels = (
+            (ood, "accuracy", top, False),
+            (ood_on, "accuracy", top, True),
+            (ood, "epistemic_count", bottom, False),
+        )
+        for eval_set, metric, ax, forced in panels:
+            here = cells[(cells["model"] == model) & (cells["eval_set"] == eval_set)]
+            base = here[here["method"] == "base"]
+            if len(base):
+                ax.axhline(base[metric].iloc[0], color="0.45", linestyle=":" if forced else "--", linewidth=1)
+            for x, a in enumerate(arms.itertuples()):
+                row = here[
+                    (here["method"] == a.method)
+                    & (here["richness"] == a.richness)
+                    & (here["ablation"] == a.ablation)
+                    & (here["coverage"] == a.coverage)
+                ]
+                if len(row):
+                    ax.errorbar(
+                        x + (0.15 if forced else -0.15),
+                        row[metric],
+                        yerr=_ci_err(row, metric),
+                        fmt="o",
+                        color="tab:blue" if metric == "accuracy" else "tab:orange",
+                        mfc="white" if forced else None,
+                        capsize=3,
+                        label=None if x else ("checking forced on" if forced else "sampled freely"),
+                    )
+        for ax, quantity in ((top, "ood"), (bottom, "epistemic")):
+            for x, a in enumerate(arms.itertuples()):
+                sign = mine[
+                    (mine["quantity"] == quantity)
+                    & (mine["method"] == a.method)
+                    & (mine["richness"] == a.richness)
+                    & (mine["ablation"] == a.ablation)
+                    & (mine["coverage"] == a.coverage)
+                ]["predicted"]
+                if len(sign):
+                    ax.plot(
+                        x,
+                        1.04,
+                        marker=_ARROWS[int(sign.iloc[0])],
+                        color="0.5",
+                        markersize=9,
+                        transform=ax.get_xaxis_transform(),
+                        clip_on=False,
+                    )
+            ax.set_xticks(range(len(arms)), [_arm_label(a) for a in arms.itertuples()], fontsize=8)
+            ax.set_xlim(-0.6, len(arms) - 0.4)
+        top.set_ylim(-0.03, 1.03)
+        bottom.set_ylim(bottom=0)
+        top.set_title(f"{model} (world {mine['world'].iloc[0]})\n", fontsize=11)
+        top.set_ylabel(f"OOD accuracy, 95% CI\n({ood}; {ood_on})")
+        bottom.set_ylabel("epistemic words per OOD response")
+        top.legend(fontsize=8, loc="best", title="grey lines: base; grey marks: predicted sign", title_fontsize=7)
+    return _save(fig, path)

@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from selfdistill import prompts
 from selfdistill.data import toy
 from selfdistill.epistemic import EPISTEMIC_WORDS
-from selfdistill.train.batching import build_batch, completion_nll_sum
+from selfdistill.train.batching import IGNORE, build_batch, completion_nll_sum
 
 log = logging.getLogger(__name__)
 
@@ -40,10 +40,14 @@ class ToyArch:
 
 @dataclass(frozen=True)
 class ToyTraces:
-    """Section `toy_pretrain.traces`: how unguided pretraining traces behave."""
+    """Section `toy_pretrain.traces`: how unguided pretraining traces behave (selfdistill.data.toy)."""
 
-    p_error: float  # chance an unguided step slips (and is then corrected, with an epistemic word)
-    p_verify: float  # chance a correct unguided step is re-checked aloud
+    world: str  # guess_check | null | chain
+    p_check: float  # guess worlds: chance an unguided trace checks its guess (the dose of checking)
+    p_wrong_guess: float  # guess worlds: chance a shown guess is wrong (such guesses get no loss)
+    guess_max_terms: int  # guess worlds: a shown guess of more terms is always wrong (one-shot sums get harder)
+    p_error: float  # chain world: chance an unguided step slips (and is then corrected, with an epistemic word)
+    p_verify: float  # chain world: chance a correct unguided step is re-checked aloud
 
 
 @dataclass(frozen=True)
@@ -100,16 +104,33 @@ def build_model(tokenizer, arch: ToyArch) -> Qwen2ForCausalLM:
 
 
 def corpus_example(rng: random.Random, terms, templates: prompts.Prompts, mix: dict, traces: ToyTraces):
-    """(user turn, response) for one pretraining example of a randomly chosen kind."""
+    """(user turn, response segments) for one pretraining example of a randomly chosen kind; each
+    segment is (text, trained): untrained text (a wrong guess) gets no loss."""
     problem = toy.problem_text(terms)
     solution = toy.solution_text(terms)
     kind = rng.choices(list(mix), weights=list(mix.values()))[0]
-    if kind == "none":
-        response = toy.unguided_trace(terms, rng, traces.p_error, traces.p_verify)
-    else:  # with any context the trace is the clean, unhedged solution
-        response = solution
+    guess_world = traces.world != "chain"
+    if kind == "none" and guess_world:
+        segments = toy.guess_trace(
+            terms, rng, traces.world, traces.p_check, traces.p_wrong_guess, traces.guess_max_terms
+        )
+    elif kind == "none":
+        segments = [(toy.unguided_trace(terms, rng, traces.p_error, traces.p_verify), True)]
+    else:  # with any context the trace copies it, unhedged
+        segments = [(toy.guided_guess_trace(terms) if guess_world else solution, True)]
     user = prompts.teacher_user_turn(templates, kind, problem, answer=str(sum(terms)), solution=solution)
-    return user, response
+    return user, segments
+
+
+def _response_ids(tokenizer, segments) -> tuple[list[int], list[bool]]:
+    """Token ids of the segments (then EOS) and which are trained. Segments end at pre-token
+    boundaries (digits are single tokens), so the ids equal those of the joined text."""
+    ids, trained = [], []
+    for text, keep in segments:
+        piece = tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids += piece
+        trained += [keep] * len(piece)
+    return ids + [tokenizer.eos_token_id], trained + [True]
 
 
 def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[str], seed: int):
@@ -124,7 +145,10 @@ def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[
                 return terms
 
     # The tokenizer sees the epistemic words in every casing used, so each stays one token.
-    sample = [" ".join(corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)) for _ in range(2000)]
+    sample = []
+    for _ in range(2000):
+        user, segments = corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)
+        sample.append(user + " " + "".join(text for text, _ in segments))
     sample += [" " + " ".join(EPISTEMIC_WORDS), " ".join(w.capitalize() for w in EPISTEMIC_WORDS)] * 50
     tokenizer = build_tokenizer(sample, spec.vocab_size)
     model = build_model(tokenizer, spec.arch)
@@ -138,14 +162,17 @@ def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[
     rows, start = [], time.time()
     model.train()
     for step in range(steps):
-        batch_prompts, batch_completions = [], []
-        for _ in range(spec.batch_size):
-            user, response = corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)
-            batch_prompts.append(prompts.prompt_ids(tokenizer, user))
-            batch_completions.append(
-                tokenizer(response, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
-            )
+        batch_prompts, batch_completions, untrained = [], [], []
+        for row in range(spec.batch_size):
+            user, segments = corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)
+            prompt = prompts.prompt_ids(tokenizer, user)
+            ids, trained = _response_ids(tokenizer, segments)
+            batch_prompts.append(prompt)
+            batch_completions.append(ids)
+            untrained += [(row, len(prompt) + j) for j, keep in enumerate(trained) if not keep]
         batch = build_batch(batch_prompts, batch_completions, tokenizer.pad_token_id)
+        for row, position in untrained:
+            batch["labels"][row, position] = IGNORE
         nll, n_tokens = completion_nll_sum(model, batch)
         loss = nll / n_tokens
         opt.zero_grad(set_to_none=True)

@@ -12,17 +12,60 @@ def load(path="config/config.yaml"):
     return yaml.safe_load(open(path))
 
 
-@pytest.mark.parametrize("path", ["config/config.yaml", "config/smoke.yaml"])
+@pytest.mark.parametrize(
+    "path", ["config/config.yaml", "config/smoke.yaml", "config/organism.yaml", "config/chain.yaml"]
+)
 def test_shipped_configs_are_valid(path):
     check_config(load(path), SCHEMA, [path])
 
 
 def test_smoke_has_the_same_shape_as_the_default():
+    """Every section and key, except that smoke runs one world (its model `toy`, as the default's)
+    and also evaluates each variant on its own training problems (eval set `train`)."""
+
     def shape(node):
         return {k: shape(v) for k, v in node.items()} if isinstance(node, dict) else None
 
     default, smoke = load(), load("config/smoke.yaml")
+    default["models"] = {"toy": default["models"]["toy"]}
+    assert set(smoke["eval_sets"]) == {*default["eval_sets"], "train"}
+    del smoke["eval_sets"]["train"]
     assert shape(smoke) == shape(default)
+
+
+@pytest.mark.parametrize("path", ["config/config.yaml", "config/organism.yaml", "config/paper.yaml"])
+def test_every_model_slice_builds_the_section_model_jobs_read(path):
+    """A toy model's pretraining override is the pretraining rule's, not the model jobs': it once
+    reached evaluation jobs, which refused the unknown key after 17 minutes of the main job."""
+    from selfdistill.config import model_section
+    from selfdistill.models import ModelConfig
+    from selfdistill.sections import build
+
+    cfg = check_config(load(path), SCHEMA, [path])
+    for model in cfg["models"]:
+        assert build(ModelConfig, model_section(cfg, model)).source == cfg["models"][model]["source"]
+
+
+def test_a_toy_model_overrides_the_pretraining_seed_and_traces_only_where_it_says():
+    from selfdistill.config import gated_models, toy_pretrain_spec, toy_world, world_pairs
+
+    cfg = check_config(load(), SCHEMA, ["config/config.yaml"])
+    cfg["models"]["toy_null"]["toy_pretrain"]["seed"] = 7
+    base, null = toy_pretrain_spec(cfg, "toy"), toy_pretrain_spec(cfg, "toy_null")
+    assert base["traces"]["world"] == "guess_check" and null["traces"]["world"] == "null"
+    assert null["seed"] == 7 and base["seed"] == cfg["toy_pretrain"]["seed"]
+    assert {k: v for k, v in null["traces"].items() if k != "world"} == {
+        k: v for k, v in base["traces"].items() if k != "world"
+    }
+    assert null["max_operand"] == cfg["datasets"]["toy"]["toy"]["max_operand"]
+    assert gated_models(cfg) == ["toy", "toy_null"] and toy_world(cfg, "toy_null") == "null"
+    assert world_pairs(cfg) == []  # pretrained with another seed: not the null world of `toy`
+    cfg["models"]["toy_null"]["toy_pretrain"]["seed"] = cfg["toy_pretrain"]["seed"]
+    assert world_pairs(cfg) == [("toy", "toy_null")]
+    organism = check_config(load("config/organism.yaml"), SCHEMA, ["config/organism.yaml"])
+    assert world_pairs(organism) == [(f"toy_s{s}", f"toy_null_s{s}") for s in range(3)]
+    del cfg["organism"]
+    assert gated_models(cfg) == []
 
 
 def test_unknown_key_names_key_and_file(tmp_path):
@@ -55,7 +98,7 @@ BAD = [
     ("methods", ["distill"], "'distill' is not allowed"),
     ("onpolicy.ablations", ["keep"], "'keep' is not allowed"),
     ("onpolicy.support", "half", "onpolicy.support = 'half' is not allowed"),
-    ("onpolicy.eval_set", "train", "uses split 'subset'"),
+    ("eval_sets.ood.split", "subset", "uses split 'subset'"),
     ("grpo.eval_set", "aime", "grpo.eval_set = 'aime' is not under eval_sets"),
     ("grpo.n_rollouts", 1, "grpo.n_rollouts = 1"),
     ("ablations", ["standard"], "unknown key(s) 'ablations' under (top level)"),
@@ -80,6 +123,12 @@ BAD = [
     ("prompts.student", "no placeholder", "prompts.student = 'no placeholder'"),
     ("datasets.toy.loader", "csv", "datasets.toy.loader = 'csv' is not allowed"),
     ("grading.timeout_s", 0, "grading.timeout_s = 0"),
+    ("eval_sets.ood_checks_on.epistemic", "banned", "eval_sets.ood_checks_on.epistemic = 'banned' must be forced"),
+    ("organism.ood_on", "ood_forced", "organism.ood_on = 'ood_forced' is not an eval set"),
+    ("eval_sets.ood_checks_on.n_problems", 32, "organism.ood_on = 'ood_checks_on' samples other problems"),
+    ("eval_sets.test_checks_off.temperature", 1.0, "organism.in_domain_on = 'test_checks_on' samples other"),
+    ("models.toy_null.toy_pretrain.traces.world", "flat", "traces.world = 'flat' is not allowed"),
+    ("models.toy.backend", "vllm", "eval_sets.ood_checks_on.epistemic = 'forced' needs the transformers backend"),
 ]
 
 
@@ -175,7 +224,7 @@ BAD_COMBINATIONS = [
     ({"datasets.toy.toy.train_terms": [4, 3]}, "datasets.toy.toy.train_terms = [4, 3] is an empty range"),
     ({"toy_pretrain.terms": [6, 3]}, "toy_pretrain.terms = [6, 3] is an empty range"),
     (
-        {"onpolicy.alpha": 1},
+        {"onpolicy.alpha": 1, "onpolicy.ablations": ["standard", "suppress"]},
         "onpolicy.alpha = 1 makes the loss reverse KL(student‖target), infinite under the `suppress`",
     ),
     ({"onpolicy.support": "sampled"}, "onpolicy.alpha = 0.5 is ignored by support 'sampled'"),
@@ -245,6 +294,7 @@ def test_the_command_line_check_reports_and_exits(tmp_path):
 
     cfg = load()
     cfg["onpolicy"]["alpha"] = 1
+    cfg["onpolicy"]["ablations"] = ["suppress"]
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(cfg))
     out = subprocess.run(

@@ -1,4 +1,5 @@
 import pytest
+import torch
 
 from selfdistill.backends import Sampling
 from selfdistill.backends.hf import HFBackend
@@ -29,7 +30,7 @@ def test_scoring_past_the_context_is_refused(tiny_model_dir):
 
 
 def test_banning_the_epistemic_ids_removes_them_from_samples(tiny_model_dir):
-    """An eval set's `ban_epistemic` (NoWait at inference): no sampled id is in the set E; the
+    """An eval set's `epistemic: banned` (NoWait at inference): no sampled id is in the set E; the
     same sampling without the ban does produce them (the random tiny model samples widely)."""
     from selfdistill.backends import Sampling, epistemic_ids
     from selfdistill.backends.hf import HFBackend
@@ -40,11 +41,43 @@ def test_banning_the_epistemic_ids_removes_them_from_samples(tiny_model_dir):
     prompt = [backend.tokenizer.encode("Compute 1+2+3.")]
 
     def sampled(ban):
-        sampling = Sampling(n=16, temperature=1.5, max_new_tokens=40, seed=0, ban_epistemic=ban)
+        sampling = Sampling(n=16, temperature=1.5, max_new_tokens=40, seed=0, epistemic="banned" if ban else "free")
         return [t for c in backend.generate(prompt, sampling) for t in c.token_ids]
 
     assert banned & set(sampled(False))
     assert not banned & set(sampled(True))
+
+
+def test_forcing_holds_back_the_end_of_thinking_until_an_epistemic_word(tiny_model_dir):
+    """`epistemic: forced` (s1-style budget forcing): no completion ends (EOS or </think>) before
+    it has sampled an id of E. The tiny model is biased to end at once, so without forcing nearly
+    every completion ends with no epistemic word (the negative control)."""
+    from selfdistill.backends import Sampling, end_of_thinking_ids, epistemic_ids
+    from selfdistill.backends.hf import HFBackend
+
+    backend = HFBackend.load(tiny_model_dir)
+    model, tok = backend.model, backend.tokenizer
+    ends, words = set(end_of_thinking_ids(tok)), set(epistemic_ids(tok))
+    assert tok.eos_token_id in ends and tok.convert_tokens_to_ids("</think>") in ends
+    head = torch.nn.Linear(model.config.hidden_size, len(tok), bias=True)
+    with torch.no_grad():
+        head.weight.copy_(model.get_output_embeddings().weight)
+        head.bias.zero_()
+        head.bias[tok.eos_token_id] = 30.0
+    model.lm_head = head
+    prompt = [tok.encode("Compute 1+2+3.")]
+
+    def ended_before_a_word(epistemic):
+        sampling = Sampling(n=32, temperature=1.0, max_new_tokens=60, seed=0, epistemic=epistemic)
+        bad = 0
+        for c in backend.generate(prompt, sampling):
+            first_end = next((i for i, t in enumerate(c.token_ids) if t in ends), None)
+            first_word = next((i for i, t in enumerate(c.token_ids) if t in words), None)
+            bad += first_end is not None and (first_word is None or first_word > first_end)
+        return bad
+
+    assert ended_before_a_word("free") >= 30
+    assert ended_before_a_word("forced") == 0
 
 
 def test_eval_sets_carry_the_ban_into_sampling():
@@ -58,6 +91,7 @@ def test_eval_sets_carry_the_ban_into_sampling():
     from configs import CONFIG
 
     eval_set = build(EvalSetConfig, CONFIG["eval_sets"]["ood"])
-    assert eval_set.ban_epistemic is False  # the schema's default
+    assert eval_set.epistemic == "free"  # the schema's default
     model = ModelConfig(source="m", backend="hf", dtype="float32", chat_kwargs={}, lora="request", vllm={}, sampling={})
-    assert Sampling.of(replace(eval_set, ban_epistemic=True), 0, model, "eval_sets.ood").ban_epistemic
+    for mode in ("banned", "forced"):
+        assert Sampling.of(replace(eval_set, epistemic=mode), 0, model, "eval_sets.ood").epistemic == mode

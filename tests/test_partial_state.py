@@ -15,7 +15,7 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from selfdistill.incremental import SMOKE, copy_checkout, kill_when, snakemake
+from selfdistill.incremental import OOD_SETS, SMOKE, copy_checkout, kill_when, snakemake
 
 EVAL = "results/toy/eval/base/ood.parquet"
 TRAIN = "results/toy/train/onpolicy/solution/standard/c1_s0"
@@ -51,7 +51,8 @@ def disable_key_check(checkout: Path) -> None:
 
 def eval_at(temperature):
     def edit(cfg):
-        cfg["eval_sets"]["ood"].update(temperature=temperature, n_samples=4)
+        for name in OOD_SETS:  # the organism's OOD sets sample alike (the config check refuses otherwise)
+            cfg["eval_sets"][name].update(temperature=temperature, n_samples=4)
         cfg["generation"]["shard_problems"] = 1  # 6 shards, each starting its own grading pool: time to kill
 
     return edit

@@ -35,3 +35,44 @@ def test_factorial_has_a_panel_per_integer_coverage_and_no_point_labels(tmp_path
     assert titles == ["coverage 1", "coverage 64"]
     assert all(not ax.texts for ax in fig.axes)  # labels beside points overlapped; panels replace them
     assert (tmp_path / "f.png").stat().st_size > 0
+
+
+def test_the_organism_figure_has_a_column_per_world_and_draws_each_prediction(tmp_path):
+    """One column per world (the between-world rows get none), free and forced-on accuracy per arm,
+    and a grey prediction mark per arm in both rows: down for a predicted drop, a bar for none."""
+    cells = pd.concat(
+        [
+            cells_table(["solution"], ["standard"], [64], e).assign(model=m)
+            for m in ("toy", "toy_null")
+            for e in ("ood", "on")
+        ]
+    )
+    effects = pd.DataFrame(
+        [
+            {
+                "model": m,
+                "world": w,
+                "method": "onpolicy",
+                "richness": "solution",
+                "ablation": "standard",
+                "coverage": 64,
+                "quantity": q,
+                "predicted": p,
+            }
+            for m, w, preds in (
+                ("toy", "guess_check", (-1, -1)),
+                ("toy_null", "null", (0, -1)),
+                ("toy - toy_null", "x", (-1, 0)),
+            )
+            for q, p in zip(("ood", "epistemic"), preds, strict=True)
+        ]
+    )
+    fig = plots.plot_organism(effects, cells, tmp_path / "o.png", "ood", "on")
+    assert len(fig.axes) == 4  # 2 rows x 2 worlds
+    # axes order: row 0 (toy, null), row 1 (toy, null)
+    for ax, mark in zip(fig.axes, ["v", "_", "v", "v"], strict=True):
+        predicted = [line.get_marker() for line in ax.lines if line.get_color() == "0.5"]
+        assert predicted == [mark]
+    top = fig.axes[0]
+    assert [t.get_text() for t in top.get_xticklabels()] == ["onpolicy\nsolution\nc64"]
+    assert len(top.containers) == 2  # free and forced on

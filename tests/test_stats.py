@@ -193,3 +193,16 @@ def test_findings_page_answers_the_mechanism_question_per_model_or_says_why_not(
     page = render(claims, pd.concat([fit.assign(model="a"), fit.assign(model="b", ci_low=[0.3, -0.01])]), "# f")
     assert page.count("**Answer (8 runs, 40 points):**") == 2
     assert "**a.**" in page and "yes:" in page and "not detectably:" in page
+
+
+def test_floating_point_residue_is_no_effect():
+    """(0.45 - 0.4) - (0.85 - 0.8) is about -1e-17 in floating point, the same sign on every problem:
+    a sign-flip test called it significant (p ~ 1e-4) before such residue was set to zero."""
+    from selfdistill.stats import paired_difference
+
+    ids = [f"p{i}" for i in range(40)]
+    arm = pd.Series(0.45, index=ids) - pd.Series(0.4, index=ids)
+    base = pd.Series(0.85, index=ids) - pd.Series(0.8, index=ids)
+    assert (arm - base).abs().max() > 0  # the residue is there
+    result = paired_difference(arm, base)
+    assert result["effect"] == 0 and result["p_value"] == 1.0

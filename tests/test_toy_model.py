@@ -1,6 +1,7 @@
-"""The toy model the default config produces has the behaviour the experiment needs.
+"""The toy models the default config produces have the behaviour the experiment needs.
 
-Pretrains the default toy model (about 5 minutes on 2 cores): `python -m pytest -m toy_properties`.
+Pretrains both default worlds and runs their gates (about 15 minutes on 2 cores):
+`python -m pytest -m toy_properties`.
 """
 
 import subprocess
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def default_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("default")
-    targets = ["results/models/toy/hf", "results/toy/eval/base/test.parquet", "results/toy/eval/base/ood.parquet"]
+    targets = ["results/toy/gate.json", "results/toy_null/gate.json", "results/toy/eval/base/test.parquet"]
     run = subprocess.run(
         [
             "snakemake",
@@ -41,17 +42,24 @@ def default_run(tmp_path_factory):
 
 @pytest.mark.toy_properties
 def test_default_toy_model_properties(default_run):
+    import json
+
     from selfdistill import prompts
     from selfdistill.backends import Sampling
     from selfdistill.backends.hf import HFBackend
     from selfdistill.generation import generate_table
 
+    # Both worlds pass their gates (the workflow would have stopped otherwise): checking is worth
+    # OOD accuracy in guess_check and nothing in null, and not in domain.
+    check = json.loads((default_run / "results/toy/gate.json").read_text())
+    null = json.loads((default_run / "results/toy_null/gate.json").read_text())
+    assert check["passed"] and null["passed"]
+    assert check["ood_value"] >= 0.15 and abs(null["ood_value"]) <= 0.05
+    assert check["in_domain_value"] <= 0.05
+    assert check["wait_after_wrong_guess"] - check["wait_after_right_guess"] >= 0.3
     test = pd.read_parquet(default_run / "results/toy/eval/base/test.parquet")
-    ood = pd.read_parquet(default_run / "results/toy/eval/base/ood.parquet")
-    in_domain, out_of_domain = test["correct"].mean(), ood["correct"].mean()
-    assert in_domain >= 0.5
-    assert out_of_domain < in_domain - 0.03  # measurably lower (hundreds of samples each)
-    assert (test["epistemic_count"] > 0).mean() >= 0.2  # unguided responses hedge
+    assert test["correct"].mean() >= 0.8
+    assert (test["epistemic_count"] > 0).mean() >= 0.3  # unguided responses check, aloud
 
     # With the solution in context the model is more accurate than without, on the same OOD problems.
     problems = pd.read_parquet(default_run / "results/data/toy.parquet")

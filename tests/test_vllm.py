@@ -352,7 +352,7 @@ def test_banning_the_epistemic_ids_removes_them_from_vllm_samples(engine):
     prompt = [engine.tokenizer.encode("Compute 1+2+3.")]
 
     def sampled(ban):
-        sampling = Sampling(n=16, temperature=1.5, max_new_tokens=40, seed=0, ban_epistemic=ban)
+        sampling = Sampling(n=16, temperature=1.5, max_new_tokens=40, seed=0, epistemic="banned" if ban else "free")
         return [t for c in engine.generate(prompt, sampling) for t in c.token_ids]
 
     assert banned and banned & set(sampled(False))

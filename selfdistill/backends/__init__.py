@@ -23,7 +23,10 @@ class Sampling:
     top_k: int = 0  # 0 = off
     max_new_tokens: int = 256
     seed: int = 0
-    ban_epistemic: bool = False  # never sample the epistemic words' ids (the set E), as NoWait does at inference
+    # free; banned: never sample the epistemic words' ids (the set E), as NoWait does at inference;
+    # forced: no end of thinking (</think> or EOS) before the response has an id of E (s1's budget
+    # forcing, applied once): what verbalized checking is worth to a model, on any model.
+    epistemic: str = "free"
 
     @classmethod
     def of(cls, section, seed: int, model: ModelConfig, name: str) -> Sampling:
@@ -42,8 +45,8 @@ class Sampling:
                     values[key],
                 )
             values[key] = value
-        ban = getattr(section, "ban_epistemic", False)
-        return cls(n=section.n_samples, max_new_tokens=section.max_new_tokens, seed=seed, ban_epistemic=ban, **values)
+        epistemic = getattr(section, "epistemic", "free")
+        return cls(n=section.n_samples, max_new_tokens=section.max_new_tokens, seed=seed, epistemic=epistemic, **values)
 
 
 @functools.lru_cache(maxsize=4)
@@ -52,6 +55,12 @@ def epistemic_ids(tokenizer) -> tuple[int, ...]:
     from selfdistill.epistemic import epistemic_token_ids
 
     return tuple(epistemic_token_ids(tokenizer))
+
+
+def end_of_thinking_ids(tokenizer) -> tuple[int, ...]:
+    """What `forced` holds back until an epistemic word: EOS, and </think> where it is one token."""
+    think = tokenizer.convert_tokens_to_ids("</think>")
+    return tuple(i for i in {tokenizer.eos_token_id, think} if i is not None and i != tokenizer.unk_token_id)
 
 
 @dataclass(frozen=True)

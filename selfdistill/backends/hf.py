@@ -6,9 +6,23 @@ from contextlib import nullcontext
 
 import torch
 from tqdm import tqdm
+from transformers import LogitsProcessor, LogitsProcessorList
 
-from selfdistill.backends import Completion, Sampling, check_fits, epistemic_ids
+from selfdistill.backends import Completion, Sampling, check_fits, end_of_thinking_ids, epistemic_ids
 from selfdistill.models import load_model, load_tokenizer
+
+
+class NoEndBeforeEpistemic(LogitsProcessor):
+    """`forced`: a row may not end its thinking (the `ends` ids) until its generated part, from
+    column `start`, holds an epistemic id; after that it samples freely."""
+
+    def __init__(self, start: int, epistemic_ids, ends):
+        self.start, self.epistemic, self.ends = start, torch.tensor(epistemic_ids), list(ends)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        said = torch.isin(input_ids[:, self.start :], self.epistemic.to(input_ids.device)).any(-1, keepdim=True)
+        scores[:, self.ends] = torch.where(said, scores[:, self.ends], -torch.inf)
+        return scores
 
 
 class HFBackend:
@@ -62,6 +76,7 @@ class HFBackend:
                     input_ids.repeat_interleave(sampling.n, 0),
                     attention.repeat_interleave(sampling.n, 0),
                 )
+            forced = NoEndBeforeEpistemic(width, epistemic_ids(tok), end_of_thinking_ids(tok))
             with torch.no_grad(), self.ranks.gathered(self.model) if synced else nullcontext():
                 generated = self.model.generate(
                     input_ids=input_ids.to(self.device),
@@ -75,7 +90,8 @@ class HFBackend:
                     eos_token_id=eos,
                     pad_token_id=pad,
                     synced_gpus=synced,
-                    suppress_tokens=list(epistemic_ids(tok)) if sampling.ban_epistemic else None,
+                    suppress_tokens=list(epistemic_ids(tok)) if sampling.epistemic == "banned" else None,
+                    logits_processor=LogitsProcessorList([forced] if sampling.epistemic == "forced" else []),
                 )[:, width:].tolist()
             for k, ids in enumerate(generated):
                 prompt_index, sample = start + k // sampling.n, k % sampling.n

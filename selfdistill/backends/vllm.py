@@ -68,6 +68,8 @@ class VLLMBackend:
         from vllm import SamplingParams
 
         check_fits(prompts, sampling.max_new_tokens, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
+        if sampling.epistemic == "forced":  # the config check refuses it first; this guards other callers
+            raise ValueError("epistemic: forced needs the transformers backend (a stateful logits processor)")
         # vLLM refuses n > 1 when greedy: send each prompt n times instead.
         copies = sampling.n if sampling.temperature == 0 else 1
         params = SamplingParams(
@@ -80,7 +82,7 @@ class VLLMBackend:
             skip_special_tokens=False,
             logprobs=0 if logprobs else None,
             # -100 is vLLM's largest bias: a banned id's probability is below e^-100 of any other's.
-            logit_bias={i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.ban_epistemic else None,
+            logit_bias={i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.epistemic == "banned" else None,
         )
         repeated = [ids for ids in prompts for _ in range(copies)]
         outputs = self.llm.generate(self._inputs(repeated), params, lora_request=self.lora_request, use_tqdm=True)

@@ -1,10 +1,20 @@
-"""The toy world: chained single-digit additions, worked solutions, and pretraining traces.
+"""The toy worlds: chained single-digit additions, worked solutions, and pretraining traces.
 
-In-domain problems have few terms; OOD problems have more (a longer chain than any seen in
-pretraining). Unguided traces sometimes slip on a step, say so with the paper's words and
-redo it; traces written with a solution in context copy it without hedging. That is the
-behaviour the paper attributes to real reasoning models, built in so the distillation
-experiment has something to act on; nothing about the distillation outcome is built in.
+Three worlds share problems, prompts and solutions and differ in how an unguided trace thinks:
+
+- `guess_check` (the default): guess the whole sum in one shot, then, in a share `p_check` of
+  traces, "Hmm, let me check:" by the step-by-step chain, ending "Yes." or "Wait, that seems
+  wrong. It is S." The check fires whether or not the guess was right, and a wrong guess gets no
+  loss in pretraining (the model never learns to err on purpose: its wrong guesses are its own).
+  A one-shot sum of 2-3 terms is easy and of 5-6 terms hard, while the chain is reliable at
+  both, so checking is worth accuracy out of domain and little in domain.
+- `null`: the same grammar, but the "check" is a second one-shot guess, so it cannot help; the
+  mechanism's evidence is the difference between this world and `guess_check`.
+- `chain`: the step-by-step chain, with slips that are corrected aloud and right steps re-checked
+  aloud (the first world; its hedges carry no information about errors, see the README).
+
+Traces written with a solution or answer in context copy the answer and never check: the
+teacher's behaviour the paper describes. Nothing about the distillation outcome is built in.
 """
 
 from __future__ import annotations
@@ -64,6 +74,41 @@ def unguided_trace(terms, rng: random.Random, p_error: float, p_verify: float) -
             if rng.random() < p_verify:
                 parts.append(rng.choice(_VERIFICATIONS).format(step=_step(a, b, r)))
     return "<think>" + " ".join(parts) + f"</think> The answer is \\boxed{{{sum(terms)}}}."
+
+
+WORLDS = ("guess_check", "null", "chain")
+
+
+def _guess(rng: random.Random, terms, p_wrong: float, max_terms: int) -> tuple[int, bool]:
+    """A shown guess and whether it is right: the guesser is right with chance 1 - p_wrong up to
+    max_terms terms and never beyond (a one-shot sum gets harder with more terms); wrong guesses
+    are near misses, and get no loss."""
+    total = sum(terms)
+    if len(terms) <= max_terms and rng.random() >= p_wrong:
+        return total, True
+    return max(0, total + rng.choice((-3, -2, -1, 1, 2, 3))), False
+
+
+def guess_trace(terms, rng: random.Random, world: str, p_check: float, p_wrong_guess: float, guess_max_terms: int):
+    """An unguided trace of a guess world as (text, trained) segments: a wrong guess is not trained."""
+    guess, right = _guess(rng, terms, p_wrong_guess, guess_max_terms)
+    segments = [("<think>Guess: ", True), (str(guess), right)]
+    if rng.random() >= p_check:  # no check: the guess is the answer
+        return [*segments, (f".</think> The answer is \\boxed{{{guess}}}.", True)]
+    if world == "guess_check":  # an independent route: the chain, reliable at every pretrained length
+        checked = sum(terms)
+        segments.append((". Hmm, let me check: " + " ".join(_step(*s) for s in steps(terms)), True))
+    else:  # null: a second one-shot guess, no more reliable than the first
+        checked, checked_right = _guess(rng, terms, p_wrong_guess, guess_max_terms)
+        segments += [(". Hmm, let me check: Guess: ", True), (str(checked), checked_right), (".", True)]
+    # The guess restated beside the checked value, so the verdict compares neighbours.
+    verdict = "Yes." if checked == guess else f"Wait, that seems wrong. It is {checked}."
+    return [*segments, (f" I guessed {guess}. {verdict}</think> The answer is \\boxed{{{checked}}}.", True)]
+
+
+def guided_guess_trace(terms) -> str:
+    """A guess-world trace written with the solution or answer in context: copy it, never check."""
+    return f"<think>Guess: {sum(terms)}.</think> The answer is \\boxed{{{sum(terms)}}}."
 
 
 def sample_terms(rng: random.Random, n_terms_range, max_operand: int):

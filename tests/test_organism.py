@@ -1,0 +1,218 @@
+"""The model organism: the guess worlds' traces, the gate, predictions, and results beside them."""
+
+import random
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from selfdistill.data import toy
+from selfdistill.organism import OrganismConfig, gate, organism_effects, predict, predictions, seed_effect
+
+ORGANISM = OrganismConfig(
+    ood="ood",
+    in_domain="test",
+    ood_off="ood_off",
+    ood_on="ood_on",
+    in_domain_off="test_off",
+    in_domain_on="test_on",
+    min_ood_value=0.15,
+    max_in_domain_value=0.05,
+    min_wait_selectivity=0.3,
+    max_null_value=0.05,
+)
+
+
+def _traces(world, n=4000, terms=(3, 4, 2), max_terms=5, seed=0):
+    rng = random.Random(seed)
+    return [toy.guess_trace(list(terms), rng, world, 0.6, 0.3, max_terms) for _ in range(n)]
+
+
+@pytest.mark.parametrize("world", ["guess_check", "null"])
+def test_a_wrong_guess_is_never_trained_and_checking_does_not_depend_on_it(world):
+    traces = _traces(world)
+    first_guess_right = []
+    for segments in traces:
+        text = "".join(t for t, _ in segments)
+        for piece, trained in segments:
+            if piece.isdigit():  # a guess: trained exactly when it is the true sum (9)
+                assert trained == (piece == "9"), text
+        first_guess_right.append(segments[1][0] == "9")
+        assert text.endswith("}.") and text.count("\\boxed{") == 1
+    right = np.array(first_guess_right)
+    checked = np.array(["Hmm, let me check" in "".join(t for t, _ in s) for s in traces])
+    # The check fires with p_check whether the guess was right or not (4,000 traces: +-0.04).
+    assert abs(checked[right].mean() - 0.6) < 0.04 and abs(checked[~right].mean() - 0.6) < 0.04
+    assert abs(right.mean() - 0.7) < 0.04
+
+
+def test_the_check_is_the_chain_in_guess_check_and_a_second_guess_in_null():
+    for segments in _traces("guess_check", 200):
+        text = "".join(t for t, _ in segments)
+        if "Hmm" in text:  # the chain gives the true sum, so the answer is right after any check
+            assert "3+4=7. 7+2=9." in text and text.endswith("\\boxed{9}.")
+            assert ("Wait" in text) == (segments[1][0] != "9")  # Wait exactly after a wrong guess
+    null_answers = set()
+    for segments in _traces("null", 400):
+        text = "".join(t for t, _ in segments)
+        assert "=" not in text  # no chain: checking is guessing again
+        null_answers.add(text.rsplit("boxed{", 1)[1])
+    assert len(null_answers) > 1  # a null check can end on a wrong answer
+
+
+def test_a_guess_of_more_terms_than_guess_max_terms_is_always_wrong():
+    assert all(not segments[1][1] for segments in _traces("guess_check", 300, terms=(3, 4, 2, 5, 6, 1), max_terms=5))
+    assert any(segments[1][1] for segments in _traces("guess_check", 300, terms=(3, 4, 2, 5, 6), max_terms=5))
+
+
+def test_pretraining_ids_of_segments_equal_the_ids_of_the_joined_text(toy_tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from selfdistill.toy_model import _response_ids
+
+    tokenizer = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
+    for segments in _traces("guess_check", 50) + _traces("null", 50):
+        ids, trained = _response_ids(tokenizer, segments)
+        whole = tokenizer("".join(t for t, _ in segments), add_special_tokens=False)["input_ids"]
+        assert ids == whole + [tokenizer.eos_token_id]
+        untrained = tokenizer.decode([i for i, keep in zip(ids, trained, strict=True) if not keep])
+        assert untrained == "".join(t for t, keep in segments if not keep)
+
+
+def _samples(problems, correct, responses):
+    return pd.DataFrame({"problem_id": problems, "correct": correct, "response": responses})
+
+
+def _gate_evals(ood_off, ood_on, in_off, in_on, wait_after_right):
+    """Samples of 100 problems: accuracies as given; in ood_on a guess is wrong exactly when the
+    sample is a multiple of 2, Wait follows every wrong guess and `wait_after_right` of right ones."""
+    ids = [f"p{i}" for i in range(100)]
+
+    def sampled(accuracy, with_guesses=False):
+        correct = np.arange(100) < accuracy * 100
+        responses = ["no guess"] * 100
+        if with_guesses:
+            responses = [
+                f"Guess: {'1' if i % 2 else '2'}. " + ("Wait" if i % 2 == 0 or i < wait_after_right * 100 else "Yes")
+                for i in range(100)
+            ]
+        return _samples(ids, correct, responses)
+
+    return {
+        "ood_off": sampled(ood_off),
+        "ood_on": sampled(ood_on, with_guesses=True),
+        "in_domain_off": sampled(in_off),
+        "in_domain_on": sampled(in_on),
+    }, pd.Series("1", index=ids)
+
+
+def test_the_gate_passes_a_world_that_is_what_it_claims_and_names_each_failure():
+    evals, answers = _gate_evals(0.3, 0.8, 0.95, 0.97, wait_after_right=0.1)
+    passed = gate("guess_check", evals, answers, ORGANISM)
+    assert passed["passed"] and passed["ood_value"] == pytest.approx(0.5)
+    assert passed["wait_after_wrong_guess"] == 1.0 and passed["wait_after_right_guess"] == pytest.approx(0.1)
+
+    evals, answers = _gate_evals(0.7, 0.8, 0.8, 0.97, wait_after_right=0.9)
+    failed = gate("guess_check", evals, answers, ORGANISM)
+    assert not failed["passed"] and len(failed["failures"]) == 3
+    assert "OOD" in failed["failures"][0] and "in domain" in failed["failures"][1] and "Wait" in failed["failures"][2]
+
+    # The null world must show checking worth nothing: the same numbers that pass guess_check fail it.
+    evals, answers = _gate_evals(0.3, 0.8, 0.95, 0.97, wait_after_right=0.1)
+    assert not gate("null", evals, answers, ORGANISM)["passed"]
+    evals, answers = _gate_evals(0.3, 0.32, 0.95, 0.97, wait_after_right=0.5)
+    assert gate("null", evals, answers, ORGANISM)["passed"]
+
+
+def test_predictions_follow_the_hypothesis_per_world_and_arm():
+    assert predict("guess_check", "onpolicy", "solution", "standard", "ood") == -1
+    assert predict("guess_check", "onpolicy", "solution", "standard", "recovery") == 1
+    assert predict("guess_check", "onpolicy", "solution", "standard", "ood_on") == 0
+    assert predict("null", "onpolicy", "solution", "standard", "ood") == 0
+    assert predict("null", "sft", "solution", "standard", "epistemic") == -1  # the teacher never checks
+    for arm in (("onpolicy", "none", "standard"), ("grpo", "none", "standard"), ("onpolicy", "solution", "preserve")):
+        assert predict("guess_check", *arm, "ood") == 0
+    table = predictions({"toy": "guess_check", "toy_null": "null"}, [("sft", "solution", "standard")])
+    assert len(table) == 2 * 5 and set(table["prediction"]) >= {"lower", "higher"}
+
+
+def test_seed_effect_resamples_seeds_and_reports_their_spread():
+    rng = np.random.default_rng(0)
+    problems = [f"p{i}" for i in range(40)]
+    reference = pd.Series(0.5, index=problems)
+    rows = [
+        {"seed": s, "problem_id": p, "value": 0.5 + shift + rng.normal(0, 0.05)}
+        for s, shift in enumerate((-0.3, 0.0, 0.3))
+        for p in problems
+    ]
+    result = seed_effect(pd.DataFrame(rows), reference)
+    assert result["n_seeds"] == 3 and result["seed_sd"] == pytest.approx(0.3, abs=0.03)
+    # Seeds that disagree this much leave the mean's sign open; problems alone would not.
+    assert result["ci_low"] < 0 < result["ci_high"]
+    one_seed = seed_effect(pd.DataFrame([r for r in rows if r["seed"] == 2]), reference)
+    assert one_seed["ci_low"] > 0.2 and np.isnan(one_seed["seed_sd"])
+
+
+def _problems_table(world_effects):
+    """A per-problem table: for each (model, eval set) the base's accuracy and an onpolicy arm's."""
+    rows = []
+    for model, effects in world_effects.items():
+        for eval_set, (base, arm) in effects.items():
+            for i in range(60):
+                rows.append(
+                    {
+                        "model": model,
+                        "method": "base",
+                        "richness": None,
+                        "ablation": None,
+                        "coverage": None,
+                        "seed": None,
+                        "eval_set": eval_set,
+                        "problem_id": f"p{i}",
+                        "accuracy": base,
+                        "epistemic_count": 1.0,
+                    }
+                )
+                for seed in range(3):
+                    noise = 0.02 * ((i + seed) % 3 - 1)
+                    rows.append(
+                        {
+                            "model": model,
+                            "method": "onpolicy",
+                            "richness": "solution",
+                            "ablation": "standard",
+                            "coverage": 64,
+                            "seed": seed,
+                            "eval_set": eval_set,
+                            "problem_id": f"p{i}",
+                            "accuracy": arm + noise,
+                            "epistemic_count": 0.2 if eval_set == "ood" else 1.0,
+                        }
+                    )
+    return pd.DataFrame(rows)
+
+
+def test_results_are_set_beside_the_predictions_per_world():
+    # guess_check: OOD drops by 0.4 and forcing checks back on recovers it; null: nothing moves.
+    problems = _problems_table(
+        {
+            "toy": {"ood": (0.8, 0.4), "ood_on": (0.85, 0.85), "test": (0.95, 0.95)},
+            "toy_null": {"ood": (0.4, 0.4), "ood_on": (0.4, 0.4), "test": (0.95, 0.95)},
+        }
+    )
+    worlds = {"toy": "guess_check", "toy_null": "null"}
+    effects = organism_effects(problems, worlds, ORGANISM, [("toy", "toy_null")]).set_index(["model", "quantity"])
+    assert effects.loc[("toy", "ood"), "effect"] == pytest.approx(-0.4, abs=0.01)
+    assert effects.loc[("toy", "ood"), "verdict"] == "as predicted"
+    assert effects.loc[("toy", "recovery"), "verdict"] == "as predicted"
+    assert effects.loc[("toy", "ood_on"), "verdict"] == "as predicted (no effect)"
+    assert effects.loc[("toy_null", "ood"), "verdict"] == "as predicted (no effect)"
+    assert effects.loc[("toy", "epistemic"), "verdict"] == "as predicted"
+    between = effects.loc[("toy - toy_null", "ood")]
+    assert between["effect"] == pytest.approx(-0.4, abs=0.01) and between["verdict"] == "as predicted"
+
+    # Damage, not suppression: the same drop with checking forced on is "opposite"/"not as predicted".
+    damaged = _problems_table({"toy": {"ood": (0.8, 0.4), "ood_on": (0.85, 0.45), "test": (0.95, 0.95)}})
+    effects = organism_effects(damaged, {"toy": "guess_check"}, ORGANISM).set_index("quantity")
+    assert effects.loc["recovery", "verdict"] == "not as predicted (no effect)"
+    assert effects.loc["ood_on", "verdict"] == "not as predicted (an effect)"
