@@ -165,13 +165,19 @@ OOD_SETS = ("ood", SMOKE["organism"]["ood_on"], SMOKE["organism"]["ood_off"])
 ALL_METHODS = tuple(grid.METHODS)
 # name -> (edit, {rule: outputs it must re-run}).
 CASES = {
-    "config: ood temperature (evaluations and the gate only, no training)": (
+    # The gate reads the OOD sets and every teacher and training job waits for the gate, so all re-run.
+    "config: ood temperature (evaluations, the gate and what waits for it)": (
         _config([f"eval_sets.{name}" for name in OOD_SETS], temperature=0.9),
         merge(
-            {"evaluate": evaluations(methods=ALL_METHODS, eval_sets=set(OOD_SETS), base=True)},
-            {"gate": {f"results/{MODEL}/gate.json"}},
+            {"evaluate": evaluations(methods=ALL_METHODS) | evaluations(eval_sets=set(OOD_SETS), base=True)},
+            {"gate": {f"results/{MODEL}/gate.json"}, "teacher_traces": set(grid.teacher_targets(SMOKE))},
+            trained(ALL_METHODS),
             REPORT,
         ),
+    ),
+    "config: train-set temperature (evaluations only: not a gate set)": (
+        _config("eval_sets.train", temperature=0.9),
+        merge({"evaluate": evaluations(methods=ALL_METHODS, eval_sets={"train"}, base=True)}, REPORT),
     ),
     "config: sft lr": (
         _config("sft", lr=0.002),

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from selfdistill.stats import hierarchical_ci, paired_difference
+from selfdistill.findings import verdict
+from selfdistill.grid import METHODS
+from selfdistill.stats import hierarchical_ci, holm, paired_difference, select
 
 _GUESS = re.compile(r"Guess: (\d+)\.")
 
@@ -157,7 +159,7 @@ def predict(world: str, method: str, richness: str, ablation: str, quantity: str
     checking is worth accuracy (guess_check, OOD), and forcing checking back on recovers it when the
     ability is suppressed rather than damaged. GRPO's reward keeps useful checks; a context-free
     teacher (richness none) is the model itself, so nothing moves; `preserve` keeps the hedges."""
-    rich_teacher = richness != "none" and method != "grpo"
+    rich_teacher = richness != "none" and METHODS[method].teacher
     suppresses = rich_teacher and ablation != "preserve"
     if quantity == "epistemic":
         return -1 if suppresses else 0
@@ -222,16 +224,13 @@ def render_predictions(table: pd.DataFrame) -> str:
 
 
 def _arm(problems, model, eval_set, metric="accuracy", **axes) -> pd.DataFrame:
-    mask = (problems["model"] == model) & (problems["eval_set"] == eval_set)
-    for key, value in axes.items():
-        mask &= problems[key] == value
-    g = problems[mask]
+    """One arm's metric per (seed, problem_id), as column `value`."""
+    g = select(problems, model=model, eval_set=eval_set, **axes)
     return g.groupby(["seed", "problem_id"], as_index=False)[metric].mean().rename(columns={metric: "value"})
 
 
 def _base(problems, model, eval_set, metric="accuracy") -> pd.Series:
-    b = problems[(problems["model"] == model) & (problems["eval_set"] == eval_set) & (problems["method"] == "base")]
-    return b.groupby("problem_id")[metric].mean()
+    return select(problems, model=model, eval_set=eval_set, method="base").groupby("problem_id")[metric].mean()
 
 
 def organism_effects(
@@ -240,8 +239,6 @@ def organism_effects(
     """Each trained arm of each world against its base model, per quantity, with seed-level CIs;
     plus, for each (guess_check, null) pair of models, the difference of an arm's OOD effect between
     them (the mechanism's evidence), paired by problem. Verdicts compare each effect with its prediction."""
-    from selfdistill.findings import verdict
-
     rows = []
     trained = problems[(problems["method"] != "base") & problems["model"].isin(worlds)]
     arms = trained.drop_duplicates(["model", "method", "richness", "ablation", "coverage"])
@@ -280,10 +277,8 @@ def organism_effects(
     if table.empty:
         return table
     table = pd.concat([table, _between_worlds(problems, pairs, sets, arms)], ignore_index=True)
-    from selfdistill.stats import holm
-
     table["p_holm"] = holm(table["p_value"])
-    table["verdict"] = [_against_prediction(r, verdict) for r in table.itertuples()]
+    table["verdict"] = [_against_prediction(r) for r in table.itertuples()]
     return table
 
 
@@ -317,7 +312,7 @@ def _between_worlds(problems, pairs, sets, arms) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _against_prediction(r, verdict) -> str:
+def _against_prediction(r) -> str:
     """A prediction of a sign is met when the effect is significant that way; of no effect, when the
     CI lies inside the margin."""
     margin = _margin(r.quantity)

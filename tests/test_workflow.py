@@ -105,13 +105,17 @@ def test_edit_reruns_exactly_the_dependent_jobs(smoke_run, case):
 def test_findings_page_has_every_claim_with_numbers(smoke_run):
     text = (smoke_run / "results/findings.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)[1:]
-    assert [s[:3] for s in sections] == ["(a)", "(b)", "(c)", "(d)", "Mec"]
+    assert [s[:3] for s in sections] == ["(a)", "(b)", "(c)", "(d)", "Mec", "Pre", "The"]
     for section in sections[:4]:
         assert "Not tested" not in section
         row = next(line for line in section.splitlines() if line.startswith("| ") and "comparison" not in line)
         assert re.search(r"\| -?\d+\.\d+ \|", row), row  # a measured effect, not a placeholder
         assert re.search(r"\*\*(supported|not supported|inconclusive)", row)
     assert "**Answer (" in sections[4]
+    # The organism: predictions written before any result, then the gate and a verdict per result.
+    assert sections[5].startswith("Predictions (written from the config before any result)")
+    assert "| toy | guess_check |" in sections[6]  # the gate's row
+    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood \| lower \| [+-]\d\.\d{3} \|", sections[6])
     claims = pd.read_parquet(smoke_run / "results/summary/claims.parquet")
     assert set(claims["claim"]) == {"a", "b", "c", "d"}
 
