@@ -18,10 +18,15 @@ class NoEndBeforeEpistemic(LogitsProcessor):
 
     def __init__(self, start: int, epistemic_ids, ends):
         self.start, self.epistemic, self.ends = start, torch.tensor(epistemic_ids), list(ends)
+        self.said = None  # per row: an epistemic id seen so far (only the newest token is checked per
+        # step, so the cost does not grow with the response; sampling keeps rows in place)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        said = torch.isin(input_ids[:, self.start :], self.epistemic.to(input_ids.device)).any(-1, keepdim=True)
-        scores[:, self.ends] = torch.where(said, scores[:, self.ends], -torch.inf)
+        if self.said is None:
+            self.said = torch.zeros((input_ids.shape[0], 1), dtype=torch.bool, device=input_ids.device)
+        if input_ids.shape[1] > self.start:
+            self.said |= torch.isin(input_ids[:, -1:], self.epistemic.to(input_ids.device))
+        scores[:, self.ends] = torch.where(self.said, scores[:, self.ends], -torch.inf)
         return scores
 
 
