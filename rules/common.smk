@@ -120,6 +120,12 @@ def gate_input(wildcards):
     return [f"results/{model}/gate.json"] if model in gated_models(config) else []
 
 
+def pretraining_record(model):
+    """What a gate records beside its numbers: the pretraining seed and the dose of checking."""
+    spec = toy_pretrain_spec(config, model)
+    return {"seed": spec["seed"], "p_check": spec["traces"]["p_check"]}
+
+
 def gate_inputs(wc):
     gate = config["organism"]
     evals = {

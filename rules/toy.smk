@@ -45,11 +45,6 @@ rule gate:
         organism=canon(config.get("organism")),
         world=lambda wc: canon(toy_world(config, wc.model)),
         # Recorded beside the gate's numbers: the pretraining seed and the dose of checking.
-        pretraining=lambda wc: canon(
-            {
-                "seed": toy_pretrain_spec(config, wc.model)["seed"],
-                "p_check": toy_pretrain_spec(config, wc.model)["traces"]["p_check"],
-            }
-        ),
+        pretraining=lambda wc: canon(pretraining_record(wc.model)),
     script:
         "../scripts/gate.py"
