@@ -4,7 +4,7 @@ from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.grid import parse_path
 from selfdistill.io import read_provenance, read_table, write_table
 from selfdistill.jobs import config_slice, param, section, start_job
-from selfdistill.organism import OrganismConfig, organism_effects
+from selfdistill.organism import OrganismConfig, organism_effects, sum_lengths
 from selfdistill.stats import cell_estimates, mechanism_regression, per_problem, standard_comparisons
 from selfdistill.summary import train_size
 
@@ -50,6 +50,7 @@ organism = (
         param(snakemake, "worlds"),
         section(snakemake, "organism", OrganismConfig),
         [tuple(pair) for pair in param(snakemake, "world_pairs")],
+        sum_lengths(read_table(snakemake.input.train_problems)),
     )
     if param(snakemake, "organism")
     else pd.DataFrame()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from selfdistill.data import toy
 from selfdistill.findings import verdict
 from selfdistill.grid import METHODS
 from selfdistill.stats import hierarchical_ci, holm, paired_difference, select
@@ -223,6 +224,14 @@ def render_predictions(table: pd.DataFrame) -> str:
 # ---- results beside them ----------------------------------------------------------------------
 
 
+def sum_lengths(dataset: pd.DataFrame) -> pd.Series:
+    """problem_id -> "N terms" for the toy problems of a dataset table: the OOD strata."""
+    toy_rows = dataset[dataset["source"] == "toy"]
+    return pd.Series(
+        [f"{len(toy.parse_terms(p))} terms" for p in toy_rows["problem"]], index=toy_rows["problem_id"].to_numpy()
+    )
+
+
 def _arm(problems, model, eval_set, metric="accuracy", **axes) -> pd.DataFrame:
     """One arm's metric per (seed, problem_id), as column `value`."""
     g = select(problems, model=model, eval_set=eval_set, **axes)
@@ -234,11 +243,19 @@ def _base(problems, model, eval_set, metric="accuracy") -> pd.Series:
 
 
 def organism_effects(
-    problems: pd.DataFrame, worlds: dict[str, str], sets: OrganismConfig, pairs: list[tuple[str, str]] = ()
+    problems: pd.DataFrame,
+    worlds: dict[str, str],
+    sets: OrganismConfig,
+    pairs: list[tuple[str, str]] = (),
+    strata: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Each trained arm of each world against its base model, per quantity, with seed-level CIs;
     plus, for each (guess_check, null) pair of models, the difference of an arm's OOD effect between
-    them (the mechanism's evidence), paired by problem. Verdicts compare each effect with its prediction."""
+    them (the mechanism's evidence), paired by problem. Verdicts compare each effect with its prediction.
+
+    strata (problem_id -> label, e.g. the sum's length) adds the OOD effect per stratum, as rows
+    with that `stratum` (the others: "all"); their Holm correction is a family of its own, so a
+    stratum never enters the headline's."""
     rows = []
     trained = problems[(problems["method"] != "base") & problems["model"].isin(worlds)]
     arms = trained.drop_duplicates(["model", "method", "richness", "ablation", "coverage"])
@@ -260,7 +277,15 @@ def organism_effects(
                 _base(problems, a.model, sets.ood, "epistemic_count"),
             ),
         }
-        for quantity, (treated, reference) in inputs.items():
+        by_stratum = (
+            {f"ood, {label}": ("ood", ids) for label, ids in strata.groupby(strata).groups.items()}
+            if strata is not None
+            else {}
+        )
+        for name, (quantity, ids) in {**{q: (q, None) for q in inputs}, **by_stratum}.items():
+            treated, reference = inputs[quantity]
+            if ids is not None:
+                treated, reference = treated[treated["problem_id"].isin(ids)], reference[reference.index.isin(ids)]
             if treated.empty or reference.empty:
                 continue
             rows.append(
@@ -269,6 +294,7 @@ def organism_effects(
                     "world": worlds[a.model],
                     **axes,
                     "quantity": quantity,
+                    "stratum": "all" if ids is None else name,
                     "predicted": predict(worlds[a.model], a.method, a.richness, a.ablation, quantity),
                     **seed_effect(treated, reference),
                 }
@@ -276,8 +302,12 @@ def organism_effects(
     table = pd.DataFrame(rows)
     if table.empty:
         return table
-    table = pd.concat([table, _between_worlds(problems, pairs, sets, arms)], ignore_index=True)
-    table["p_holm"] = holm(table["p_value"])
+    between = _between_worlds(problems, pairs, sets, arms).assign(stratum="all")
+    table = pd.concat([table, between], ignore_index=True)
+    headline = table["stratum"] == "all"
+    table["p_holm"] = np.nan
+    for family in (headline, ~headline):
+        table.loc[family, "p_holm"] = holm(table.loc[family, "p_value"])
     table["verdict"] = [_against_prediction(r) for r in table.itertuples()]
     return table
 
@@ -369,6 +399,38 @@ def _dose_response(effects: pd.DataFrame, gates: dict[str, dict]) -> list[str]:
     return lines + [""]
 
 
+def _pretraining_seeds(gates: dict[str, dict]) -> list[str]:
+    """Says so where a world has fewer than 3 pretraining seeds: its intervals then carry the
+    training seeds' variance only, not the pretraining's."""
+    seeds = {}
+    for g in gates.values():
+        seeds.setdefault(g["world"], set()).add(g.get("seed"))
+    few = {world: len(s) for world, s in seeds.items() if len(s) < 3}
+    if not few:
+        return []
+    counts = ", ".join(f"{world}: {n}" for world, n in few.items())
+    return [
+        f"*Pretraining seeds per world* ({counts}) are fewer than 3: the intervals below carry the",
+        "variance of training seeds and problems, not that of pretraining (config/organism.yaml runs 3).",
+        "",
+    ]
+
+
+def _effects_table(g: pd.DataFrame, what: str) -> list[str]:
+    lines = [
+        f"| arm | {what} | predicted | effect | 95% CI | p (Holm) | seeds | seed effects | verdict |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in g.itertuples():
+        arm = f"{r.method}/{r.richness}/{r.ablation}/c{int(r.coverage)}"
+        predicted = {-1: "lower", 0: "none", 1: "higher"}[int(r.predicted)]
+        lines.append(
+            f"| {arm} | {getattr(r, what)} | {predicted} | {_fmt(r.effect)} | [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | "
+            f"{r.p_holm:.3g} | {r.n_seeds} | {_seed_effects(r)} | **{r.verdict}** |"
+        )
+    return lines
+
+
 def render_results(effects: pd.DataFrame, gates: dict[str, dict]) -> str:
     """The gate per model, then each quantity's results beside its prediction, per world."""
     lines = ["## The model organism: gate, results beside the predictions", ""]
@@ -391,7 +453,9 @@ def render_results(effects: pd.DataFrame, gates: dict[str, dict]) -> str:
         lines.append("")
     if effects.empty:
         return "\n".join(lines + ["No trained arm of a guess world in this grid.", ""]) + "\n"
-    lines += _dose_response(effects, gates)
+    strata = effects[effects["stratum"] != "all"]
+    effects = effects[effects["stratum"] == "all"]
+    lines += _dose_response(effects, gates) + _pretraining_seeds(gates)
     lines += [
         "Each arm minus its base model on the same problems (seeds averaged per problem; the re-enable",
         "recovery is the arm's (forced on - free) minus the base's). 95% CIs resample seeds then problems",
@@ -402,19 +466,14 @@ def render_results(effects: pd.DataFrame, gates: dict[str, dict]) -> str:
         "",
     ]
     for (model, world), g in effects.groupby(["model", "world"], sort=False):
+        lines += [f"**{model}** (world {world})", ""] + _effects_table(g, "quantity") + [""]
+    if len(strata):
         lines += [
-            f"**{model}** (world {world})",
+            "**OOD strata** (the same OOD effect within each stratum of problems, e.g. sum length; reported",
+            "apart and Holm-corrected as a family of their own, never pooled into the headline above):",
             "",
-            "| arm | quantity | predicted | effect | 95% CI | p (Holm) | seeds | seed effects | verdict |",
-            "|---|---|---|---|---|---|---|---|---|",
         ]
-        for r in g.itertuples():
-            arm = f"{r.method}/{r.richness}/{r.ablation}/c{int(r.coverage)}"
-            predicted = {-1: "lower", 0: "none", 1: "higher"}[int(r.predicted)]
-            lines.append(
-                f"| {arm} | {r.quantity} | {predicted} | {_fmt(r.effect)} | [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | "
-                f"{r.p_holm:.3g} | {r.n_seeds} | {_seed_effects(r)} | **{r.verdict}** |"
-            )
-        lines.append("")
+        for (model, world), g in strata.groupby(["model", "world"], sort=False):
+            lines += [f"{model} (world {world})", ""] + _effects_table(g, "stratum") + [""]
     lines += ["![Does OOD accuracy follow checking, per world?](figures/organism.png)", ""]
     return "\n".join(lines) + "\n"

@@ -15,7 +15,7 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from selfdistill import prompts
 from selfdistill.data import toy
 from selfdistill.epistemic import EPISTEMIC_WORDS
-from selfdistill.train.batching import IGNORE, build_batch, completion_nll_sum
+from selfdistill.train.batching import IGNORE, build_batch, completion_nll_sum, micro_batches
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,29 @@ def _response_ids(tokenizer, segments) -> tuple[list[int], list[bool]]:
     return ids + [tokenizer.eos_token_id], trained + [True]
 
 
+def pretraining_loss(model, examples, pad_id: int, micro_batch_size: int = 16) -> tuple[float, int]:
+    """Back-propagates the mean next-token NLL over the trained response tokens of `examples`
+    (prompt ids, response ids, which are trained) and returns (NLL sum, token count). Micro-batches
+    of similar length: padding a whole batch to its longest example took ~40% more time."""
+    batches = []
+    for micro in micro_batches(
+        range(len(examples)), micro_batch_size, lambda i: len(examples[i][0]) + len(examples[i][1])
+    ):
+        batch = build_batch([examples[i][0] for i in micro], [examples[i][1] for i in micro], pad_id)
+        for row, i in enumerate(micro):
+            prompt, _, trained = examples[i]
+            untrained = [len(prompt) + j for j, keep in enumerate(trained) if not keep]
+            batch["labels"][row, untrained] = IGNORE
+        batches.append(batch)
+    n_tokens = sum(int((batch["labels"][:, 1:] != IGNORE).sum()) for batch in batches)
+    nll_sum = 0.0
+    for batch in batches:
+        nll, _ = completion_nll_sum(model, batch)
+        (nll / n_tokens).backward()
+        nll_sum += nll.item()
+    return nll_sum, n_tokens
+
+
 def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[str], seed: int):
     """Train tokenizer and model from scratch on generated traces; returns (model, tokenizer, log rows)."""
     rng = random.Random(seed)
@@ -162,26 +185,18 @@ def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[
     rows, start = [], time.time()
     model.train()
     for step in range(steps):
-        batch_prompts, batch_completions, untrained = [], [], []
-        for row in range(spec.batch_size):
+        examples = []
+        for _ in range(spec.batch_size):
             user, segments = corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)
-            prompt = prompts.prompt_ids(tokenizer, user)
-            ids, trained = _response_ids(tokenizer, segments)
-            batch_prompts.append(prompt)
-            batch_completions.append(ids)
-            untrained += [(row, len(prompt) + j) for j, keep in enumerate(trained) if not keep]
-        batch = build_batch(batch_prompts, batch_completions, tokenizer.pad_token_id)
-        for row, position in untrained:
-            batch["labels"][row, position] = IGNORE
-        nll, n_tokens = completion_nll_sum(model, batch)
-        loss = nll / n_tokens
+            examples.append((prompts.prompt_ids(tokenizer, user), *_response_ids(tokenizer, segments)))
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        nll_sum, n_tokens = pretraining_loss(model, examples, tokenizer.pad_token_id)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        rows.append({"step": step, "loss": loss.item(), "tokens": n_tokens, "lr": sched.get_last_lr()[0]})
+        loss = nll_sum / n_tokens
+        rows.append({"step": step, "loss": loss, "tokens": n_tokens, "lr": sched.get_last_lr()[0]})
         if step % 100 == 0 or step == steps - 1:
-            log.info("pretrain step %d/%d loss %.4f (%.0fs)", step, steps, loss.item(), time.time() - start)
+            log.info("pretrain step %d/%d loss %.4f (%.0fs)", step, steps, loss, time.time() - start)
     model.eval()
     return model, tokenizer, rows

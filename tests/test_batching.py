@@ -66,3 +66,42 @@ def test_completion_logits_equal_a_direct_forward_on_the_concatenation():
         assert ids[row, : len(c)].tolist() == c  # the identical completion ids, not re-tokenized
         direct = model(torch.tensor([p + c])).logits[0, len(p) - 1 : len(p) + len(c) - 1]
         torch.testing.assert_close(logits[row, : len(c)], direct, atol=1e-5, rtol=1e-4)
+
+
+def test_micro_batches_group_similar_lengths_and_keep_every_index():
+    from selfdistill.train.batching import micro_batches
+
+    lengths = {10: 50, 11: 3, 12: 48, 13: 5, 14: 20}
+    micros = micro_batches([10, 11, 12, 13, 14], 2, lengths.get)
+    assert micros == [[11, 13], [14, 12], [10]]
+    # Padded compute (rows x longest per micro-batch) is below that of the split in given order.
+    padded = sum(len(m) * max(map(lengths.get, m)) for m in micros)
+    assert padded < 2 * 50 + 2 * 48 + 20
+
+
+def test_pretraining_loss_is_the_mean_over_trained_tokens_whatever_the_split():
+    from selfdistill.toy_model import pretraining_loss
+
+    model = _tiny_model()
+    # (prompt, response ids, trained): the middle of the second response is a masked wrong guess.
+    examples = [
+        ([3, 4, 5, 6], [7, EOS], [True, True]),
+        ([3, 5, 7], [9, 8, 1, EOS], [True, False, False, True]),
+        ([3, 5], [6, 6, 6, 6, 6, EOS], [True] * 6),
+    ]
+    expected, count = 0.0, 0
+    for prompt, response, trained in examples:
+        logp = torch.log_softmax(model(torch.tensor([prompt + response])).logits[0].double(), -1)
+        for i, (tok, keep) in enumerate(zip(response, trained, strict=True)):
+            if keep:
+                expected -= logp[len(prompt) - 1 + i, tok].item()
+                count += 1
+    grads = []
+    for size in (1, 2, 3):
+        model.zero_grad()
+        nll, n = pretraining_loss(model, examples, pad_id=0, micro_batch_size=size)
+        assert n == count == 10
+        assert abs(nll - expected) < 1e-4
+        grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
+    torch.testing.assert_close(grads[0], grads[2], atol=1e-6, rtol=1e-4)
+    torch.testing.assert_close(grads[1], grads[2], atol=1e-6, rtol=1e-4)

@@ -216,3 +216,52 @@ def test_results_are_set_beside_the_predictions_per_world():
     effects = organism_effects(damaged, {"toy": "guess_check"}, ORGANISM).set_index("quantity")
     assert effects.loc["recovery", "verdict"] == "not as predicted (no effect)"
     assert effects.loc["ood_on", "verdict"] == "not as predicted (an effect)"
+
+
+def test_strata_are_reported_apart_and_never_enter_the_headline_family():
+    from selfdistill.organism import render_results, sum_lengths
+
+    problems = _problems_table({"toy": {"ood": (0.8, 0.8), "ood_on": (0.85, 0.85), "test": (0.95, 0.95)}})
+    # The arm loses 0.6 on the 6-term half of the OOD problems only.
+    six = [f"p{i}" for i in range(30)]
+    hit = (problems["eval_set"] == "ood") & (problems["method"] != "base") & problems["problem_id"].isin(six)
+    problems.loc[hit, "accuracy"] -= 0.6
+    dataset = pd.DataFrame(
+        {
+            "problem_id": [f"p{i}" for i in range(60)],
+            "problem": ["Compute 1+2+3+4+5+6." if i < 30 else "Compute 1+2+3+4+5." for i in range(60)],
+            "source": "toy",
+        }
+    )
+    strata = sum_lengths(dataset)
+    assert strata["p0"] == "6 terms" and strata["p59"] == "5 terms"
+    worlds = {"toy": "guess_check"}
+    plain = organism_effects(problems, worlds, ORGANISM)
+    effects = organism_effects(problems, worlds, ORGANISM, strata=strata)
+    headline = effects[effects["stratum"] == "all"]
+    pd.testing.assert_frame_equal(headline.reset_index(drop=True), plain.reset_index(drop=True))
+    by_stratum = effects[effects["stratum"] != "all"].set_index("stratum")
+    assert by_stratum.loc["ood, 6 terms", "effect"] == pytest.approx(-0.6, abs=0.01)
+    assert by_stratum.loc["ood, 5 terms", "effect"] == pytest.approx(0.0, abs=0.01)
+    assert headline.set_index("quantity").loc["ood", "effect"] == pytest.approx(-0.3, abs=0.01)
+
+    page = render_results(effects, {})
+    headline_table, strata_table = page.split("**OOD strata**")
+    assert "6 terms" not in headline_table and "| ood, 6 terms | lower | -0.600 |" in strata_table
+
+
+def test_findings_say_when_pretraining_seeds_are_fewer_than_three():
+    from selfdistill.organism import render_results
+
+    problems = _problems_table({"toy": {"ood": (0.8, 0.4), "ood_on": (0.85, 0.85), "test": (0.95, 0.95)}})
+    effects = organism_effects(problems, {"toy": "guess_check"}, ORGANISM)
+    numbers = dict.fromkeys(["ood_off", "ood_on", "ood_value", "in_domain_off", "in_domain_on", "in_domain_value"], 0.5)
+    numbers |= dict.fromkeys(["wait_after_wrong_guess", "wait_after_right_guess"], 0.5)
+    numbers |= dict.fromkeys(["wait_after_wrong_guess_in_domain", "wait_after_right_guess_in_domain"], 0.5)
+    numbers |= {"n_wrong_guesses_in_domain": 9, "passed": True, "p_check": 0.6}
+
+    def gates(seeds):
+        return {f"toy_{s}": {**numbers, "world": "guess_check", "seed": s} for s in seeds}
+
+    assert "fewer than 3" in render_results(effects, gates([0]))
+    assert "fewer than 3" not in render_results(effects, gates([0, 1, 2]))

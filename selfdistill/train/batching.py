@@ -27,6 +27,14 @@ def build_batch(prompts: list[list[int]], completions: list[list[int]], pad_id: 
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
 
 
+def micro_batches(indices, size: int, length) -> list[list]:
+    """`indices` in micro-batches of `size`, by ascending `length(index)` (prompt + completion
+    tokens). Each micro-batch pads to its own longest sequence, so this split wastes the least
+    compute on padding; the step's gradient is the same sum whichever way it is split."""
+    order = sorted(indices, key=length)
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
 def completion_nll_sum(model, batch: dict) -> tuple[torch.Tensor, int]:
     """Summed next-token NLL over labelled positions and their count.
 

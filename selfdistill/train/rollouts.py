@@ -30,7 +30,7 @@ from selfdistill import distributed, epistemic, prompts
 from selfdistill.backends import Sampling
 from selfdistill.grading import grade_responses
 from selfdistill.train import state
-from selfdistill.train.batching import completion_hidden, output_head, sampled_logp
+from selfdistill.train.batching import completion_hidden, micro_batches, output_head, sampled_logp
 from selfdistill.train.step import accumulate_and_step, backward_in_chunks
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,9 @@ class _Step:
         self.old_logp, self.is_weight = {}, {}  # rollout -> float64 tensor [its length]
         self.gap_sum = self.outside = self.counted = 0.0
 
+    def length(self, k: int) -> int:
+        return len(self.student_ids[k]) + len(self.completion_ids[k])
+
     @staticmethod
     def chunk(per_rollout: dict, micro, positions, width, device):
         """A micro-batch's per-rollout values (float64), padded to `width`, for one chunk of positions."""
@@ -102,8 +105,7 @@ class _Step:
 def _sampled_logp_pass(model, head, batch: _Step, keep, micro_batch_size, pad, temperature, loss_chunk, engine):
     """The sampled tokens' log-probs under the current weights (before this step's updates), for
     every kept rollout; with engine log-probs, the step's mismatch statistics and IS weights."""
-    for start in range(0, len(keep), micro_batch_size):
-        micro = keep[start : start + micro_batch_size]
+    for micro in micro_batches(keep, micro_batch_size, batch.length):
         hidden, mask, ids = completion_hidden(
             model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
         )
@@ -239,7 +241,7 @@ def train_on_rollouts(
             loss_sum = div_sum = 0.0
             grad_norms = []
             for mini in _mini_batches(keep, completions, hp.mini_batch_prompts):
-                micros = [mini[i : i + hp.micro_batch_size] for i in range(0, len(mini), hp.micro_batch_size)]
+                micros = micro_batches(mini, hp.micro_batch_size, step_batch.length)
                 tokens = sum(len(step_batch.completion_ids[k]) for k in mini)
                 loss, div, grad_norm = accumulate_and_step(
                     params, opt, micros, micro_loss, tokens, hp.max_grad_norm, step

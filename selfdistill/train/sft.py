@@ -11,7 +11,7 @@ import torch
 
 from selfdistill import distributed, prompts
 from selfdistill.train import state
-from selfdistill.train.batching import completion_hidden, output_head, sampled_logp
+from selfdistill.train.batching import completion_hidden, micro_batches, output_head, sampled_logp
 from selfdistill.train.step import accumulate_and_step, backward_in_chunks
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def train_sft(
     model.train()
     for step in range(first, len(schedule)):
         epoch, idx = schedule[step]
-        micros = [idx[i : i + hp.micro_batch_size] for i in range(0, len(idx), hp.micro_batch_size)]
+        micros = micro_batches(idx, hp.micro_batch_size, lambda i: len(examples[i][0]) + len(examples[i][1]))
         n_total = sum(len(examples[i][1]) for i in idx)
         lr = sched.get_last_lr()[0]
         loss_sum, _, grad_norm = accumulate_and_step(params, opt, micros, micro_loss, n_total, hp.max_grad_norm, step)
