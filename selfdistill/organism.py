@@ -256,7 +256,7 @@ def organism_effects(
     strata (problem_id -> label, e.g. the sum's length) adds the OOD effect per stratum, as rows
     with that `stratum` (the others: "all"); their Holm correction is a family of its own, so a
     stratum never enters the headline's."""
-    rows = []
+    rows, strata_ids = [], strata.groupby(strata).groups if strata is not None else {}
     trained = problems[(problems["method"] != "base") & problems["model"].isin(worlds)]
     arms = trained.drop_duplicates(["model", "method", "richness", "ablation", "coverage"])
     for a in arms.itertuples():
@@ -277,15 +277,12 @@ def organism_effects(
                 _base(problems, a.model, sets.ood, "epistemic_count"),
             ),
         }
-        by_stratum = (
-            {f"ood, {label}": ("ood", ids) for label, ids in strata.groupby(strata).groups.items()}
-            if strata is not None
-            else {}
-        )
-        for name, (quantity, ids) in {**{q: (q, None) for q in inputs}, **by_stratum}.items():
-            treated, reference = inputs[quantity]
-            if ids is not None:
-                treated, reference = treated[treated["problem_id"].isin(ids)], reference[reference.index.isin(ids)]
+        measured = [(q, "all", treated, reference) for q, (treated, reference) in inputs.items()]
+        treated, reference = inputs["ood"]
+        for label, ids in strata_ids.items():
+            subset = (treated[treated["problem_id"].isin(ids)], reference[reference.index.isin(ids)])
+            measured.append(("ood", f"ood, {label}", *subset))
+        for quantity, stratum, treated, reference in measured:
             if treated.empty or reference.empty:
                 continue
             rows.append(
@@ -294,7 +291,7 @@ def organism_effects(
                     "world": worlds[a.model],
                     **axes,
                     "quantity": quantity,
-                    "stratum": "all" if ids is None else name,
+                    "stratum": stratum,
                     "predicted": predict(worlds[a.model], a.method, a.richness, a.ablation, quantity),
                     **seed_effect(treated, reference),
                 }

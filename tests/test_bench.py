@@ -45,3 +45,14 @@ def test_paper_scale_model_reads_the_gpu_measurements(tmp_path):
     assert 0 < result["measured"]["distill_step_utilization"]["checkpointing"] < 1
     full_8b = [r for r in result["rows"] if r["model"] == "Qwen3-8B" and r["finetune"] == "full"]
     assert all(r["hours_per_run"][0] <= r["hours_per_run"][1] for r in full_8b)
+
+
+def test_the_pretraining_benchmark_runs(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("suite", ROOT / "bench/suite.py")
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    script = tmp_path / "pretraining.py"
+    script.write_text(suite.PRETRAINING)
+    assert json.loads(run(str(script), "1", "16", "2").splitlines()[-1])["s_per_step"] > 0
