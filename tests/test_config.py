@@ -13,7 +13,14 @@ def load(path="config/config.yaml"):
 
 
 @pytest.mark.parametrize(
-    "path", ["config/config.yaml", "config/smoke.yaml", "config/organism.yaml", "config/chain.yaml"]
+    "path",
+    [
+        "config/config.yaml",
+        "config/smoke.yaml",
+        "config/organism.yaml",
+        "config/chain.yaml",
+        "config/pretraining_seeds.yaml",
+    ],
 )
 def test_shipped_configs_are_valid(path):
     check_config(load(path), SCHEMA, [path])
@@ -33,7 +40,9 @@ def test_smoke_has_the_same_shape_as_the_default():
     assert shape(smoke) == shape(default)
 
 
-@pytest.mark.parametrize("path", ["config/config.yaml", "config/organism.yaml", "config/paper.yaml"])
+@pytest.mark.parametrize(
+    "path", ["config/config.yaml", "config/organism.yaml", "config/paper.yaml", "config/pretraining_seeds.yaml"]
+)
 def test_every_model_slice_builds_the_section_model_jobs_read(path):
     """A toy model's pretraining override is the pretraining rule's, not the model jobs': it once
     reached evaluation jobs, which refused the unknown key after 17 minutes of the main job."""

@@ -116,6 +116,7 @@ def test_findings_page_has_every_claim_with_numbers(smoke_run):
     assert sections[5].startswith("Predictions (written from the config before any result)")
     assert "| toy | guess_check |" in sections[6]  # the gate's row
     assert re.search(r"\| onpolicy/solution/standard/c1 \| ood \| lower \| [+-]\d\.\d{3} \|", sections[6])
+    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood, \d terms \| lower \| [+-]\d\.\d{3} \|", sections[6])
     claims = pd.read_parquet(smoke_run / "results/summary/claims.parquet")
     assert set(claims["claim"]) == {"a", "b", "c", "d"}
 
