@@ -423,7 +423,7 @@ def _effects_table(g: pd.DataFrame, what: str) -> list[str]:
         predicted = {-1: "lower", 0: "none", 1: "higher"}[int(r.predicted)]
         lines.append(
             f"| {arm} | {getattr(r, what)} | {predicted} | {_fmt(r.effect)} | [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | "
-            f"{r.p_holm:.3g} | {r.n_seeds} | {_seed_effects(r)} | **{r.verdict}** |"
+            f"{r.p_holm:.3g} | {int(r.n_seeds)} | {_seed_effects(r)} | **{r.verdict}** |"
         )
     return lines
 

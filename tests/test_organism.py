@@ -263,5 +263,7 @@ def test_findings_say_when_pretraining_seeds_are_fewer_than_three():
     def gates(seeds):
         return {f"toy_{s}": {**numbers, "world": "guess_check", "seed": s} for s in seeds}
 
-    assert "fewer than 3" in render_results(effects, gates([0]))
+    page = render_results(effects, gates([0]))
+    assert "fewer than 3" in page
+    assert "| 3 | " in page and "| 3.0 |" not in page  # seeds as counted (no between-world rows here)
     assert "fewer than 3" not in render_results(effects, gates([0, 1, 2]))

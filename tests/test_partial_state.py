@@ -109,12 +109,9 @@ def stale_training(tmp_path, name, control=False):
     if control:
         disable_key_check(checkout)
     before = write_config(checkout, onpolicy_at(1e-3))
-    assert (
-        snakemake(
-            checkout, "--cores", "2", "results/models/toy/hf", "results/subsets/toy/c1_s0.parquet", configfile=before
-        ).returncode
-        == 0
-    )
+    # What the training job waits for, made on both cores first (the gate's base evaluations run in parallel).
+    ready = ("results/models/toy/hf", "results/subsets/toy/c1_s0.parquet", "results/toy/gate.json")
+    assert snakemake(checkout, "--cores", "2", *ready, configfile=before).returncode == 0
     kill_when(
         checkout,
         f"{TRAIN}/log.parquet",

@@ -1,6 +1,6 @@
 """The toy models the default config produces have the behaviour the experiment needs.
 
-Pretrains both default worlds and runs their gates (about 15 minutes on 2 cores):
+Pretrains both default worlds and runs their gates (about 12 minutes on 2 cores):
 `python -m pytest -m toy_properties`.
 """
 
