@@ -14,8 +14,9 @@ rule pretrain_toy:
     cache: "omit-software"
     conda:
         "../envs/cpu.yaml"
-    # One thread: a ~1M-parameter model gains little from a second (51 vs 74 s per 100 steps on
-    # 2 cores), so two pretrainings side by side finish sooner than one after the other (73 s).
+    # One thread: a ~1M-parameter model gains little from a second (0.48 vs 0.63 s per step on 2
+    # cores), so two pretrainings side by side (0.63-0.65 s per step each) beat one after the other
+    # (bench/suite.py --only pretraining).
     threads: 1
     resources:
         **rule_resources("pretrain_toy"),

@@ -136,7 +136,7 @@ def _response_ids(tokenizer, segments) -> tuple[list[int], list[bool]]:
 def pretraining_loss(model, examples, pad_id: int, micro_batch_size: int = 16) -> tuple[float, int]:
     """Back-propagates the mean next-token NLL over the trained response tokens of `examples`
     (prompt ids, response ids, which are trained) and returns (NLL sum, token count). Micro-batches
-    of similar length: padding a whole batch to its longest example took ~40% more time."""
+    of similar length: padding a whole batch to its longest example takes 40-50% more time (bench/suite.py)."""
     batches = []
     for micro in micro_batches(
         range(len(examples)), micro_batch_size, lambda i: len(examples[i][0]) + len(examples[i][1])

@@ -20,6 +20,7 @@ def load(path="config/config.yaml"):
         "config/organism.yaml",
         "config/chain.yaml",
         "config/pretraining_seeds.yaml",
+        "config/dose_response.yaml",
     ],
 )
 def test_shipped_configs_are_valid(path):
@@ -41,7 +42,14 @@ def test_smoke_has_the_same_shape_as_the_default():
 
 
 @pytest.mark.parametrize(
-    "path", ["config/config.yaml", "config/organism.yaml", "config/paper.yaml", "config/pretraining_seeds.yaml"]
+    "path",
+    [
+        "config/config.yaml",
+        "config/organism.yaml",
+        "config/paper.yaml",
+        "config/pretraining_seeds.yaml",
+        "config/dose_response.yaml",
+    ],
 )
 def test_every_model_slice_builds_the_section_model_jobs_read(path):
     """A toy model's pretraining override is the pretraining rule's, not the model jobs': it once
