@@ -1,15 +1,16 @@
 # Self-distillation vs. epistemic verbalization: the whole experiment as one DAG.
 # Run: snakemake --cores N   (config/config.yaml, the toy world, by default)
+# Every --configfile is an overlay: merged into this embedded default, in order (docs/configuration.md).
 from pathlib import Path
 
 from selfdistill.config import load_yaml
 
-# A --configfile replaces this embedded default rather than being merged into it.
-if not workflow.overwrite_configfiles:
-    # Read once by our loader first, which names the line YAML cannot read (Snakemake's does not).
-    load_yaml(Path(workflow.basedir) / "config/config.yaml")
+DEFAULT_CONFIG = Path(workflow.basedir) / "config/config.yaml"
+# Read once by our loader first, which names the line YAML cannot read (Snakemake's does not).
+load_yaml(DEFAULT_CONFIG)
 
-    configfile: "config/config.yaml"
+
+configfile: DEFAULT_CONFIG
 
 
 report: "report/workflow.rst"

@@ -27,8 +27,9 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
+from selfdistill.settings.training import LoraConfig, TrainingConfig  # noqa: E402
 from selfdistill.train.batching import completion_hidden, output_head  # noqa: E402
-from selfdistill.train.model import LoraConfig, TrainingConfig, trainable_model  # noqa: E402
+from selfdistill.train.model import trainable_model  # noqa: E402
 from selfdistill.train.objectives import distill_token_loss  # noqa: E402
 from selfdistill.train.step import backward_in_chunks  # noqa: E402
 

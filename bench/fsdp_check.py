@@ -27,8 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from selfdistill import distributed  # noqa: E402
-from selfdistill.train.model import TrainingConfig, trainable_model  # noqa: E402
-from selfdistill.train.sft import SFTConfig, train_sft  # noqa: E402
+from selfdistill.settings.methods import SFTConfig  # noqa: E402
+from selfdistill.settings.training import TrainingConfig  # noqa: E402
+from selfdistill.train.model import trainable_model  # noqa: E402
+from selfdistill.train.sft import train_sft  # noqa: E402
 
 from gpu_check import QWEN3_1_7B, TINY  # noqa: E402
 

@@ -6,17 +6,19 @@ Copies this checkout to a temporary directory, runs config/smoke.yaml there to c
 each edit (a config value; a change of meaning, a comment, a reformatting or a touch of a module or
 script) lists the jobs a dry run would execute and compares them with the jobs the edit should
 re-run: extra = planned but not expected, missed = expected but not planned (target: 0 and 0).
-The cases are selfdistill/incremental.py's; tests/test_workflow.py runs the same ones.
+The cases are tests/incremental.py's; tests/test_workflow.py runs the same ones.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
-from selfdistill.incremental import run_cases
-
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests"))
+
+from incremental import run_cases  # noqa: E402
 
 
 def main():

@@ -44,18 +44,20 @@ def run_ours(model_path, steps):
     from selfdistill import distributed
     from selfdistill.backends.hf import HFBackend
     from selfdistill.config import load_config
-    from selfdistill.grading import GradingConfig
     from selfdistill.models import load_model, load_tokenizer
-    from selfdistill.prompts import Prompts
-    from selfdistill.sections import build, hyperparameters
-    from selfdistill.train.model import LoraConfig, add_lora
-    from selfdistill.train.objectives import OnPolicyConfig, make_objective
+    from selfdistill.settings.core import build
+    from selfdistill.settings.grading import GradingConfig
+    from selfdistill.settings.methods import hyperparameters
+    from selfdistill.settings.prompts import Prompts
+    from selfdistill.settings.training import LoraConfig
+    from selfdistill.train.model import add_lora
+    from selfdistill.train.objectives import make_objective
     from selfdistill.train.rollouts import train_on_rollouts
 
     torch.set_num_threads(2)
-    cfg = load_config(ROOT / "config/config.yaml")
+    cfg = load_config()
     hp = replace(
-        hyperparameters(OnPolicyConfig, cfg, "onpolicy"),
+        hyperparameters(cfg, "onpolicy"),
         steps=steps,
         prompts_per_step=P,
         n_rollouts=N,
@@ -99,8 +101,9 @@ def run_trl(model_path, steps):
     from transformers import AutoModelForCausalLM, TrainerCallback
     from trl.experimental.sdpo import SDPOConfig, SDPOTrainer
 
-    from selfdistill.grading import GradingConfig, grade_responses
+    from selfdistill.grading import grade_responses
     from selfdistill.models import load_tokenizer
+    from selfdistill.settings.grading import GradingConfig
 
     torch.set_num_threads(2)
     cfg = yaml.safe_load((ROOT / "config/config.yaml").read_text())

@@ -30,9 +30,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from selfdistill.backends import Sampling, make_rollout_engine  # noqa: E402
 from selfdistill.backends.hf import HFBackend  # noqa: E402
-from selfdistill.models import ModelConfig, load_model, load_tokenizer  # noqa: E402
-from selfdistill.train.model import LoraConfig, TrainingConfig, trainable_model  # noqa: E402
-from selfdistill.train.rollouts import EngineConfig  # noqa: E402
+from selfdistill.models import load_model, load_tokenizer  # noqa: E402
+from selfdistill.settings.models import ModelConfig  # noqa: E402
+from selfdistill.settings.training import EngineConfig, LoraConfig, TrainingConfig  # noqa: E402
+from selfdistill.train.model import trainable_model  # noqa: E402
 
 from gpu_check import QWEN3_1_7B  # noqa: E402
 

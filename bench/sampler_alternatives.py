@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from selfdistill import prompts  # noqa: E402
 from selfdistill.models import load_model, load_tokenizer  # noqa: E402
-from selfdistill.train.model import LoraConfig, add_lora  # noqa: E402
+from selfdistill.settings.training import LoraConfig  # noqa: E402
+from selfdistill.train.model import add_lora  # noqa: E402
 
 P, N, MAX_NEW = 8, 8, 96
 

@@ -8,7 +8,7 @@ Writes bench/results/suite.json. Run it on an idle machine: every number is wall
 - dag: `snakemake -n` on config/paper.yaml (4,917 jobs, nothing downloaded) next to the same DAG as a
   no-op workflow (same rules, jobs, edges, input files, output/log counts; empty scripts), runs
   alternating, medians of 5;
-- incremental: selfdistill/incremental.py's config and code edits after a smoke run: extra and missed jobs;
+- incremental: tests/incremental.py's config and code edits after a smoke run: extra and missed jobs;
 - grading: answers per second through the math-verify process pool (2 workers), on responses
   with a boxed answer, half of them correct;
 - generation: new tokens per second sampling from the toy model with each backend, same prompts,
@@ -33,9 +33,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from selfdistill import incremental
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+import incremental  # noqa: E402  (tests/incremental.py: test and benchmark support)
 
 
 def timed(cmd, cwd=ROOT, env=None) -> float:
@@ -138,7 +139,8 @@ def bench_main_job(cores: int = 2, keep: str | None = None) -> dict:
 
 
 def bench_grading(n: int = 2000) -> dict:
-    from selfdistill.grading import GradingConfig, grade_responses
+    from selfdistill.grading import grade_responses
+    from selfdistill.settings.grading import GradingConfig
 
     responses = [
         f"<think>{i}+1={i + 1}.</think> The answer is \\boxed{{\\frac{{{i}}}{{{i % 7 + 2}}}}}." for i in range(n)
@@ -192,17 +194,19 @@ def bench_generation(model: str, python: str, backend: str) -> dict:
 
 PRETRAINING = """
 import json, random, sys, time
-import torch, yaml
+import torch
+from selfdistill.config import load_config
 from selfdistill.data import toy
-from selfdistill.prompts import Prompts, prompt_ids
-from selfdistill.toy_model import (ToyArch, ToyTraces, _response_ids, build_model, build_tokenizer,
-                                   corpus_example, pretraining_loss)
+from selfdistill.prompts import prompt_ids
+from selfdistill.settings.prompts import Prompts
+from selfdistill.toy_model import _response_ids, build_model, build_tokenizer, corpus_example, pretraining_loss
+from selfdistill.settings.toy import ToyArch, ToyTraces
 threads, micro, steps = map(int, sys.argv[1:4])
 torch.set_num_threads(threads)
 torch.manual_seed(0)
-config = yaml.safe_load(open("config/config.yaml"))
+config = load_config()
 spec, rng = config["toy_pretrain"], random.Random(0)
-traces = ToyTraces(**{"p_error": 0.0, "p_verify": 0.0, **spec["traces"]})
+traces = ToyTraces(**spec["traces"])
 templates = Prompts(**config["prompts"])
 def example():
     terms = toy.sample_terms(rng, spec["terms"], 9)

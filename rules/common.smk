@@ -10,10 +10,10 @@ from snakemake.exceptions import WorkflowError
 import selfdistill
 from selfdistill import grid
 from selfdistill.code import code_hash
-from selfdistill.config import (
-    check_config,
+from selfdistill.config import check_config
+from selfdistill.settings.models import model_section
+from selfdistill.toy_worlds import (
     gated_models,
-    model_section,
     toy_pretrain_spec,
     toy_world,
     world_pairs,
@@ -28,10 +28,11 @@ if Path(selfdistill.__file__).resolve().parent != PKG.resolve():
         f"checkout's {PKG}: run `pip install -e {workflow.basedir}`"
     )
 
-# Every problem with the config, each named with key, value, file and fix, before any job; the
-# schema's defaults are filled in, so rules and scripts read every key directly.
+# Every problem with the config, each named with key, value, file and fix, before any job; nulled
+# keys are deleted and the declared defaults filled in, so rules and scripts read every key directly.
 check_config(
-    config, Path(workflow.basedir) / "config/schema.yaml", workflow.configfiles
+    config,
+    [DEFAULT_CONFIG, *workflow.overwrite_configfiles],
 )
 
 
@@ -136,8 +137,9 @@ def gate_inputs(wc):
     return {**evals, "problems": dataset_file(eval_set["dataset"])}
 
 
-def model_slice(model):
-    return canon(model_section(config, model))
+def model_slice(model, job="generation"):
+    """The model's section as a model job of kind `job` (generation, training) reads it."""
+    return canon(model_section(config, model, job))
 
 
 def hyperparameters(method):
@@ -171,6 +173,8 @@ CURVES = {
     for m in config["methods"]
     if grid.METHODS[m].rollouts
 }
+# The OOD eval set the claims and the factorial figure read.
+CLAIMS_EVAL_SET = grid.claims_eval_set(config)
 
 
 # The organism's toy models (a guess world, with an `organism` section) and their gates.

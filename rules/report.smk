@@ -51,7 +51,7 @@ rule statistics:
     params:
         code=code("statistics"),
         rich=canon(RICHEST),
-        eval_set=canon(config["onpolicy"]["eval_set"]),
+        eval_set=canon(CLAIMS_EVAL_SET),
         organism=canon(config.get("organism")),
         worlds=canon(WORLDS),
         world_pairs=canon(world_pairs(config)),
@@ -128,7 +128,7 @@ rule figures:
         "../envs/cpu.yaml"
     params:
         code=code("figures"),
-        eval_set=canon(config["onpolicy"]["eval_set"]),
+        eval_set=canon(CLAIMS_EVAL_SET),
         organism=canon(config.get("organism")),
     script:
         "../scripts/figures.py"

@@ -23,7 +23,7 @@ rule train_sft:
         **rule_resources("train_sft"),
     params:
         code=code("train_sft"),
-        model=lambda wc: model_slice(wc.model),
+        model=lambda wc: model_slice(wc.model, "training"),
         hp=hyperparameters("sft"),
         lora=canon(config["lora"]),
         training=canon(config["training"]),
@@ -56,7 +56,7 @@ rule train_rollouts:
         **rule_resources("train_rollouts"),
     params:
         code=lambda wc: code("train_rollouts", wc),
-        model=lambda wc: model_slice(wc.model),
+        model=lambda wc: model_slice(wc.model, "training"),
         hp=lambda wc: hyperparameters(wc.rollout_method),
         rollouts=lambda wc: canon(rollout_engine(wc.model)),
         lora=canon(config["lora"]),

@@ -1,14 +1,15 @@
 from pathlib import Path
 
 from selfdistill.backends import Sampling, make_backend
-from selfdistill.evaluation import EvalSetConfig, eval_problems
-from selfdistill.generation import GenerationConfig, finish_shards, generate_table, shards
-from selfdistill.grading import GradingConfig
+from selfdistill.evaluation import eval_problems
+from selfdistill.generation import finish_shards, generate_table, shards
 from selfdistill.grid import parse_variant
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import config_slice, job_key, model_location, param, section, start_job
-from selfdistill.models import ModelConfig
 from selfdistill.prompts import student_user_turn
+from selfdistill.settings.generation import EvalSetConfig, GenerationConfig
+from selfdistill.settings.grading import GradingConfig
+from selfdistill.settings.models import ModelConfig
 
 start_job(snakemake)
 wc = snakemake.wildcards

@@ -2,7 +2,8 @@ import json
 
 from selfdistill.io import atomic_path, read_table
 from selfdistill.jobs import config_slice, param, section, start_job
-from selfdistill.organism import OrganismConfig, gate
+from selfdistill.organism import gate
+from selfdistill.settings.organism import OrganismConfig
 
 start_job(snakemake)
 config, world = section(snakemake, "organism", OrganismConfig), param(snakemake, "world")

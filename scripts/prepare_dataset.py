@@ -1,6 +1,7 @@
-from selfdistill.data.loaders import DatasetConfig, load_problems
+from selfdistill.data.loaders import load_problems
 from selfdistill.io import write_table
 from selfdistill.jobs import config_slice, section, start_job
+from selfdistill.settings.data import DatasetConfig
 
 start_job(snakemake)
 problems = load_problems(section(snakemake, "spec", DatasetConfig), snakemake.wildcards.dataset)

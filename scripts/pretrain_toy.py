@@ -5,8 +5,9 @@ import pandas as pd
 
 from selfdistill.io import apply_umask, read_table, write_table
 from selfdistill.jobs import config_slice, section, start_job
-from selfdistill.prompts import Prompts
-from selfdistill.toy_model import ToyPretrainConfig, pretrain
+from selfdistill.settings.prompts import Prompts
+from selfdistill.settings.toy import ToyPretrainConfig
+from selfdistill.toy_model import pretrain
 
 start_job(snakemake)
 spec = section(snakemake, "spec", ToyPretrainConfig)

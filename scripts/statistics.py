@@ -4,7 +4,8 @@ from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.grid import parse_path
 from selfdistill.io import read_provenance, read_table, write_table
 from selfdistill.jobs import config_slice, param, section, start_job
-from selfdistill.organism import OrganismConfig, organism_effects, sum_lengths
+from selfdistill.organism import organism_effects, sum_lengths
+from selfdistill.settings.organism import OrganismConfig
 from selfdistill.stats import cell_estimates, mechanism_regression, per_problem, standard_comparisons
 from selfdistill.summary import train_size
 

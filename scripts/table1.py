@@ -4,7 +4,8 @@ import pandas as pd
 
 from selfdistill.io import atomic_path, read_table, write_table
 from selfdistill.jobs import config_slice, param, section, start_job
-from selfdistill.table1 import Table1Config, render, selected_ids, table_rows
+from selfdistill.settings.table1 import Table1Config
+from selfdistill.table1 import render, selected_ids, table_rows
 
 start_job(snakemake)
 sources, spec = param(snakemake, "sources"), section(snakemake, "table1", Table1Config)

@@ -1,12 +1,14 @@
 from selfdistill.backends import Sampling, make_backend
 from selfdistill.evaluation import eval_problems
-from selfdistill.generation import GenerationConfig, finish_shards, shards
-from selfdistill.grading import GradingConfig
+from selfdistill.generation import finish_shards, shards
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import config_slice, job_key, model_location, section, start_job
-from selfdistill.models import ModelConfig
-from selfdistill.prompts import Prompts
-from selfdistill.table1 import Table1Config, select_problems
+from selfdistill.settings.generation import GenerationConfig
+from selfdistill.settings.grading import GradingConfig
+from selfdistill.settings.models import ModelConfig
+from selfdistill.settings.prompts import Prompts
+from selfdistill.settings.table1 import Table1Config
+from selfdistill.table1 import select_problems
 from selfdistill.teacher import demonstrations, teacher_table
 
 start_job(snakemake)

@@ -1,11 +1,12 @@
 from selfdistill.backends import Sampling, make_backend
-from selfdistill.generation import GenerationConfig, finish_shards, shards
-from selfdistill.grading import GradingConfig
+from selfdistill.generation import finish_shards, shards
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import config_slice, job_key, model_location, section, start_job
-from selfdistill.models import ModelConfig
-from selfdistill.prompts import Prompts
-from selfdistill.teacher import TeacherConfig, demonstrations, teacher_table
+from selfdistill.settings.generation import GenerationConfig, TeacherConfig
+from selfdistill.settings.grading import GradingConfig
+from selfdistill.settings.models import ModelConfig
+from selfdistill.settings.prompts import Prompts
+from selfdistill.teacher import demonstrations, teacher_table
 
 start_job(snakemake)
 wc, seed = snakemake.wildcards, int(snakemake.wildcards.seed)

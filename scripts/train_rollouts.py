@@ -6,20 +6,23 @@ import pandas as pd
 from selfdistill import distributed
 from selfdistill.backends import make_backend, make_rollout_engine
 from selfdistill.distributed import launch_ranks, save_model
-from selfdistill.grading import GradingConfig
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import claim_partial, config_slice, job_key, model_location, section, start_job
-from selfdistill.models import ModelConfig, load_model, load_tokenizer
-from selfdistill.prompts import Prompts
-from selfdistill.train.model import LoraConfig, TrainingConfig, trainable_model
-from selfdistill.train.objectives import CONFIGS, make_objective
+from selfdistill.models import load_model, load_tokenizer
+from selfdistill.settings.grading import GradingConfig
+from selfdistill.settings.methods import settings_class
+from selfdistill.settings.models import ModelConfig
+from selfdistill.settings.prompts import Prompts
+from selfdistill.settings.training import EngineConfig, LoraConfig, TrainingConfig
+from selfdistill.train.model import trainable_model
+from selfdistill.train.objectives import make_objective
 from selfdistill.train.progress import Progress
-from selfdistill.train.rollouts import EngineConfig, train_on_rollouts
+from selfdistill.train.rollouts import train_on_rollouts
 
 start_job(snakemake)
 wc, seed = snakemake.wildcards, int(snakemake.wildcards.seed)
 model_cfg, training = section(snakemake, "model", ModelConfig), section(snakemake, "training", TrainingConfig)
-hp, templates = section(snakemake, "hp", CONFIGS[wc.rollout_method]), section(snakemake, "prompts", Prompts)
+hp, templates = section(snakemake, "hp", settings_class(wc.rollout_method)), section(snakemake, "prompts", Prompts)
 out = Path(snakemake.output.adapter)
 # Work in progress (checkpoints, resumable state) lives outside the declared outputs, which
 # Snakemake deletes before a re-run; a re-run after a crash resumes from it if it is this job's.

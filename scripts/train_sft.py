@@ -7,11 +7,14 @@ import pandas as pd
 from selfdistill.distributed import launch_ranks, save_model
 from selfdistill.io import read_table, write_table
 from selfdistill.jobs import claim_partial, config_slice, job_key, model_location, section, start_job
-from selfdistill.models import ModelConfig, load_model, load_tokenizer
-from selfdistill.prompts import Prompts
-from selfdistill.train.model import LoraConfig, TrainingConfig, trainable_model
+from selfdistill.models import load_model, load_tokenizer
+from selfdistill.settings.methods import SFTConfig
+from selfdistill.settings.models import ModelConfig
+from selfdistill.settings.prompts import Prompts
+from selfdistill.settings.training import LoraConfig, TrainingConfig
+from selfdistill.train.model import trainable_model
 from selfdistill.train.progress import Progress
-from selfdistill.train.sft import SFTConfig, select_traces, sft_examples, train_sft
+from selfdistill.train.sft import select_traces, sft_examples, train_sft
 
 start_job(snakemake)
 log = logging.getLogger("train_sft")

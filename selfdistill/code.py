@@ -2,8 +2,9 @@
 rule, so editing a module re-runs exactly the jobs that import it, directly or through another
 module (a hand-kept list per rule drifts; a dozen module inputs per job slow DAG building).
 
-The hash is of each file's syntax tree without docstrings: comments, docstrings and formatting
-change nothing, so neither a comment edit nor a formatter re-runs a job. The script itself is
+The hash is of each file's syntax tree without docstrings: comments, docstrings (and the help
+strings under config fields) and formatting change nothing, so neither a comment edit nor a
+formatter re-runs a job. The script itself is
 hashed too, which makes Snakemake's own script tracking (by modification time) unnecessary: the
 profiles turn it off (`rerun-triggers` without `code`), so a `touch` or a checkout re-runs nothing.
 
@@ -66,19 +67,23 @@ def imported_modules(path: Path) -> frozenset[Path]:
     return frozenset(found)
 
 
+def _is_text(statement: ast.stmt) -> bool:
+    """A bare string: a docstring, or the help under a config field (selfdistill.settings)."""
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
+
+
 def meaning(source: str) -> bytes:
-    """A Python source's syntax tree without docstrings and positions: what the code does."""
+    """A Python source's syntax tree without bare strings (they do nothing) and positions: what
+    the code does."""
     tree = ast.parse(source)
     for node in ast.walk(tree):
         body = getattr(node, "body", None)
-        if (
-            isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
-            and body
-            and isinstance(body[0], ast.Expr)
-            and isinstance(body[0].value, ast.Constant)
-            and isinstance(body[0].value.value, str)
-        ):
-            node.body = body[1:] or [ast.Pass()]
+        if isinstance(body, list) and any(_is_text(s) for s in body):
+            node.body = [s for s in body if not _is_text(s)] or [ast.Pass()]
     return ast.dump(tree, include_attributes=False).encode()
 
 

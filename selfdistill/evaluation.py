@@ -2,26 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
-
-
-@dataclass(frozen=True)
-class EvalSetConfig:
-    """Section `eval_sets.<name>`."""
-
-    dataset: str  # a dataset under `datasets`
-    split: str  # a split of it, or 'subset': each variant's own training problems
-    n_problems: int  # the first n problems of the split
-    n_samples: int  # samples per problem (avg@n, pass@n)
-    temperature: float
-    top_p: float
-    top_k: int  # 0 = off
-    max_new_tokens: int
-    seed: int
-    variants: str  # all | base: which variants are evaluated on it
-    epistemic: str  # free | banned (NoWait) | forced (no end of thinking before one): what checking is worth
 
 
 def eval_problems(problems: pd.DataFrame, split: str, n_problems: int, key: str) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from selfdistill.grid import METHODS
 from selfdistill.stats import arm, base_arm, holm, independent_difference, paired_difference, select
 
 PAPER_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
@@ -84,7 +85,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
             )
         )
     # (b) self-distillation with rich context lowers OOD accuracy.
-    for method in ("onpolicy", "sft"):
+    for method in (m for m, spec in METHODS.items() if spec.teacher):
         cell = select(
             problems,
             model=model,

@@ -5,26 +5,19 @@ from __future__ import annotations
 import dataclasses
 import logging
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from selfdistill import epistemic, prompts
 from selfdistill.backends import Sampling
-from selfdistill.grading import GradingConfig, grade_responses
+from selfdistill.grading import grade_responses
 from selfdistill.io import write_table
 from selfdistill.jobs import claim_partial
+from selfdistill.settings.generation import GenerationConfig
+from selfdistill.settings.grading import GradingConfig
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class GenerationConfig:
-    """Section `generation`: how generation jobs run (not what they sample)."""
-
-    batch_size: int  # sequences per generate() call (transformers backend)
-    shard_problems: int | None = None  # problems per saved shard: a re-run after a crash skips finished shards
 
 
 TABLE_COLUMNS = [

@@ -12,8 +12,9 @@ from __future__ import annotations
 import multiprocessing as mp
 import re
 import time
-from dataclasses import dataclass
 from multiprocessing.connection import wait
+
+from selfdistill.settings.grading import GradingConfig
 
 THINK_END = "</think>"
 # \boxed, \fbox or \framebox as a whole control word, then optional spaces: `\boxed{5}`,
@@ -24,15 +25,6 @@ _BARE_TOKEN = re.compile(r"[^\s${}]+")
 _BRACES = re.compile(r"[{}]")
 # Results of a worker process (pool statuses besides "ok" and "error: ...").
 TIMEOUT, NO_BOXED, TOO_LONG = "timeout", "no_boxed", "too_long"
-
-
-@dataclass(frozen=True)
-class GradingConfig:
-    """Section `grading`."""
-
-    workers: int  # math-verify worker processes
-    timeout_s: float  # per answer; a worker that overruns is killed and the answer graded wrong
-    max_answer_chars: int  # a longer extracted answer is wrong (`too_long`): no grader reads it reliably
 
 
 def final_segment(response: str) -> str | None:

@@ -11,17 +11,21 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Method:
-    """A training method, as the grid sees it."""
+    """A training method: the one registry of methods (docs/methods.md, "Adding a method")."""
 
     rule: str  # the rule that trains it
     teacher: bool  # has a context-conditioned teacher: richness and ablation are axes
     rollouts: bool  # samples from the student while training: per-step rewards, checkpoint curves
+    # Its hyperparameters' class in selfdistill/settings/methods.py (the config section `<method>:`),
+    # by name: the grid imports no settings, so a job that only needs paths does not depend on them.
+    settings: str
 
 
+# In the order the findings report the methods with a teacher.
 METHODS = {
-    "sft": Method(rule="train_sft", teacher=True, rollouts=False),
-    "onpolicy": Method(rule="train_rollouts", teacher=True, rollouts=True),
-    "grpo": Method(rule="train_rollouts", teacher=False, rollouts=True),
+    "onpolicy": Method(rule="train_rollouts", teacher=True, rollouts=True, settings="OnPolicyConfig"),
+    "grpo": Method(rule="train_rollouts", teacher=False, rollouts=True, settings="GRPOConfig"),
+    "sft": Method(rule="train_sft", teacher=True, rollouts=False, settings="SFTConfig"),
 }
 # Keys of a method's section that are not its hyperparameters: the grid axis of its ablations, and
 # the eval set its checkpoints are evaluated on (neither changes what a training job computes).
@@ -164,6 +168,12 @@ def curve_targets(config: dict) -> list[str]:
 
 def train_outputs(config: dict, name: str, methods=None) -> list[str]:
     return [f"results/{model}/train/{run}/{name}" for model in config["models"] for run in runs(config, methods)]
+
+
+def claims_eval_set(config: dict) -> str:
+    """The OOD eval set the claims, the mechanism regression and the factorial figure read: the
+    curves' eval set of the first rollout method the config has a section for ('' if none)."""
+    return next((config[m]["eval_set"] for m in ROLLOUT_METHODS if m in config), "")
 
 
 def richest_context(config: dict) -> str:

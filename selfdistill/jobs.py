@@ -11,6 +11,7 @@ import resource
 import shutil
 import sys
 import time
+import warnings
 from pathlib import Path
 
 # What to lower when a job of this rule runs out of GPU memory.
@@ -41,6 +42,17 @@ def oom_advice(rule: str, error: BaseException) -> str | None:
     return f"rule {rule} ran out of GPU memory: lower {knobs}; or give the job a GPU with more memory (resources)"
 
 
+# Upstream warnings that no setting here can act on: peft (0.21) reads transformers' deprecated
+# `is_gradient_checkpointing` whenever it wraps a model in an adapter, which put a FutureWarning in
+# every training and adapter-evaluation log. Only these messages are silenced; all others reach the log.
+UPSTREAM_WARNINGS = [(FutureWarning, r"`is_gradient_checkpointing` is deprecated")]
+
+
+def quiet_upstream_warnings() -> None:
+    for category, message in UPSTREAM_WARNINGS:
+        warnings.filterwarnings("ignore", message=message, category=category)
+
+
 def start_job(snakemake) -> None:
     """Send logging, warnings and tracebacks of this job to its log file (and stderr)."""
     # A training rank (selfdistill.distributed; accelerate launch sets LOCAL_RANK and RANK). Not
@@ -52,6 +64,7 @@ def start_job(snakemake) -> None:
     fmt = "%(asctime)s " + ("" if rank is None else f"[rank {rank}] ") + "%(name)s %(levelname)s %(message)s"
     logging.basicConfig(level=logging.INFO, format=fmt, handlers=handlers, force=True)
     logging.captureWarnings(True)
+    quiet_upstream_warnings()
     # vLLM's own logging set-up (on import) disables every logger that exists by then, ours included,
     # and the rest of the job would log nothing: it logs through this configuration instead.
     os.environ["VLLM_CONFIGURE_LOGGING"] = "0"
@@ -96,7 +109,7 @@ def param(snakemake, name):
 
 def section(snakemake, name, cls):
     """Param `name` as its typed config section (a frozen dataclass): built once, per script."""
-    from selfdistill.sections import build
+    from selfdistill.settings.core import build
 
     return build(cls, param(snakemake, name))
 

@@ -2,24 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Section `models.<name>`."""
-
-    source: str  # 'toy' (built by the workflow), a hub id or a local directory
-    backend: str  # what generates (evaluation, teacher traces): hf (transformers) | vllm
-    dtype: str  # float32 | bfloat16 | float16
-    chat_kwargs: dict  # extra chat-template arguments, e.g. {enable_thinking: false}
-    lora: str  # vllm: serve an adapter with LoRARequest (request), or merge it into the weights first (merge)
-    vllm: dict  # vllm.LLM engine arguments (gpu_memory_utilization, max_model_len, ...)
-    sampling: dict  # this model's temperature / top_p / top_k, over any section's (each job logs the override)
 
 
 def load_tokenizer(model_path: str):

@@ -6,7 +6,6 @@ config before any result exists, and the comparison between worlds that is the m
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,26 +13,10 @@ import pandas as pd
 from selfdistill.data import toy
 from selfdistill.findings import verdict
 from selfdistill.grid import METHODS
+from selfdistill.settings.organism import OrganismConfig
 from selfdistill.stats import hierarchical_ci, holm, paired_difference, select
 
 _GUESS = re.compile(r"Guess: (\d+)\.")
-
-
-@dataclass(frozen=True)
-class OrganismConfig:
-    """Section `organism`: eval sets sampled freely and with checking forced off / on, and what
-    the gate requires of each world."""
-
-    ood: str
-    in_domain: str
-    ood_off: str
-    ood_on: str
-    in_domain_off: str
-    in_domain_on: str
-    min_ood_value: float
-    max_in_domain_value: float
-    min_wait_selectivity: float
-    max_null_value: float
 
 
 def guess_outcomes(samples: pd.DataFrame, answers: pd.Series) -> pd.DataFrame:

@@ -4,9 +4,9 @@ settings (e.g. Qwen3's enable_thinking); only the user turn differs."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 from selfdistill.grid import RICHNESS
+from selfdistill.settings.prompts import Prompts
 
 _THINK_BLOCK = re.compile(r"<think>.*?</think>", re.DOTALL)
 
@@ -25,15 +25,6 @@ def fill(template: str, **values) -> str:
     for name, value in values.items():
         template = template.replace("{" + name + "}", str(value))
     return template
-
-
-@dataclass(frozen=True)
-class Prompts:
-    """Section `prompts`: the user turns (the chat template and its settings are the model's)."""
-
-    student: str  # the bare question: {problem}
-    teacher_answer: str  # the teacher with the answer in context: {student} (the student's turn), {answer}
-    teacher_solution: str  # the teacher with a solution (or a response) in context: {student}, {solution}
 
 
 def student_user_turn(template: str, problem: str) -> str:

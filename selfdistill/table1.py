@@ -8,8 +8,6 @@ model (not a dataset solution), `solution_nothink` that response without its <th
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 
 # Kim et al., Table 1: DeepSeek-R1-Distill-Qwen-7B, 100 DAPO problems, 8 samples each.
@@ -21,31 +19,6 @@ PAPER = {
         "regen": (0.95, 2808, 24.1),
     }
 }
-
-
-@dataclass(frozen=True)
-class Table1Sampling:
-    """Section `table1.sampling`."""
-
-    n_samples: int
-    temperature: float
-    top_p: float
-    top_k: int
-    max_new_tokens: int
-    seed: int
-
-
-@dataclass(frozen=True)
-class Table1Config:
-    """Section `table1`: the paper's Table 1 on problems the model finds hard."""
-
-    dataset: str
-    split: str
-    n_candidates: int  # problems sampled unguided; the first n_problems in correct_range are kept
-    n_problems: int
-    correct_range: tuple[int, ...]  # [low, high] correct unguided samples of a kept problem
-    richness: tuple[str, ...]
-    sampling: Table1Sampling
 
 
 def selected_ids(unguided: pd.DataFrame, correct_range, n: int) -> list[str]:

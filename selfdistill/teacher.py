@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 
 import pandas as pd
 
@@ -11,18 +10,6 @@ from selfdistill import prompts
 from selfdistill.generation import generate_table
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TeacherConfig:
-    """Section `teacher`: the offline teacher's traces (what SFT trains on)."""
-
-    n_samples: int  # traces per problem
-    temperature: float
-    top_p: float
-    top_k: int  # 0 = off
-    max_new_tokens: int
-    keep: str  # correct (SFT trains on correct traces only) | all
 
 
 def distinct_problems(subset: pd.DataFrame) -> pd.DataFrame:

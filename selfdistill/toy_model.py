@@ -6,7 +6,6 @@ import logging
 import math
 import random
 import time
-from dataclasses import dataclass
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -15,6 +14,7 @@ from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 from selfdistill import prompts
 from selfdistill.data import toy
 from selfdistill.epistemic import EPISTEMIC_WORDS
+from selfdistill.settings.toy import ToyArch, ToyPretrainConfig, ToyTraces
 from selfdistill.train.batching import IGNORE, build_batch, completion_nll_sum, micro_batches
 
 log = logging.getLogger(__name__)
@@ -24,46 +24,6 @@ CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-
-
-@dataclass(frozen=True)
-class ToyArch:
-    """Section `toy_pretrain.arch`: a Qwen2."""
-
-    hidden_size: int
-    intermediate_size: int
-    num_layers: int
-    num_heads: int
-    num_kv_heads: int
-    max_positions: int  # the context: prompt + generated tokens
-
-
-@dataclass(frozen=True)
-class ToyTraces:
-    """Section `toy_pretrain.traces`: how unguided pretraining traces behave (selfdistill.data.toy)."""
-
-    world: str  # guess_check | null | chain
-    p_check: float  # guess worlds: chance an unguided trace checks its guess (the dose of checking)
-    p_wrong_guess: float  # guess worlds: chance a shown guess is wrong (such guesses get no loss)
-    guess_max_terms: int  # guess worlds: a shown guess of more terms is always wrong (one-shot sums get harder)
-    p_error: float  # chain world: chance an unguided step slips (and is then corrected, with an epistemic word)
-    p_verify: float  # chain world: chance a correct unguided step is re-checked aloud
-
-
-@dataclass(frozen=True)
-class ToyPretrainConfig:
-    """Section `toy_pretrain` (with `max_operand` resolved by the rule)."""
-
-    seed: int
-    terms: tuple[int, ...]  # [low, high] chain lengths seen in pretraining
-    max_operand: int
-    vocab_size: int  # the tokenizer's size at most
-    arch: ToyArch
-    steps: int
-    batch_size: int
-    lr: float
-    mix: dict  # share of pretraining traces per teacher context ("none": unguided)
-    traces: ToyTraces
 
 
 def build_tokenizer(texts, vocab_size: int) -> PreTrainedTokenizerFast:

@@ -2,28 +2,26 @@
 rollout training entry point as the training script calls it."""
 
 from dataclasses import replace
-from pathlib import Path
 
-from selfdistill import sections
 from selfdistill.config import load_config
-from selfdistill.grading import GradingConfig
-from selfdistill.prompts import Prompts
-from selfdistill.sections import build
-from selfdistill.train.model import LoraConfig, TrainingConfig
-from selfdistill.train.objectives import CONFIGS, make_objective
+from selfdistill.settings.core import build
+from selfdistill.settings.grading import GradingConfig
+from selfdistill.settings.methods import hyperparameters as method_hyperparameters
+from selfdistill.settings.prompts import Prompts
+from selfdistill.settings.training import LoraConfig, TrainingConfig
+from selfdistill.train.objectives import make_objective
 from selfdistill.train.rollouts import train_on_rollouts
-from selfdistill.train.sft import SFTConfig
 
-CONFIG = load_config(Path(__file__).resolve().parents[1] / "config/config.yaml")
+CONFIG = load_config()
 TEMPLATES = build(Prompts, CONFIG["prompts"])
 GRADING = GradingConfig(workers=1, timeout_s=10, max_answer_chars=1000)
 LORA = replace(build(LoraConfig, CONFIG["lora"]), r=4)
 TRAINING = build(TrainingConfig, CONFIG["training"])
 
 
-def hyperparameters(cls, section: str, **overrides):
+def hyperparameters(method: str, **overrides):
     """A method's section of the default config as its typed hyperparameters, with overrides."""
-    return replace(sections.hyperparameters(cls, CONFIG, section), **overrides)
+    return replace(method_hyperparameters(CONFIG, method), **overrides)
 
 
 def rollout_hp(method: str, **overrides):
@@ -37,11 +35,11 @@ def rollout_hp(method: str, **overrides):
         "generation_batch_size": 16,
         "checkpoint_every": 0,
     }
-    return hyperparameters(CONFIGS[method], method, **{**small, **overrides})
+    return hyperparameters(method, **{**small, **overrides})
 
 
 def sft_hp(**overrides):
-    return hyperparameters(SFTConfig, "sft", **overrides)
+    return hyperparameters("sft", **overrides)
 
 
 def run_rollouts(model, tok, subset, method, richness, ablation, hp, seed, grading=GRADING, loss_chunk=5, **kwargs):
@@ -58,8 +56,8 @@ def run_rollouts(model, tok, subset, method, richness, ablation, hp, seed, gradi
 
 
 def dataset(spec: dict):
-    """A dataset section from a partial spec, with the schema's defaults (as the workflow fills them)."""
+    """A dataset section from a partial spec, with its declared defaults (as the workflow fills them)."""
     from selfdistill.config import with_defaults
-    from selfdistill.data.loaders import DatasetConfig
+    from selfdistill.settings.data import DatasetConfig
 
     return build(DatasetConfig, with_defaults({"datasets": {"d": dict(spec)}})["datasets"]["d"])

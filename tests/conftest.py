@@ -26,8 +26,9 @@ def save_tiny_model(tokenizer_dir, path, arch: dict, init_std: float | None = No
     import torch
     from transformers import AutoTokenizer
 
-    from selfdistill.sections import build
-    from selfdistill.toy_model import ToyArch, build_model
+    from selfdistill.settings.core import build
+    from selfdistill.settings.toy import ToyArch
+    from selfdistill.toy_model import build_model
 
     torch.manual_seed(0)
     tok = AutoTokenizer.from_pretrained(tokenizer_dir)

@@ -82,3 +82,21 @@ def test_hash_follows_meaning_not_comments_docstrings_or_formatting(tmp_path, mo
     assert hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n') == original
     script.write_text("from selfdistill.mod import f\nprint(f(1))\n")
     assert hash_of('def f(x):\n    """Doubles."""\n    return x * 2\n') != original  # the script's meaning counts
+    # A config field's help (the string under it) is text too; its default is meaning.
+    section = 'class S:\n    lr: float = 0.1\n    """peak learning rate"""\n    steps: int = 5\n'
+    with_help = hash_of(section)
+    assert hash_of(section.replace("peak learning rate", "the peak; decays linearly to 0")) == with_help
+    assert hash_of(section.replace('    """peak learning rate"""\n', "")) == with_help
+    assert hash_of(section.replace("0.1", "0.2")) != with_help
+
+
+def test_settings_a_job_does_not_read_do_not_re_run_it():
+    """Each job imports only the settings modules of the sections it reads: editing the methods'
+    settings re-runs no evaluation and no toy pretraining, and no job imports the config check."""
+    for script in ("evaluate", "teacher_traces", "pretrain_toy", "prepare_dataset", "gate"):
+        found = modules(SCRIPTS / f"{script}.py")
+        assert "settings/methods.py" not in found and "settings/workflow.py" not in found, script
+    assert "settings/methods.py" in modules(SCRIPTS / "train_rollouts.py")
+    assert "settings/generation.py" not in modules(SCRIPTS / "pretrain_toy.py")
+    for script in SCRIPTS.glob("*.py"):
+        assert not {"config.py", "facts.py", "toy_worlds.py"} & modules(script), script.name

@@ -1,72 +1,160 @@
 import copy
+from pathlib import Path
 
 import pytest
 import yaml
 
-from selfdistill.config import ConfigError, check_config
+from selfdistill.config import ConfigError, check_config, compose, load_config
 
-SCHEMA = "config/schema.yaml"
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT = "config/config.yaml"
+# Every overlay shipped, with the overlays it goes on top of (all on top of config/config.yaml).
+OVERLAYS = {
+    "config/smoke.yaml": (),
+    "config/organism.yaml": (),
+    "config/chain.yaml": (),
+    "config/pretraining_seeds.yaml": (),
+    "config/dose_response.yaml": (),
+    "config/paper.yaml": (),
+    "config/paper_lora.yaml": ("config/paper.yaml",),
+}
 
 
-def load(path="config/config.yaml"):
+def load(path=DEFAULT):
     return yaml.safe_load(open(path))
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "config/config.yaml",
-        "config/smoke.yaml",
-        "config/organism.yaml",
-        "config/chain.yaml",
-        "config/pretraining_seeds.yaml",
-        "config/dose_response.yaml",
-    ],
-)
+def test_every_config_is_the_default_or_an_overlay_on_it():
+    assert {str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.yaml")} == {DEFAULT, *OVERLAYS}
+
+
+@pytest.mark.parametrize("path", [DEFAULT, *OVERLAYS])
 def test_shipped_configs_are_valid(path):
-    check_config(load(path), SCHEMA, [path])
+    load_config(*OVERLAYS.get(path, ()), *([path] if path != DEFAULT else []))
 
 
-def test_smoke_has_the_same_shape_as_the_default():
-    """Every section and key, except that smoke runs one world (its model `toy`, as the default's)
-    and also evaluates each variant on its own training problems (eval set `train`)."""
-
-    def shape(node):
-        return {k: shape(v) for k, v in node.items()} if isinstance(node, dict) else None
-
-    default, smoke = load(), load("config/smoke.yaml")
-    default["models"] = {"toy": default["models"]["toy"]}
-    assert set(smoke["eval_sets"]) == {*default["eval_sets"], "train"}
-    del smoke["eval_sets"]["train"]
-    assert shape(smoke) == shape(default)
+MISSING = object()
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        "config/config.yaml",
-        "config/organism.yaml",
-        "config/paper.yaml",
-        "config/pretraining_seeds.yaml",
-        "config/dose_response.yaml",
-    ],
-)
+def redundant_keys(overlay: dict, base: dict, schema: dict, path=()) -> list[str]:
+    """Keys `overlay` sets to the value they already have: the base's (the composed, filled config
+    below it), or for a key the base lacks, its declared default; and nulls that delete nothing."""
+    from selfdistill.config import _subschema
+
+    found = []
+    for key, value in overlay.items():
+        here = (*path, key)
+        before = base.get(key, MISSING) if isinstance(base, dict) else MISSING
+        if before is MISSING:
+            before = _subschema(schema, here).get("default", MISSING)
+        if value is None:
+            if before is MISSING:
+                found.append(f"{'.'.join(map(str, here))}: null deletes nothing")
+        elif isinstance(value, dict) and value != before:
+            found += redundant_keys(value, before if isinstance(before, dict) else {}, schema, here)
+        elif value == before:
+            found.append(f"{'.'.join(map(str, here))} = {value!r}")
+    return found
+
+
+@pytest.mark.parametrize("path", [DEFAULT, *OVERLAYS])
+def test_no_config_sets_a_key_to_the_value_its_base_has(path):
+    """An overlay holds only what differs from the configs below it, and config.yaml only what
+    differs from the declared defaults: a copy would silently keep an old value when the base changes."""
+    from selfdistill.settings import workflow
+
+    base = {} if path == DEFAULT else load_config(*OVERLAYS[path])
+    assert redundant_keys(load(path), base, workflow.schema()) == []
+
+
+def test_the_redundancy_check_finds_a_copied_value():
+    """Negative control: keys set to the base's value, or to a declared default, and a null deleting nothing."""
+    from selfdistill.settings import workflow
+
+    overlay = {
+        "teacher": {"n_samples": 4, "top_k": 0},
+        "models": {"toy": {"backend": "hf"}, "new": {"source": "m", "dtype": "float32"}, "gone": None},
+        "seeds": [0, 1],
+    }
+    assert redundant_keys(overlay, load_config(), workflow.schema()) == [
+        "teacher.n_samples = 4",
+        "teacher.top_k = 0",
+        "models.toy.backend = 'hf'",
+        "models.new.dtype = 'float32'",
+        "models.gone: null deletes nothing",
+    ]
+
+
+def test_an_overlay_merges_like_snakemake_and_null_deletes(tmp_path):
+    """compose() merges as Snakemake merges --configfile files (its own update_config is the
+    reference); then a null deletes the key, and a deleted setting takes its default."""
+    from snakemake.utils import update_config
+
+    from selfdistill.config import merge
+
+    overlay = {
+        "models": {"toy_null": None, "extra": {"source": "toy"}},
+        "eval_sets": {"ood": {"temperature": 0.9}},
+        "toy_pretrain": {"traces": {"p_wrong_guess": None}},
+        "richness": ["solution"],
+        "organism": None,
+    }
+    path = tmp_path / "overlay.yaml"
+    path.write_text(yaml.safe_dump(overlay))
+    reference = load()
+    update_config(reference, copy.deepcopy(overlay))
+    assert merge(load(), overlay) == reference == compose(path)
+    cfg = load_config(path)
+    assert set(cfg["models"]) == {"toy", "extra"} and "organism" not in cfg
+    assert cfg["eval_sets"]["ood"]["temperature"] == 0.9 and cfg["eval_sets"]["ood"]["n_problems"] == 64
+    assert cfg["toy_pretrain"]["traces"]["p_wrong_guess"] == 0.4  # the declared default, not config.yaml's 0.3
+    assert cfg["richness"] == ["solution"]  # lists replace
+
+
+def test_a_bare_null_world_is_refused_not_read_as_a_deletion(tmp_path):
+    """YAML reads `world: null` as a null, which deletes the key: the model would silently be
+    pretrained in the default world (guess_check). The null world must be written in quotes."""
+    path = tmp_path / "overlay.yaml"
+    path.write_text("models:\n  toy_null:\n    toy_pretrain: {traces: {world: null}}\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert f"{path}: models.toy_null.toy_pretrain.traces.world = null deletes the key" in str(err.value)
+    assert 'world: "null" (in quotes)' in str(err.value)
+    path.write_text('models:\n  toy_null:\n    toy_pretrain: {traces: {world: "null"}}\n')
+    assert load_config(path)["models"]["toy_null"]["toy_pretrain"]["traces"]["world"] == "null"
+
+
+def test_a_method_section_is_required_only_when_the_method_runs():
+    cfg = load()
+    del cfg["sft"], cfg["grpo"]
+    cfg["methods"] = ["onpolicy"]
+    check_config(cfg)
+    assert "sft" not in cfg  # not filled in either
+    cfg = load()
+    del cfg["sft"]
+    cfg["methods"] = ["sft", "onpolicy"]
+    with pytest.raises(ConfigError) as err:
+        check_config(cfg)
+    assert "config/config.yaml: (top level) is missing 'sft' (methods lists sft); add it" in str(err.value)
+
+
+@pytest.mark.parametrize("path", [DEFAULT, *OVERLAYS])
 def test_every_model_slice_builds_the_section_model_jobs_read(path):
     """A toy model's pretraining override is the pretraining rule's, not the model jobs': it once
     reached evaluation jobs, which refused the unknown key after 17 minutes of the main job."""
-    from selfdistill.config import model_section
-    from selfdistill.models import ModelConfig
-    from selfdistill.sections import build
+    from selfdistill.settings.core import build
+    from selfdistill.settings.models import ModelConfig, model_section
 
-    cfg = check_config(load(path), SCHEMA, [path])
+    cfg = load_config(*OVERLAYS.get(path, ()), *([path] if path != DEFAULT else []))
     for model in cfg["models"]:
-        assert build(ModelConfig, model_section(cfg, model)).source == cfg["models"][model]["source"]
+        for job in ("generation", "training"):
+            assert build(ModelConfig, model_section(cfg, model, job)).source == cfg["models"][model]["source"]
 
 
 def test_a_toy_model_overrides_the_pretraining_seed_and_traces_only_where_it_says():
-    from selfdistill.config import gated_models, toy_pretrain_spec, toy_world, world_pairs
+    from selfdistill.toy_worlds import gated_models, toy_pretrain_spec, toy_world, world_pairs
 
-    cfg = check_config(load(), SCHEMA, ["config/config.yaml"])
+    cfg = load_config()
     cfg["models"]["toy_null"]["toy_pretrain"]["seed"] = 7
     base, null = toy_pretrain_spec(cfg, "toy"), toy_pretrain_spec(cfg, "toy_null")
     assert base["traces"]["world"] == "guess_check" and null["traces"]["world"] == "null"
@@ -79,7 +167,7 @@ def test_a_toy_model_overrides_the_pretraining_seed_and_traces_only_where_it_say
     assert world_pairs(cfg) == []  # pretrained with another seed: not the null world of `toy`
     cfg["models"]["toy_null"]["toy_pretrain"]["seed"] = cfg["toy_pretrain"]["seed"]
     assert world_pairs(cfg) == [("toy", "toy_null")]
-    organism = check_config(load("config/organism.yaml"), SCHEMA, ["config/organism.yaml"])
+    organism = load_config("config/organism.yaml")
     assert world_pairs(organism) == [(f"toy_s{s}", f"toy_null_s{s}") for s in range(3)]
     del cfg["organism"]
     assert gated_models(cfg) == []
@@ -91,7 +179,7 @@ def test_unknown_key_names_key_and_file(tmp_path):
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError) as err:
-        check_config(cfg, SCHEMA, ["config/config.yaml", str(path)])
+        check_config(cfg, [DEFAULT, str(path)])
     message = str(err.value)
     assert "'learning_rate'" in message and "under sft" in message and str(path) in message
 
@@ -154,23 +242,24 @@ def test_bad_values_are_refused_with_a_clear_message(key, value, message):
     cfg = copy.deepcopy(load())
     _edit(cfg, key, value)
     with pytest.raises(ConfigError) as err:
-        check_config(cfg, SCHEMA, ["config/config.yaml"])
+        check_config(cfg)
     assert message in str(err.value)
 
 
 def test_hub_ids_missing_from_the_cache_are_refused_while_offline(tmp_path, monkeypatch):
     """paper.yaml names models and datasets by hub id: with the hub off and an empty cache, every one
     is reported before any job; one put in the cache (as a download would) is accepted."""
-    from selfdistill.config import OFFLINE_VARIABLES
+    from selfdistill.facts import OFFLINE_VARIABLES
 
-    paper = load("config/paper.yaml")
+    files = [DEFAULT, "config/paper.yaml"]
+    paper = compose("config/paper.yaml")
     for variable in OFFLINE_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
-    check_config(paper, SCHEMA, ["config/paper.yaml"])  # online: nothing to check
+    check_config(copy.deepcopy(paper), files)  # online: nothing to check
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     with pytest.raises(ConfigError) as err:
-        check_config(paper, SCHEMA, ["config/paper.yaml"])
+        check_config(copy.deepcopy(paper), files)
     message = str(err.value)
     assert "models.qwen3_1_7b.source = 'Qwen/Qwen3-1.7B' is a hub id, the hub is off" in message
     assert "huggingface-cli download Qwen/Qwen3-1.7B`" in message
@@ -183,18 +272,18 @@ def test_hub_ids_missing_from_the_cache_are_refused_while_offline(tmp_path, monk
     (repo / "refs").mkdir()
     (repo / "refs" / "main").write_text("abc123")
     with pytest.raises(ConfigError) as err:
-        check_config(paper, SCHEMA, ["config/paper.yaml"])
+        check_config(copy.deepcopy(paper), files)
     assert "Qwen/Qwen3-1.7B'" not in str(err.value) and "Qwen/Qwen3-8B'" in str(err.value)
 
 
 def test_several_training_processes_need_a_gpu_each_and_the_transformers_teacher():
     cfg = copy.deepcopy(load())
     cfg["training"] = {"processes": 2}
-    check_config(cfg, SCHEMA, ["config/config.yaml"])  # on CPU: 2 ranks over gloo
+    check_config(cfg)  # on CPU: 2 ranks over gloo
     cfg["resources"] = {"train_rollouts": {"gpu": 1}}
     cfg["onpolicy"]["teacher_backend"] = "vllm"
     with pytest.raises(ConfigError) as err:
-        check_config(cfg, SCHEMA, ["config/config.yaml"])
+        check_config(cfg)
     message = str(err.value)
     assert (
         "resources.train_rollouts.gpu = 1 differs from training.processes = 2: each rank needs its own GPU" in message
@@ -270,7 +359,7 @@ def test_bad_combinations_are_refused_naming_file_key_value_and_fix(tmp_path, ed
     path = tmp_path / "mine.yaml"
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError) as err:
-        check_config(cfg, SCHEMA, [str(path)])
+        check_config(cfg, [str(path)])
     lines = str(err.value).splitlines()[1:]
     assert any(message in line for line in lines), str(err.value)
     assert all(line.startswith(f"  - {path}: ") for line in lines), str(err.value)  # every message names the file
@@ -280,16 +369,16 @@ def test_bad_combinations_are_refused_naming_file_key_value_and_fix(tmp_path, ed
 def test_accepted_combinations_stay_accepted():
     cfg = copy.deepcopy(load())
     cfg["onpolicy"].update(support="sampled", alpha=1)  # the sampled-token estimate bounds the suppress target
-    check_config(cfg, SCHEMA, ["config/config.yaml"])
+    check_config(cfg)
     cfg = copy.deepcopy(load())
     cfg["onpolicy"].update(alpha=1, ablations=["standard", "preserve"])
-    check_config(cfg, SCHEMA, ["config/config.yaml"])
+    check_config(cfg)
 
 
-def test_schema_defaults_are_filled_before_the_checks():
+def test_declared_defaults_are_filled_before_the_checks():
     cfg = load()
     assert "max_answer_chars" not in cfg["grading"] and "training" not in cfg
-    check_config(cfg, SCHEMA, ["config/config.yaml"])
+    check_config(cfg)
     assert cfg["grading"]["max_answer_chars"] == 1000
     assert cfg["training"] == {"finetune": "lora", "gradient_checkpointing": False, "loss_chunk": 1024, "processes": 1}
     assert cfg["models"]["toy"]["vllm"] == {} and cfg["onpolicy"]["teacher_backend"] == "hf"
@@ -309,20 +398,19 @@ def test_the_command_line_check_reports_and_exits(tmp_path):
     import subprocess
     import sys
 
-    cfg = load()
-    cfg["onpolicy"]["alpha"] = 1
-    cfg["onpolicy"]["ablations"] = ["suppress"]
     path = tmp_path / "mine.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    out = subprocess.run(
-        [sys.executable, "-m", "selfdistill.config", "config/config.yaml", str(path)], capture_output=True, text=True
-    )
-    assert out.returncode == 1 and "config/config.yaml: valid" in out.stdout and "onpolicy.alpha = 1" in out.stderr
+    path.write_text(yaml.safe_dump({"onpolicy": {"alpha": 1, "ablations": ["suppress"]}}))
+    check = [sys.executable, "-m", "selfdistill.config"]
+    valid = subprocess.run([*check, "config/paper.yaml", "config/paper_lora.yaml"], capture_output=True, text=True)
+    assert valid.returncode == 0, valid.stderr
+    assert "config/config.yaml + config/paper.yaml + config/paper_lora.yaml: valid" in valid.stdout
+    out = subprocess.run([*check, str(path)], capture_output=True, text=True)
+    assert out.returncode == 1 and f"{path}: onpolicy.alpha = 1" in out.stderr
 
 
 def test_toy_module_names_match_the_toy_model(tiny_model_dir):
     """LoRA's target_modules are checked against TOY_MODULES before the toy model exists."""
-    from selfdistill.config import TOY_MODULES
+    from selfdistill.facts import TOY_MODULES
     from selfdistill.models import load_model
 
     model = load_model(tiny_model_dir)
@@ -332,7 +420,7 @@ def test_toy_module_names_match_the_toy_model(tiny_model_dir):
 
 def test_a_local_model_is_checked_from_its_files(tiny_model_dir):
     """A model directory's vocabulary, context and layers come from its config and weight files."""
-    from selfdistill.config import model_facts
+    from selfdistill.facts import model_facts
 
     facts = model_facts({"source": tiny_model_dir, "backend": "hf", "vllm": {}}, {})
     assert facts["context"] == 256 and facts["vocab"] > 100 and "q_proj" in facts["modules"]
@@ -340,7 +428,7 @@ def test_a_local_model_is_checked_from_its_files(tiny_model_dir):
     cfg["models"]["toy"] = {"source": tiny_model_dir}
     cfg["lora"]["target_modules"] = ["q_proj", "c_attn"]
     with pytest.raises(ConfigError) as err:
-        check_config(cfg, SCHEMA, ["config/config.yaml"])
+        check_config(cfg)
     assert "has ['c_attn'], matching no layer of model 'toy'" in str(err.value)
     assert "max_new_tokens = 160" not in str(err.value)  # 160 fits in 256 positions
 

@@ -88,14 +88,46 @@ def test_eval_sets_carry_the_ban_into_sampling():
     from dataclasses import replace
 
     from selfdistill.backends import Sampling
-    from selfdistill.evaluation import EvalSetConfig
-    from selfdistill.models import ModelConfig
-    from selfdistill.sections import build
+    from selfdistill.settings.core import build
+    from selfdistill.settings.generation import EvalSetConfig
+    from selfdistill.settings.models import ModelConfig
 
     from configs import CONFIG
 
     eval_set = build(EvalSetConfig, CONFIG["eval_sets"]["ood"])
-    assert eval_set.epistemic == "free"  # the schema's default
-    model = ModelConfig(source="m", backend="hf", dtype="float32", chat_kwargs={}, lora="request", vllm={}, sampling={})
+    assert eval_set.epistemic == "free"  # the declared default
+    model = ModelConfig(source="m")
     for mode in ("banned", "forced"):
         assert Sampling.of(replace(eval_set, epistemic=mode), 0, model, "eval_sets.ood").epistemic == mode
+
+
+def test_a_model_s_sampling_replaces_what_evaluation_and_data_sample_with_but_never_training_s(caplog):
+    """The one rule of models.<name>.sampling: it replaces the keys it sets in every section that
+    samples for evaluation or as data (an eval set, the teacher, Table 1), logging each; the training
+    rollouts sample as their own section says (their temperature is in the loss), and the training
+    jobs never receive the key."""
+    import logging
+
+    from selfdistill.backends import Sampling
+    from selfdistill.settings.core import build
+    from selfdistill.settings.generation import EvalSetConfig, TeacherConfig
+    from selfdistill.settings.models import ModelConfig, model_section
+    from selfdistill.settings.table1 import Table1Sampling
+
+    from configs import CONFIG
+
+    model = ModelConfig(source="m", sampling={"temperature": 0.7, "top_k": 20})
+    table1 = {"n_samples": 2, "temperature": 0.6, "top_p": 0.95, "max_new_tokens": 8, "seed": 0}
+    sections = {
+        "eval_sets.ood": build(EvalSetConfig, CONFIG["eval_sets"]["ood"]),
+        "teacher": build(TeacherConfig, CONFIG["teacher"]),
+        "table1.sampling": build(Table1Sampling, table1),
+    }
+    for name, section in sections.items():
+        with caplog.at_level(logging.INFO):
+            sampling = Sampling.of(section, 0, model, name)
+        assert (sampling.temperature, sampling.top_k, sampling.top_p) == (0.7, 20, section.top_p), name
+        assert f"temperature = 0.7 from the model's `sampling` overrides {name}.temperature = 0.6" in caplog.text
+    cfg = {"models": {"m": {"source": "m", "sampling": {"temperature": 0.7}, "toy_pretrain": {"seed": 1}}}}
+    assert model_section(cfg, "m", "generation") == {"source": "m", "sampling": {"temperature": 0.7}}
+    assert model_section(cfg, "m", "training") == {"source": "m"}

@@ -2,7 +2,8 @@ import time
 
 import pytest
 
-from selfdistill.grading import GradingConfig, GradingPool, extract_answer, final_segment, grade_responses, last_boxed
+from selfdistill.grading import GradingPool, extract_answer, final_segment, grade_responses, last_boxed
+from selfdistill.settings.grading import GradingConfig
 
 
 def config(workers=1, max_answer_chars=1000):

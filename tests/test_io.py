@@ -78,7 +78,8 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, tiny_model_dir):
     from selfdistill.distributed import save_model
     from selfdistill.io import atomic_path, write_table
     from selfdistill.models import load_model
-    from selfdistill.train.model import LoraConfig, add_lora
+    from selfdistill.settings.training import LoraConfig
+    from selfdistill.train.model import add_lora
 
     previous = os.umask(0o022)
     try:
@@ -94,3 +95,28 @@ def test_outputs_get_the_mode_the_umask_gives(tmp_path, tiny_model_dir):
         assert (tmp_path / "private.parquet").stat().st_mode & 0o777 == 0o600
     finally:
         os.umask(previous)
+
+
+def test_a_job_s_log_gets_no_upstream_deprecation_noise_but_every_other_warning(tiny_model_dir):
+    """peft warns that transformers' `is_gradient_checkpointing` is deprecated each time it wraps a
+    model: silenced for jobs, and only that one (without the filter it is raised: the control)."""
+    import warnings
+
+    from selfdistill.jobs import quiet_upstream_warnings
+    from selfdistill.models import load_model
+    from selfdistill.settings.training import LoraConfig
+    from selfdistill.train.model import add_lora
+
+    lora = LoraConfig(r=2, alpha=4, dropout=0.0, target_modules=("q_proj",))
+
+    def caught(quiet: bool) -> list[str]:
+        with warnings.catch_warnings(record=True) as seen:
+            warnings.simplefilter("always")
+            if quiet:
+                quiet_upstream_warnings()
+            add_lora(load_model(tiny_model_dir), lora)
+            warnings.warn("another deprecation", FutureWarning, stacklevel=1)
+        return [str(w.message) for w in seen if issubclass(w.category, FutureWarning)]
+
+    assert any("is_gradient_checkpointing" in m for m in caught(quiet=False))
+    assert caught(quiet=True) == ["another deprecation"]

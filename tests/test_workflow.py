@@ -4,11 +4,11 @@ import re
 
 import pandas as pd
 import pytest
-import yaml
 
 from selfdistill import grid
-from selfdistill.incremental import CASES, REPORT, compare, copy_checkout, planned_after, snakemake
-from selfdistill.incremental import SMOKE as CFG
+
+from incremental import CASES, REPORT, compare, copy_checkout, planned_after, snakemake, write_overlay
+from incremental import SMOKE as CFG
 
 SFT, ONPOLICY, GRPO = (grid.runs(CFG, [m]) for m in ("sft", "onpolicy", "grpo"))
 SUBSETS = grid.subsets(CFG)
@@ -135,8 +135,7 @@ def test_training_job_as_two_ranks_gives_the_one_process_result(smoke_run, monke
     job = f"results/toy/train/{ONPOLICY[0]}"
     before = {name: pd.read_parquet(smoke_run / job / name) for name in ("log.parquet",)}
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # 2 ranks need 2 GPUs; on CPU they run anywhere
-    two_ranks = smoke_run / "config/two_ranks.yaml"
-    two_ranks.write_text(yaml.safe_dump({**CFG, "training": {"processes": 2}}))
+    two_ranks = write_overlay(smoke_run / "config/two_ranks.yaml", {"training": {"processes": 2}})
     out = snakemake(smoke_run, "--cores", "2", f"{job}/log.parquet", configfile=two_ranks)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     for name, table in before.items():

@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from typing import Protocol
 
-from selfdistill.models import ModelConfig
+from selfdistill.settings.models import ModelConfig
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ import tempfile
 from pathlib import Path
 
 from selfdistill.backends import Completion, Sampling, check_fits, epistemic_ids
-from selfdistill.models import ModelConfig, is_full_model, load_tokenizer
+from selfdistill.models import is_full_model, load_tokenizer
+from selfdistill.settings.models import ModelConfig
 
 
 def adapter_rank(adapter_path: str) -> int:

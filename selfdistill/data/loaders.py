@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from selfdistill.data import PROBLEM_COLUMNS, toy
-from selfdistill.data.toy import ToyDataConfig
+from selfdistill.settings.data import DatasetConfig
 
 log = logging.getLogger(__name__)
 
@@ -19,22 +18,6 @@ log = logging.getLogger(__name__)
 def normalize_text(text: str) -> str:
     """The key used for deduplication: case- and whitespace-insensitive."""
     return re.sub(r"\s+", " ", text).strip().lower()
-
-
-@dataclass(frozen=True)
-class DatasetConfig:
-    """Section `datasets.<name>`."""
-
-    loader: str  # toy | parquet | jsonl | hf
-    hf_split: str  # the split of a hub dataset (or of a saved DatasetDict) to load
-    split: str  # the split label of every row, when the source has no split column
-    on_bad_rows: str  # error | drop: unusable rows stop the job, or are excluded and counted in its log
-    check_answers: bool  # every gold answer must be one math-verify can read
-    path: str | None = None  # a Parquet / JSONL file, or a hub id / save_to_disk folder (hf)
-    hf_name: str | None = None  # a hub dataset's configuration name
-    problem_pattern: str | None = None  # a regex with a group `problem`: the bare problem inside the source's prompt
-    columns: dict | None = None  # our column -> the source's ('a.b' = key b of the dicts in column a)
-    toy: ToyDataConfig | None = None  # the toy generator's settings (loader toy)
 
 
 def _read_source(spec: DatasetConfig) -> pd.DataFrame:

@@ -20,11 +20,11 @@ teacher's behaviour the paper describes. Nothing about the distillation outcome 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
 
 import pandas as pd
 
 from selfdistill.data import TOY_SPLITS
+from selfdistill.settings.data import ToyDataConfig
 
 # Phrases the unguided traces use when a step went wrong, and when re-checking a right step.
 _CORRECTIONS = (
@@ -132,19 +132,6 @@ def _distinct_problems(rng, n, n_terms_range, max_operand, exclude):
             seen.add(text)
             out.append(terms)
     return out
-
-
-@dataclass(frozen=True)
-class ToyDataConfig:
-    """Section `datasets.<name>.toy`: the toy problems of each split."""
-
-    seed: int
-    n_train: int  # distinct problems of the train split (coverage subsets are drawn from it)
-    n_test: int  # held-out in-domain problems
-    n_ood: int  # out-of-domain problems
-    train_terms: tuple[int, ...]  # [low, high] number of terms, train and test
-    ood_terms: tuple[int, ...]  # [low, high] number of terms, ood
-    max_operand: int
 
 
 def generate_problems(spec: ToyDataConfig) -> pd.DataFrame:

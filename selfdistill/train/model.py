@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from peft import LoraConfig as PeftLoraConfig
 from peft import get_peft_model
 
-
-@dataclass(frozen=True)
-class LoraConfig:
-    """Section `lora`: the adapter every method trains (with `training.finetune: lora`)."""
-
-    r: int
-    alpha: float
-    dropout: float
-    target_modules: tuple[str, ...]  # layer names (the config check refuses a name no layer has)
-
-
-@dataclass(frozen=True)
-class TrainingConfig:
-    """Section `training`: how every method trains."""
-
-    finetune: str  # lora: train the adapter under `lora`; full: every weight
-    gradient_checkpointing: bool  # recompute activations in backward: less memory, ~30% more compute
-    loss_chunk: int  # completion positions whose logits exist at once in the losses (memory bound, not length)
-    processes: int  # training processes per job, one per GPU (> 1: FSDP under accelerate launch)
+from selfdistill.settings.training import LoraConfig, TrainingConfig
 
 
 def trainable_model(model, lora: LoraConfig, training: TrainingConfig, seed: int = 0):

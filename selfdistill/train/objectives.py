@@ -6,8 +6,8 @@ the rollouts that train; `micro_context(micro)` -> what its loss needs for a mic
 teacher's hidden states, the advantages); `token_loss(logits, ids, context, old_logp, positions)`
 -> per-token loss and divergence (or None) of one chunk of completion positions, old_logp being
 the sampled tokens' log-probs under the weights the batch was sampled with; `after_step()`;
-`state_dict()` / `load_state_dict()`; `shard()`. A new method adds a config class and an
-objective here, and a line in `make_objective` and CONFIGS.
+`state_dict()` / `load_state_dict()`; `shard()`. A new method adds its objective here and a line
+in `make_objective` (its settings class, registry line and the rest: docs/methods.md, "Adding a method").
 """
 
 from __future__ import annotations
@@ -15,34 +15,21 @@ from __future__ import annotations
 import copy
 import math
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from peft import PeftModel
 
 from selfdistill import distributed, prompts
+from selfdistill.grid import ROLLOUT_METHODS
+from selfdistill.settings.methods import GRPOConfig, OnPolicyConfig
 from selfdistill.train.batching import completion_hidden, log_softmax, output_head, sampled_logp
 from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail, with_tail
-from selfdistill.train.rollouts import RolloutConfig
 
 SAMPLED_LOGP_FLOOR = -20.0
 
 
 # ---- self-distillation (SDPO-style) -----------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class OnPolicyConfig(RolloutConfig):
-    """On-policy self-distillation: the student's rollouts scored by the same model with the context."""
-
-    alpha: float  # generalized JSD (SDPO's convention): 0 forward KL(teacher‖student), 1 reverse KL, 0.5 JSD
-    support: str  # full vocabulary | topk (student's top-k + tail) | teacher_topk | sampled (the sampled token)
-    topk: int  # k of the top-k supports
-    teacher: str  # frozen (the initial model) | ema (of the student) | live (the student itself)
-    ema_rate: float  # EMA teacher: weight of the student's new weights per step
-    teacher_backend: str  # hf (torch, in the training process) | vllm (the frozen teacher's top-k from an engine)
-    is_clip: float | None  # weight each token by min(p_now / p_sampled, is_clip) across a batch's mini-batch steps
 
 
 def distill_token_loss(student_logits, teacher, ids, in_e_vocab, hp: OnPolicyConfig, ablation: str):
@@ -271,16 +258,6 @@ def teacher_turns(rows, completions, correct, richness, templates, n):
 # ---- GRPO ---------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class GRPOConfig(RolloutConfig):
-    """The paper's contrast: a verifiable 0/1 reward and a group-relative advantage, no teacher."""
-
-    clip_low: float  # the ratio is clipped to [1 - clip_low, 1 + clip_high]
-    clip_high: float
-    scale_rewards: bool  # divide the advantage by the group's reward std
-    updates_per_batch: int  # optimizer steps per sampled batch (> 1: the clip matters)
-
-
 def grpo_token_loss(new_logp, old_logp, advantages, hp: GRPOConfig):
     """Clipped-ratio policy gradient per token (asymmetric clip, no KL term)."""
     ratio = torch.exp(new_logp - old_logp)
@@ -341,7 +318,4 @@ def make_objective(
         return Distillation(model, tokenizer, hp, richness, ablation, templates, chat_kwargs, teacher_scorer)
     if method == "grpo":
         return GRPO(hp)
-    raise ValueError(f"unknown rollout method {method!r}: use one of {sorted(CONFIGS)}")
-
-
-CONFIGS = {"onpolicy": OnPolicyConfig, "grpo": GRPOConfig}
+    raise ValueError(f"unknown rollout method {method!r}: use one of {', '.join(ROLLOUT_METHODS)}")

@@ -20,7 +20,6 @@ import functools
 import logging
 import math
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +28,8 @@ import torch
 from selfdistill import distributed, epistemic, prompts
 from selfdistill.backends import Sampling
 from selfdistill.grading import grade_responses
+from selfdistill.settings.methods import RolloutConfig
+from selfdistill.settings.training import EngineConfig
 from selfdistill.train import state
 from selfdistill.train.batching import completion_hidden, micro_batches, output_head, sampled_logp
 from selfdistill.train.step import accumulate_and_step, backward_in_chunks
@@ -36,40 +37,6 @@ from selfdistill.train.step import accumulate_and_step, backward_in_chunks
 log = logging.getLogger(__name__)
 # A token's engine/trainer probability ratio outside [1/2, 2] counts as a mismatch in the log.
 MISMATCH_RATIO = 2.0
-
-
-@dataclass(frozen=True)
-class RolloutConfig:
-    """What every rollout method shares (sections `onpolicy`, `grpo`)."""
-
-    steps: int  # optimizer steps (each on a freshly sampled batch)
-    prompts_per_step: int  # training problems per step
-    n_rollouts: int  # rollouts sampled per problem (a GRPO group)
-    temperature: float  # rollout sampling; the losses use logits / temperature
-    top_p: float
-    top_k: int  # 0 = off
-    max_new_tokens: int  # rollout budget; a cut-off rollout gets reward 0
-    lr: float
-    warmup_steps: int  # the learning rate rises linearly over these steps, then stays (verl's lr_warmup_steps)
-    mini_batch_prompts: int  # prompts per optimizer step (verl's ppo_mini_batch_size); 0: one optimizer step per batch
-    micro_batch_size: int  # rollouts per forward/backward (gradient accumulation keeps the step)
-    generation_batch_size: int  # sequences per generate() call (transformers rollouts)
-    max_grad_norm: float
-    checkpoint_every: int  # save a checkpoint (evaluated by its own rule) and resumable state every k steps; 0 = never
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """Section `rollouts`: where the rollout methods' rollouts come from."""
-
-    backend: str  # hf: the live student through transformers; vllm: an engine told the new weights every step
-    lora_sync: (
-        str  # vllm + LoRA: request (a new adapter name, id and path every step) | merge (merged weights in place)
-    )
-    gpu_memory_utilization: float  # vllm: the engine's share of the GPU it shares with training
-    sleep: bool  # vllm on a GPU: the engine sleeps (weights offloaded, KV cache freed) while the trainer steps
-    importance_sampling: str  # token: truncated token-level IS weights on every loss (engine rollouts); none
-    is_threshold: float  # the truncation of those weights
 
 
 def rollout_rewards(completions, golds, grading) -> list[bool]:

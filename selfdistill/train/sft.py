@@ -4,30 +4,17 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 
 import pandas as pd
 import torch
 
 from selfdistill import distributed, prompts
+from selfdistill.settings.methods import SFTConfig
 from selfdistill.train import state
 from selfdistill.train.batching import completion_hidden, micro_batches, output_head, sampled_logp
 from selfdistill.train.step import accumulate_and_step, backward_in_chunks
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class SFTConfig:
-    """Section `sft` (without its grid axis, `ablations`)."""
-
-    select_per_problem: int  # traces kept per problem by the preserve / suppress trace selection
-    lr: float  # peak; decays linearly to 0
-    epochs: int
-    batch_size: int  # examples per optimizer step
-    micro_batch_size: int  # examples per forward/backward
-    max_grad_norm: float
-    checkpoint_every: int  # save resumable state every k steps; 0 = never
 
 
 def sft_examples(subset: pd.DataFrame, traces: pd.DataFrame, tokenizer, student_template: str, chat_kwargs=None):

@@ -1,7 +1,8 @@
 """Incremental precision: after a completed run, each edit (of the config, or of the code) must re-run
 exactly the jobs it affects, and a comment, a reformatting or a `touch` none. The workflow runs in a
-copy of this checkout, so code can be edited there. Used by tests/test_workflow.py and
-bench/incremental_precision.py; the expected jobs come from the grid (selfdistill.grid).
+copy of this checkout, so code can be edited there, on config/smoke.yaml with the test's own overlay
+on top. Test and benchmark support, not part of the package: used by tests/test_workflow.py, other
+workflow tests and bench/incremental_precision.py; the expected jobs come from the grid (selfdistill.grid).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from pathlib import Path
 import yaml
 
 from selfdistill import grid
-from selfdistill.config import with_defaults
+from selfdistill.config import load_config
 
 REPO = Path(__file__).resolve().parents[1]
-SMOKE = with_defaults(yaml.safe_load((REPO / "config/smoke.yaml").read_text()))
+SMOKE = load_config(REPO / "config/smoke.yaml")
 MODEL = next(iter(SMOKE["models"]))
 FIGURES = {
     f"results/figures/{n}.png"
@@ -67,12 +68,18 @@ def checkout_env(checkout: Path) -> dict:
 
 def _command(checkout: Path, args, configfile, python) -> list[str]:
     launcher = [python, "-m", "snakemake"] if python else ["snakemake"]
-    return [*launcher, *args, "--configfile", str(configfile or checkout / "config/smoke.yaml")]
+    overlays = [checkout / "config/smoke.yaml", *([configfile] if configfile else [])]
+    return [*launcher, *args, "--configfile", *map(str, overlays)]
+
+
+def write_overlay(path: Path, overlay: dict) -> Path:
+    path.write_text(yaml.safe_dump(overlay))
+    return path
 
 
 def snakemake(checkout: Path, *args, configfile=None, python=None, timeout=1800) -> subprocess.CompletedProcess:
-    """Snakemake in a copied checkout (on config/smoke.yaml unless told otherwise; with `python`,
-    that interpreter's Snakemake, e.g. a virtual environment's)."""
+    """Snakemake in a copied checkout on config/smoke.yaml, with the overlay `configfile` on top if
+    given (with `python`, that interpreter's Snakemake, e.g. a virtual environment's)."""
     cmd = _command(checkout, args, configfile, python)
     return subprocess.run(
         cmd, cwd=checkout, env=checkout_env(checkout), capture_output=True, text=True, timeout=timeout
@@ -145,16 +152,14 @@ def merge(*job_sets: dict) -> dict:
 
 
 def _config(keys, **values):
-    """An edit setting `values` under each dotted key (a key, or several to edit alike)."""
-
-    def edit(cfg):
-        for key in [keys] if isinstance(keys, str) else keys:
-            node = cfg
-            for part in key.split("."):
-                node = node[part]
-            node.update(values)
-
-    return ("config", edit)
+    """An edit setting `values` under each dotted key (a key, or several to edit alike): an overlay."""
+    overlay = {}
+    for key in [keys] if isinstance(keys, str) else keys:
+        node = overlay
+        for part in key.split("."):
+            node = node.setdefault(part, {})
+        node.update(values)
+    return ("config", overlay)
 
 
 # The OOD eval sets sampled freely and with checking forced on / off: the organism compares them,
@@ -226,11 +231,7 @@ def planned_after(checkout: Path, edit) -> dict[str, set[str]]:
     """Jobs a dry run plans after applying an edit to a completed checkout (the edit is undone after)."""
     kind, what = edit
     if kind == "config":
-        cfg = yaml.safe_load((checkout / "config/smoke.yaml").read_text())
-        what(cfg)
-        edited = checkout / "edited.yaml"
-        edited.write_text(yaml.safe_dump(cfg))
-        return planned_outputs(checkout, edited)
+        return planned_outputs(checkout, write_overlay(checkout / "edited.yaml", what))
     path = checkout / what
     original, stat = path.read_text(), path.stat()
     if kind == "touch":
