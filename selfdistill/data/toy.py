@@ -11,7 +11,7 @@ Three worlds share problems, prompts and solutions and differ in how an unguided
 - `null`: the same grammar, but the "check" is a second one-shot guess, so it cannot help; the
   mechanism's evidence is the difference between this world and `guess_check`.
 - `chain`: the step-by-step chain, with slips that are corrected aloud and right steps re-checked
-  aloud (the first world; its hedges carry no information about errors, see the README).
+  aloud (the first world; its hedges carry no information about errors, see docs/organism.md).
 
 Traces written with a solution or answer in context copy the answer and never check: the
 teacher's behaviour the paper describes. Nothing about the distillation outcome is built in.
