@@ -41,6 +41,4 @@ def test_every_link_to_a_page_of_this_repository_lands():
 
 def test_every_docs_page_is_linked_from_the_index():
     index = (REPO / "docs/README.md").read_text()
-    assert {p.name for p in PAGES[1:] if p.name != "README.md"} | {p.name for p in PENDING} <= set(
-        LINK.findall(index)
-    )
+    assert {p.name for p in PAGES[1:] if p.name != "README.md"} | {p.name for p in PENDING} <= set(LINK.findall(index))
