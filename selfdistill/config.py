@@ -68,7 +68,7 @@ def compose(*overlays) -> dict:
     return config
 
 
-def _subschema(schema: dict, path: tuple) -> dict:
+def subschema(schema: dict, path: tuple) -> dict:
     for key in path:
         if key in schema.get("properties", {}):
             schema = schema["properties"][key]
@@ -87,7 +87,7 @@ def delete_nulled(config: dict, schema: dict, config_files=(), path: tuple = ())
         here = (*path, key)
         if config[key] is None:
             del config[key]
-            if "null" in _subschema(schema, here).get("enum", ()):
+            if "null" in subschema(schema, here).get("enum", ()):
                 name = ".".join(map(str, here))
                 errors.append(
                     f"{_where(here, config_files)}: {name} = null deletes the key; to choose the null world "

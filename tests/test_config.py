@@ -39,14 +39,14 @@ MISSING = object()
 def redundant_keys(overlay: dict, base: dict, schema: dict, path=()) -> list[str]:
     """Keys `overlay` sets to the value they already have: the base's (the composed, filled config
     below it), or for a key the base lacks, its declared default; and nulls that delete nothing."""
-    from selfdistill.config import _subschema
+    from selfdistill.config import subschema
 
     found = []
     for key, value in overlay.items():
         here = (*path, key)
         before = base.get(key, MISSING) if isinstance(base, dict) else MISSING
         if before is MISSING:
-            before = _subschema(schema, here).get("default", MISSING)
+            before = subschema(schema, here).get("default", MISSING)
         if value is None:
             if before is MISSING:
                 found.append(f"{'.'.join(map(str, here))}: null deletes nothing")

@@ -4,6 +4,7 @@ checks of every section, run in one pass."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import types
@@ -11,7 +12,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from selfdistill.grid import METHODS, ROLLOUT_METHODS
+from selfdistill.grid import METHODS
 from selfdistill.settings.core import (
     Constraint,
     Name,
@@ -132,8 +133,6 @@ def _schema() -> dict:
 
 def schema() -> dict:
     """The JSON schema of the whole config (Draft 2020-12), with every default."""
-    import copy
-
     return copy.deepcopy(_schema())
 
 
@@ -159,6 +158,3 @@ def cross_field_errors(config: dict, error) -> None:
         if key in config:
             check(config, error)
     Workflow.check(config, error)
-
-
-__all__ = ["ROLLOUT_METHODS", "Workflow", "schema", "cross_field_errors"]
