@@ -163,3 +163,12 @@ def test_adding_a_setting_is_one_field(monkeypatch):
         monkeypatch.undo()
         for cached in (workflow._schema, core._object_schema):
             cached.cache_clear()
+
+
+def test_a_section_without_a_docstring_gets_no_made_up_description():
+    @dataclass(frozen=True, kw_only=True)
+    class Bare:
+        x: int = 1
+        """a setting"""
+
+    assert "description" not in object_schema(Bare)

@@ -176,7 +176,7 @@ def _object_schema(cls, partial: bool) -> dict:
     schema = {"type": "object", "additionalProperties": False, "properties": properties}
     if required:
         schema["required"] = required
-    if cls.__doc__:
+    if cls.__doc__ and not cls.__doc__.startswith(f"{cls.__name__}("):  # not the signature dataclass writes
         schema["description"] = " ".join(inspect.cleandoc(cls.__doc__).split("\n\n")[0].split())
     return schema
 
