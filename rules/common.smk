@@ -140,13 +140,11 @@ def model_slice(model):
     return canon(model_section(config, model))
 
 
-def hyperparameters(method):
-    """A method's section without its grid axes (ablations) and the eval set of its curves: those
-    decide which jobs exist and what evaluates them, not what a training job computes.
-    """
-    return canon(
-        {k: v for k, v in config[method].items() if k not in grid.NOT_HYPERPARAMETERS}
-    )
+def hyperparameters(method, coverage):
+    """A method's section at a coverage (grid.hyperparameters): without its grid axes (ablations) and
+    the eval set of its curves, which decide which jobs exist and what evaluates them, not what a
+    training job computes; with the section's `by_coverage` entry for that coverage."""
+    return canon(grid.hyperparameters(config, method, coverage))
 
 
 def dataset_file(name):

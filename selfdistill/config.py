@@ -21,7 +21,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from selfdistill.grid import ROLLOUT_METHODS
+from selfdistill.grid import NOT_HYPERPARAMETERS, PER_GRID_KEYS, ROLLOUT_METHODS
 
 SCHEMA = Path(__file__).resolve().parents[1] / "config" / "schema.yaml"
 
@@ -554,6 +554,32 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
     return errors
 
 
+def _by_coverage_errors(config: dict, schema: dict, config_files=()) -> list[str]:
+    """Each method's `by_coverage` overrides: of a coverage in the grid, of the section's own training
+    settings (not those that decide which jobs exist), valid as the section's values."""
+    errors = []
+    for method in ROLLOUT_METHODS:
+        section = config[method]
+        allowed = sorted(set(section) - set(NOT_HYPERPARAMETERS) - set(PER_GRID_KEYS))
+        for coverage, overrides in section.get("by_coverage", {}).items():
+            key = f"{method}.by_coverage.{coverage}"
+            where = _where(tuple(key.split(".")), config_files)
+            if coverage not in {str(c) for c in config["coverage"]}:
+                errors.append(
+                    f"{where}: {key} is for a coverage not in `coverage` {config['coverage']}; fix or remove it"
+                )
+            for name in sorted(set(overrides) - set(allowed)):
+                errors.append(
+                    f"{where}: {key}.{name} cannot be set per coverage (allowed: {', '.join(allowed)}); "
+                    "set it in the section itself"
+                )
+            merged = {**section, **{k: v for k, v in overrides.items() if k in allowed}}
+            for e in jsonschema.Draft202012Validator(schema).iter_errors({**config, method: merged}):
+                if list(e.path)[:1] == [method]:
+                    errors.append(f"{where}: {e.message} ({'.'.join(map(str, list(e.path)[1:]))}); fix the override")
+    return errors
+
+
 def _model_fit_errors(name: str, model: dict, config: dict) -> list[tuple]:
     """The config against what model `name` can take: vocabulary, context, LoRA's layer names."""
     facts = model_facts(model, config)
@@ -623,7 +649,7 @@ def check_config(config: dict, schema_path=SCHEMA, config_files=()) -> dict:
     errors = schema_errors(config, schema, config_files)
     if not errors:
         with_defaults(config, schema)
-        errors = semantic_errors(config, config_files)
+        errors = semantic_errors(config, config_files) + _by_coverage_errors(config, schema, config_files)
         if offline():
             errors += _offline_errors(config)
     if errors:

@@ -65,9 +65,9 @@ def as_dict(section) -> dict:
     return {k: plain(v) for k, v in dataclasses.asdict(section).items()}
 
 
-def hyperparameters(cls, config: dict, method: str):
-    """A method's section of a (checked) config as its typed hyperparameters: without the keys that
-    are grid axes or evaluation settings (what the training rules pass, too)."""
-    from selfdistill.grid import NOT_HYPERPARAMETERS
+def hyperparameters(cls, config: dict, method: str, coverage=None):
+    """A method's section of a (checked) config as its typed hyperparameters at `coverage`: without
+    the keys that are grid axes or evaluation settings (what the training rules pass, too)."""
+    from selfdistill import grid
 
-    return build(cls, {k: v for k, v in config[method].items() if k not in NOT_HYPERPARAMETERS})
+    return build(cls, grid.hyperparameters(config, method, coverage))

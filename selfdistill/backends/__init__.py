@@ -6,6 +6,7 @@ Training and grading code sees `Completion`s and never knows which backend made 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +28,13 @@ class Sampling:
     # forced: no end of thinking (</think> or EOS) before the response has an id of E (s1's budget
     # forcing, applied once): what verbalized checking is worth to a model, on any model.
     epistemic: str = "free"
+
+    def prompt_seed(self, index: int) -> int:
+        """The seed of prompt `index`'s samples, sample k drawn with seed + k (vLLM's convention for
+        n > 1): a hash of the call's seed and the prompt's index in the whole call, so a sample does not
+        depend on the batch, shard or training rank it was drawn in, and no two prompts share a stream."""
+        digest = hashlib.blake2b(f"{self.seed}:{index}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") >> 34  # below 2^30: room for + k in any seed type
 
     @classmethod
     def of(cls, section, seed: int, model: ModelConfig, name: str) -> Sampling:
@@ -91,7 +99,11 @@ class Backend(Protocol):
 
     tokenizer: object
 
-    def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]: ...
+    def generate(
+        self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate", indices: list[int] | None = None
+    ) -> list[Completion]:
+        """n completions per prompt; `indices`: each prompt's index in the whole call (the key of its
+        seed, `Sampling.prompt_seed`; default its position). Completions carry the position."""
 
     def close(self) -> None: ...
 

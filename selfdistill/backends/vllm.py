@@ -62,28 +62,42 @@ class VLLMBackend:
         self.llm = LLM(model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=seed, **options)
 
     def generate(
-        self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate", logprobs: bool = False
+        self,
+        prompts: list[list[int]],
+        sampling: Sampling,
+        desc: str = "generate",
+        indices: list[int] | None = None,
+        logprobs: bool = False,
     ) -> list[Completion]:
-        """Completions; with `logprobs`, each carries the engine's log-prob of every sampled token."""
+        """Completions; with `logprobs`, each carries the engine's log-prob of every sampled token.
+        Each prompt is its own seeded request (`Sampling.prompt_seed` of its index; vLLM draws sample
+        k with seed + k), so no two prompts share a random stream."""
         from vllm import SamplingParams
 
         check_fits(prompts, sampling.max_new_tokens, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
         if sampling.epistemic == "forced":  # the config check refuses it first; this guards other callers
             raise ValueError("epistemic: forced needs the transformers backend (a stateful logits processor)")
+        indices = list(range(len(prompts))) if indices is None else indices
         # vLLM refuses n > 1 when greedy: send each prompt n times instead.
         copies = sampling.n if sampling.temperature == 0 else 1
-        params = SamplingParams(
-            n=sampling.n // copies,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k if sampling.top_k > 0 else -1,
-            max_tokens=sampling.max_new_tokens,
-            seed=sampling.seed,
-            skip_special_tokens=False,
-            logprobs=0 if logprobs else None,
-            # -100 is vLLM's largest bias: a banned id's probability is below e^-100 of any other's.
-            logit_bias={i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.epistemic == "banned" else None,
-        )
+        params = [
+            SamplingParams(
+                n=sampling.n // copies,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k if sampling.top_k > 0 else -1,
+                max_tokens=sampling.max_new_tokens,
+                seed=sampling.prompt_seed(index),
+                skip_special_tokens=False,
+                logprobs=0 if logprobs else None,
+                # -100 is vLLM's largest bias: a banned id's probability is below e^-100 of any other's.
+                logit_bias=(
+                    {i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.epistemic == "banned" else None
+                ),
+            )
+            for index in indices
+            for _ in range(copies)
+        ]
         repeated = [ids for ids in prompts for _ in range(copies)]
         outputs = self.llm.generate(self._inputs(repeated), params, lora_request=self.lora_request, use_tqdm=True)
         eos = self.tokenizer.eos_token_id
@@ -203,15 +217,16 @@ class VLLMRollouts(VLLMBackend):
                 shutil.rmtree(previous.lora_path, ignore_errors=True)
         else:
             # vLLM's in-place reload: checkpoint-format tensors, re-processed into its kernel format.
-            weights = list(_checkpoint_weights(student))
+            # Streamed a tensor at a time (the engine runs in this process): never a second whole model.
             self.llm.collective_rpc(
-                "reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True}
+                "reload_weights",
+                kwargs={"weights_iterator": _checkpoint_weights(student), "is_checkpoint_format": True},
             )
         self.llm.reset_prefix_cache()
 
-    def generate(self, prompts, sampling, desc="generate", logprobs=True):
+    def generate(self, prompts, sampling, desc="generate", indices=None, logprobs=True):
         try:
-            return super().generate(prompts, sampling, desc, logprobs=logprobs)
+            return super().generate(prompts, sampling, desc, indices, logprobs=logprobs)
         finally:
             if self.sleeping:  # give the trainer the GPU memory back until the next sync
                 self.llm.sleep(level=1)
@@ -222,10 +237,13 @@ class VLLMRollouts(VLLMBackend):
 
 
 def _checkpoint_weights(student):
-    """The student's weights under their checkpoint names (what vLLM's load_weights reads): for a
-    LoRA student, the base weights with the adapter merged in (merged, read, unmerged)."""
+    """The student's weights under their checkpoint names (what vLLM's load_weights reads), in the
+    compute dtype (float32 masters cast one tensor at a time): for a LoRA student, the base weights
+    with the adapter merged in (merged, read, unmerged)."""
+    from selfdistill import precision
+
     if not hasattr(student, "merge_adapter"):
-        yield from ((name, p.detach()) for name, p in student.named_parameters())
+        yield from ((name, precision.for_export(student, p.detach())) for name, p in student.named_parameters())
         return
     student.merge_adapter()
     try:

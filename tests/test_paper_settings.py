@@ -1,0 +1,97 @@
+"""Settings that follow the paper's code (verl): GRPO's dual clip, per-coverage batch shapes, teacher
+prompts truncated as verl's reprompt, and samples seeded per prompt (not per batch, shard or rank)."""
+
+import copy
+from dataclasses import replace
+
+import pytest
+import torch
+
+from selfdistill import grid
+from selfdistill.backends import Sampling
+from selfdistill.backends.hf import HFBackend
+from selfdistill.config import ConfigError, check_config, load_yaml
+from selfdistill.models import load_model, load_tokenizer
+from selfdistill.train.objectives import Distillation, grpo_token_loss
+
+from configs import CONFIG, TEMPLATES, rollout_hp
+
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+
+
+def test_grpo_dual_clip_bounds_a_negative_advantage_loss():
+    """verl's policy loss, by hand: ratio 5, clip [0.8, 1.28], clip_ratio_c 3."""
+    hp = replace(rollout_hp("grpo"), clip_low=0.2, clip_high=0.28, clip_ratio_c=3.0)
+    new = torch.log(torch.tensor([[5.0, 5.0, 0.5, 0.5]], dtype=torch.float64))
+    old = torch.zeros_like(new)
+    for advantage, expected in (
+        (-1.0, [3.0, 3.0, 0.8, 0.8]),  # max(5, 1.28) = 5, bounded by 3; max(0.5, 0.8) = 0.8 (< 3)
+        (1.0, [-1.28, -1.28, -0.5, -0.5]),  # min(5, 1.28) and min(0.5, 0.8): no dual clip for A > 0
+    ):
+        loss = grpo_token_loss(new, old, torch.tensor([advantage], dtype=torch.float64), hp)
+        torch.testing.assert_close(loss, torch.tensor([expected], dtype=torch.float64))
+    plain = grpo_token_loss(new, old, torch.tensor([-1.0], dtype=torch.float64), replace(hp, clip_ratio_c=None))
+    torch.testing.assert_close(plain, torch.tensor([[5.0, 5.0, 0.8, 0.8]], dtype=torch.float64))
+
+
+def test_by_coverage_overrides_one_coverage_and_is_checked():
+    config = copy.deepcopy(CONFIG)
+    config["coverage"] = [8, "full"]
+    config["onpolicy"]["by_coverage"] = {"full": {"prompts_per_step": 32, "mini_batch_prompts": 16}}
+    full, small = grid.hyperparameters(config, "onpolicy", "full"), grid.hyperparameters(config, "onpolicy", 8)
+    assert (full["prompts_per_step"], full["mini_batch_prompts"]) == (32, 16)
+    assert small["prompts_per_step"] == CONFIG["onpolicy"]["prompts_per_step"]
+    assert "by_coverage" not in full and "ablations" not in full
+
+    raw = load_yaml(ROOT / "config/config.yaml")
+    raw["coverage"] = [64]
+    raw["grpo"]["by_coverage"] = {"full": {"prompts_per_step": 0, "steps": 3, "ablations": ["standard"]}}
+    with pytest.raises(ConfigError) as error:
+        check_config(raw, ROOT / "config/schema.yaml", [str(ROOT / "config/config.yaml")])
+    message = str(error.value)
+    assert "grpo.by_coverage.full is for a coverage not in `coverage`" in message
+    assert "grpo.by_coverage.full.steps cannot be set per coverage" in message  # decides which checkpoints exist
+    assert "grpo.by_coverage.full.ablations cannot be set per coverage" in message
+    assert "0 is less than the minimum of 1 (prompts_per_step)" in message
+
+
+def test_teacher_prompts_are_cut_from_the_right_to_fit(tiny_model_dir):
+    """verl's reprompt truncation (right): a long solution loses its end, not the question; also
+    cut so that prompt + completion fit the context (256 positions here), never an error."""
+    model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    rows = [type("Row", (), {"problem": "1+2", "answer": "3", "solution": " 1 + 2 = 3" * 8})()]
+
+    def prepared(max_tokens, completion_length):
+        hp = replace(rollout_hp("onpolicy"), teacher_prompt_max_tokens=max_tokens, n_rollouts=1)
+        objective = Distillation(model, tok, hp, "solution", "standard", TEMPLATES, None)
+        completion = type("C", (), {"prompt_index": 0, "token_ids": [5] * completion_length, "text": ""})()
+        objective.prepare(rows, [completion], [False])
+        return objective.teacher_prompts[0], objective.step_log()["teacher_truncated"]
+
+    full, truncated = prepared(None, 10)
+    assert truncated == 0 and len(full) < 256 - 10
+    cut, truncated = prepared(20, 10)
+    assert truncated == 1 and cut == full[:20]
+    fitted, truncated = prepared(None, 256 - 30)
+    assert truncated == 1 and fitted == full[:30]
+
+
+def test_a_prompts_samples_do_not_depend_on_the_batch_it_is_drawn_in(tiny_model_dir):
+    """Seeds per prompt index: the same prompt sampled alone or beside others, in another batch
+    size, gives the same samples (what makes rollouts independent of the number of ranks)."""
+    model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    prompts = [[5, 6, 7], [9, 10, 11, 12, 13], [14, 15]]
+    sampling = Sampling(n=3, temperature=1.0, top_p=0.9, top_k=20, max_new_tokens=10, seed=7)
+
+    def samples(backend, chosen):
+        out = backend.generate([prompts[i] for i in chosen], sampling, indices=chosen)
+        return {(chosen[c.prompt_index], c.sample): c.token_ids for c in out}
+
+    together = samples(HFBackend(model, tok, batch_size=9), [0, 1, 2])
+    apart = {**samples(HFBackend(model, tok, batch_size=3), [1]), **samples(HFBackend(model, tok), [0, 2])}
+    assert together == apart
+    assert together[(0, 0)] != together[(0, 1)]  # each sample its own stream
+    other = samples(HFBackend(model, tok), [1, 0, 2])  # another position in the batch: same index, same draw
+    assert other == together
+    # No two prompts share a stream (vLLM's request seed was once the call's seed for every prompt).
+    assert len({sampling.prompt_seed(i) for i in range(1000)}) == 1000
