@@ -317,6 +317,12 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
                     "is an empty range",
                     "use [low, high] with low <= high",
                 )
+    for coverage, name in config["coverage_files"].items():
+        key = f"coverage_files.{coverage}"
+        if name not in datasets:
+            error(key, name, "is not under datasets", "add the dataset (its loader, path and columns) or fix the name")
+        if coverage not in {str(c) for c in config["coverage"]}:
+            error(key, name, f"is for a coverage not in `coverage` {config['coverage']}", "fix or drop it")
     train = datasets.get(config["train_dataset"], {})
     if train.get("loader") == "toy":
         n_train = train["toy"]["n_train"]
@@ -411,13 +417,20 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
     rollouts = config["rollouts"]
     vllm_rollouts = [name for name, m in config["models"].items() if (rollouts["backend"] or m["backend"]) == "vllm"]
     if vllm_rollouts and any(m in config["methods"] for m in ROLLOUT_METHODS):
-        if config["training"]["processes"] > 1:
+        if config["training"]["processes"] > 1 and rollouts["lora_sync"] == "merge":
             error(
-                "training.processes",
-                config["training"]["processes"],
-                f"needs one rollout engine fed by every rank, which is not built (vLLM rollouts for {vllm_rollouts})",
-                "set training.processes: 1, or "
-                "rollouts.backend: hf (every rank samples its share through transformers)",
+                "rollouts.lora_sync",
+                "merge",
+                "would merge the adapter into weights sharded across training.processes ranks",
+                "use lora_sync: request (each rank's engine serves the gathered adapter)",
+            )
+        if onpolicy["teacher_backend"] == "vllm" and rollouts["sleep"] and "onpolicy" in config["methods"]:
+            error(
+                "rollouts.sleep",
+                True,
+                "puts the rollout engine to sleep while the trainer steps, and onpolicy.teacher_backend vllm scores "
+                "the frozen teacher through that engine during the steps (its weights offloaded, KV cache freed)",
+                "set rollouts.sleep: false (the engine keeps its memory share), or onpolicy.teacher_backend: hf",
             )
         weights_change = config["training"]["finetune"] == "full" or rollouts["lora_sync"] == "merge"
         if onpolicy["teacher_backend"] == "vllm" and weights_change and "onpolicy" in config["methods"]:
@@ -554,11 +567,20 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
     return errors
 
 
+def _coverage_keys_as_text(config: dict) -> None:
+    """Maps keyed by coverage (`coverage_files`, a method's `by_coverage`) take the coverage as text,
+    as the jobs' wildcards do: YAML reads `64:` as a number."""
+    config["coverage_files"] = {str(k): v for k, v in config["coverage_files"].items()}
+    for method in ROLLOUT_METHODS:
+        if method in config:
+            config[method]["by_coverage"] = {str(k): v for k, v in config[method].get("by_coverage", {}).items()}
+
+
 def _by_coverage_errors(config: dict, schema: dict, config_files=()) -> list[str]:
     """Each method's `by_coverage` overrides: of a coverage in the grid, of the section's own training
     settings (not those that decide which jobs exist), valid as the section's values."""
     errors = []
-    for method in ROLLOUT_METHODS:
+    for method in (m for m in ROLLOUT_METHODS if m in config):
         section = config[method]
         allowed = sorted(set(section) - set(NOT_HYPERPARAMETERS) - set(PER_GRID_KEYS))
         for coverage, overrides in section.get("by_coverage", {}).items():
@@ -649,6 +671,7 @@ def check_config(config: dict, schema_path=SCHEMA, config_files=()) -> dict:
     errors = schema_errors(config, schema, config_files)
     if not errors:
         with_defaults(config, schema)
+        _coverage_keys_as_text(config)
         errors = semantic_errors(config, config_files) + _by_coverage_errors(config, schema, config_files)
         if offline():
             errors += _offline_errors(config)

@@ -86,7 +86,9 @@ def init() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    atexit.register(dist.destroy_process_group)
+    # A rank's vLLM engine tears the process group down when it shuts down (vLLM's EngineCore
+    # cleanup): close engines after the last collective; the group may be gone by exit.
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
 
 
 def shard(model):
@@ -203,6 +205,14 @@ def rank_file(path) -> Path | None:
     return path if world_size() == 1 else path.with_name(f"{path.stem}.rank{rank()}{path.suffix}")
 
 
+def full_trainable_weights(model) -> dict:
+    """The trainable weights, whole on every rank (gathered from their shards one at a time; every
+    rank must call it), float32 masters in their compute dtype: a LoRA adapter, or a whole model."""
+    return {
+        n: precision.for_export(model, full(p.detach())).cpu() for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
 def save_pretrained(model, path) -> None:
     """`model.save_pretrained(path)`, gathering sharded trainable weights to rank 0 first (every
     rank must call it). Trainable weights are all a LoRA adapter or a fully fine-tuned model has;
@@ -211,9 +221,7 @@ def save_pretrained(model, path) -> None:
         model.save_pretrained(path)
         apply_umask(path)
         return
-    weights = {
-        n: precision.for_export(model, full(p.detach())).cpu() for n, p in model.named_parameters() if p.requires_grad
-    }
+    weights = full_trainable_weights(model)
     if rank() == 0:
         model.save_pretrained(path, state_dict=weights)
         apply_umask(path)

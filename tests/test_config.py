@@ -246,8 +246,8 @@ BAD_COMBINATIONS = [
     ),
     ({"onpolicy.support": "sampled"}, "onpolicy.alpha = 0.5 is ignored by support 'sampled'"),
     (
-        {"rollouts": {"backend": "vllm"}, "training": {"processes": 2}},
-        "training.processes = 2 needs one rollout engine fed by every rank, which is not built",
+        {"rollouts": {"backend": "vllm", "lora_sync": "merge"}, "training": {"processes": 2}},
+        "rollouts.lora_sync = 'merge' would merge the adapter into weights sharded across training.processes ranks",
     ),
     (
         {
@@ -255,9 +255,18 @@ BAD_COMBINATIONS = [
             "onpolicy.teacher_backend": "vllm",
             "onpolicy.support": "teacher_topk",
             "onpolicy.temperature": 1.0,
-            "rollouts": {"lora_sync": "merge"},
+            "rollouts": {"lora_sync": "merge", "sleep": False},
         },
         "onpolicy.teacher_backend = 'vllm' scores the frozen teacher with the rollout engine's base weights",
+    ),
+    (
+        {
+            "models.toy.backend": "vllm",
+            "onpolicy.teacher_backend": "vllm",
+            "onpolicy.support": "teacher_topk",
+            "onpolicy.temperature": 1.0,
+        },
+        "rollouts.sleep = True puts the rollout engine to sleep while the trainer steps",
     ),
 ]
 

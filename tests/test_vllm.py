@@ -197,28 +197,9 @@ def test_full_finetuned_model_is_served_in_place_of_the_base(engine, model_dir, 
 
 
 def rollout_engine(model_dir, student, lora_sync="request"):
-    from selfdistill.backends import make_rollout_engine
-    from selfdistill.models import ModelConfig
-    from selfdistill.train.rollouts import EngineConfig
+    from configs import vllm_rollout_engine
 
-    model = ModelConfig(
-        source=model_dir,
-        backend="vllm",
-        dtype="float32",
-        chat_kwargs={},
-        lora="request",
-        vllm={"max_model_len": 256, "enforce_eager": True},
-        sampling={},
-    )
-    engine = EngineConfig(
-        backend="vllm",
-        lora_sync=lora_sync,
-        gpu_memory_utilization=0.1,
-        sleep=True,
-        importance_sampling="token",
-        is_threshold=2.0,
-    )
-    return make_rollout_engine(engine, model, student, None, model_dir, batch_size=64, seed=0, max_logprobs=16)
+    return vllm_rollout_engine(model_dir, student, lora_sync)[0]
 
 
 def optimizer_step(student, seed):
@@ -357,3 +338,38 @@ def test_banning_the_epistemic_ids_removes_them_from_vllm_samples(engine):
 
     assert banned and banned & set(sampled(False))
     assert not banned & set(sampled(True))
+
+
+# ---- one engine per training rank -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_two_ranks_with_an_engine_each_train_as_one_process(model_dir, tmp_path, finetune):
+    """2 ranks (FSDP over gloo), each sampling its share of the prompts with its own vLLM engine
+    (external_launcher), give one process's rollouts, losses and trained weights; every rank's engine
+    is told the new weights each step (negative control: rank 1 skips its second sync, and its share of
+    that step's rollouts comes from the old policy)."""
+    from test_distributed import _assert_same, _train, shares
+
+    common = {"model_dir": model_dir, "method": "onpolicy", "finetune": finetune, "engine": "vllm"}
+    keys = ["loss", "grad_norm", "reward", "mean_length", "tokens", "engine_logp_gap"]
+    one = _train(tmp_path, "one", processes=1, **common)
+    two = _train(tmp_path, "two", processes=2, **common)
+    _assert_same(one, two, keys)
+    assert shares(tmp_path, "two") == [[[0], [0]], [[1], [1]]]
+    assert all(row["engine_logp_gap"] < LOGP_TOLERANCE for row in two[0])  # the engines served the trainer's weights
+    if finetune == "full":
+        stale = _train(tmp_path, "stale", processes=2, skip_sync_on_rank=[1, 1], **common)
+        assert stale[0][0]["loss"] == pytest.approx(two[0][0]["loss"], rel=1e-4)
+        assert stale[0][1]["engine_logp_gap"] > 10 * LOGP_TOLERANCE  # rank 1 sampled the previous policy
+
+
+def test_two_ranks_with_engines_resume_from_their_shards(model_dir, tmp_path):
+    from test_distributed import _assert_same, _train
+
+    common = {"model_dir": model_dir, "method": "onpolicy", "finetune": "lora", "engine": "vllm", "processes": 2}
+    state = str(tmp_path / "partial" / "state.pt")
+    _train(tmp_path, "first", steps=1, state=state, **common)
+    resumed = _train(tmp_path, "resumed", state=state, **common)
+    uninterrupted = _train(tmp_path, "uninterrupted", **common)
+    _assert_same(uninterrupted, resumed, ["loss", "grad_norm", "reward", "engine_logp_gap"])

@@ -86,9 +86,7 @@ class HFBackend:
     ) -> list[Completion]:
         tok = self.tokenizer
         eos, pad = tok.eos_token_id, tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
-        check_fits(
-            prompts, sampling.max_new_tokens, self.model.config.max_position_embeddings, "max_position_embeddings"
-        )
+        check_fits(prompts, sampling, self.model.config.max_position_embeddings, "max_position_embeddings")
         indices = list(range(len(prompts))) if indices is None else indices
         per_call = max(1, self.batch_size // sampling.n)
         greedy = sampling.temperature == 0
@@ -131,6 +129,9 @@ class HFBackend:
                     )[:, width:].tolist()
                 for k, ids in enumerate(generated):
                     prompt_index, sample = start + k // sampling.n, k % sampling.n
+                    # A row's tokens do not depend on later ones: cutting at its budget is stopping there.
+                    budget = sampling.budget(len(prompts[prompt_index]))
+                    ids = ids[: ids.index(eos) + 1] if eos in ids[:budget] else ids[:budget]
                     if eos in ids:
                         ids, reason = ids[: ids.index(eos) + 1], "stop"
                         text_ids = ids[:-1]

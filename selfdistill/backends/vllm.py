@@ -74,7 +74,7 @@ class VLLMBackend:
         k with seed + k), so no two prompts share a random stream."""
         from vllm import SamplingParams
 
-        check_fits(prompts, sampling.max_new_tokens, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
+        check_fits(prompts, sampling, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
         if sampling.epistemic == "forced":  # the config check refuses it first; this guards other callers
             raise ValueError("epistemic: forced needs the transformers backend (a stateful logits processor)")
         indices = list(range(len(prompts))) if indices is None else indices
@@ -86,7 +86,7 @@ class VLLMBackend:
                 temperature=sampling.temperature,
                 top_p=sampling.top_p,
                 top_k=sampling.top_k if sampling.top_k > 0 else -1,
-                max_tokens=sampling.max_new_tokens,
+                max_tokens=sampling.budget(len(ids)),
                 seed=sampling.prompt_seed(index),
                 skip_special_tokens=False,
                 logprobs=0 if logprobs else None,
@@ -95,7 +95,7 @@ class VLLMBackend:
                     {i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.epistemic == "banned" else None
                 ),
             )
-            for index in indices
+            for index, ids in zip(indices, prompts, strict=True)
             for _ in range(copies)
         ]
         repeated = [ids for ids in prompts for _ in range(copies)]
@@ -159,6 +159,12 @@ class VLLMRollouts(VLLMBackend):
     every weight change the prefix cache is reset. On a GPU the engine can sleep while the trainer
     steps (`sleep`: weights offloaded, KV cache freed); on CPU that is a no-op. The engine reports
     the log-prob of every sampled token (after temperature), for the mismatch log and the IS weights.
+
+    With several training ranks each rank starts its own engine in its own process (vLLM's
+    `external_launcher` executor over the ranks' process group, tensor parallel 1: independent
+    engines, as verl's replicas and TRL's colocate mode) and samples its share of each step's
+    prompts (`distributed.generate_shares`); every rank's engine is told the full weights, gathered
+    from the FSDP shards one tensor at a time.
     """
 
     def __init__(
@@ -171,17 +177,21 @@ class VLLMRollouts(VLLMBackend):
         max_logprobs: int | None = None,
     ):
         import torch
+        import torch.distributed as dist
 
         # The engine in this process: weights reach its worker without serialization.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         self.lora_sync = engine.lora_sync if lora_rank else None
         self.sleeping = engine.sleep and torch.cuda.is_available()
+        self.asleep = False
         options = {
             **model.vllm,
             "gpu_memory_utilization": engine.gpu_memory_utilization,
             "logprobs_mode": "processed_logprobs",
             "enable_sleep_mode": self.sleeping,
         }
+        if dist.is_initialized() and dist.get_world_size() > 1:  # one engine per training rank
+            options.update(distributed_executor_backend="external_launcher", tensor_parallel_size=1)
         if max_logprobs:  # it also scores the frozen teacher (the base weights), top-k per position
             options["max_logprobs"] = max_logprobs
         if self.lora_sync == "request":
@@ -199,15 +209,18 @@ class VLLMRollouts(VLLMBackend):
         self.adapters = Path(tempfile.mkdtemp(prefix="rollout-adapters-", dir=shm if shm.is_dir() else None))
 
     def sync(self, student) -> None:
-        """Serve the student's current weights."""
+        """Serve the student's current weights (every rank calls it: sharded weights are gathered)."""
+        from selfdistill import distributed
+
         if self.sleeping:
             self.llm.wake_up()
+            self.asleep = False
         self.version += 1
         if self.lora_sync == "request":
             from vllm.lora.request import LoRARequest
 
-            path = self.adapters / f"policy-{self.version}"
-            student.save_pretrained(path)
+            path = self.adapters / f"policy-{self.version}"  # this rank's own directory
+            student.save_pretrained(path, state_dict=distributed.full_trainable_weights(student))
             previous, self.lora_request = (
                 self.lora_request,
                 LoRARequest(f"policy-{self.version}", self.version, str(path)),
@@ -230,6 +243,15 @@ class VLLMRollouts(VLLMBackend):
         finally:
             if self.sleeping:  # give the trainer the GPU memory back until the next sync
                 self.llm.sleep(level=1)
+                self.asleep = True
+
+    def prompt_topk_logprobs(self, prompts, completions, k):
+        if self.asleep:  # its weights are offloaded and its KV cache freed: the scores would be garbage
+            raise RuntimeError(
+                "the rollout engine is asleep while the trainer steps (rollouts.sleep), so it cannot score the "
+                "frozen teacher: set rollouts.sleep: false, or onpolicy.teacher_backend: hf"
+            )
+        return super().prompt_topk_logprobs(prompts, completions, k)
 
     def close(self):
         shutil.rmtree(self.adapters, ignore_errors=True)
@@ -240,10 +262,11 @@ def _checkpoint_weights(student):
     """The student's weights under their checkpoint names (what vLLM's load_weights reads), in the
     compute dtype (float32 masters cast one tensor at a time): for a LoRA student, the base weights
     with the adapter merged in (merged, read, unmerged)."""
-    from selfdistill import precision
+    from selfdistill import distributed, precision
 
-    if not hasattr(student, "merge_adapter"):
-        yield from ((name, precision.for_export(student, p.detach())) for name, p in student.named_parameters())
+    if not hasattr(student, "merge_adapter"):  # sharded weights gathered whole, one at a time, on every rank
+        for name, p in student.named_parameters():
+            yield name, precision.for_export(student, distributed.full(p.detach()))
         return
     student.merge_adapter()
     try:

@@ -49,6 +49,7 @@ class RolloutConfig:
     top_p: float
     top_k: int  # 0 = off
     max_new_tokens: int  # rollout budget; a cut-off rollout gets reward 0
+    max_total_tokens: int | None  # prompt + rollout cap (verl's rollout max_model_len); None: max_new_tokens alone
     lr: float
     weight_decay: float  # AdamW's decoupled weight decay (verl's actor: 0.01)
     warmup_steps: int  # the learning rate rises linearly over these steps, then stays (verl's lr_warmup_steps)
@@ -223,7 +224,15 @@ def train_on_rollouts(
             prompts.prompt_ids(tokenizer, prompts.student_user_turn(templates.student, r.problem), chat_kwargs)
             for r in batch
         ]
-        sampling = Sampling(hp.n_rollouts, hp.temperature, hp.top_p, hp.top_k, hp.max_new_tokens, seed * 100_003 + step)
+        sampling = Sampling(
+            hp.n_rollouts,
+            hp.temperature,
+            hp.top_p,
+            hp.top_k,
+            hp.max_new_tokens,
+            seed * 100_003 + step,
+            max_total_tokens=hp.max_total_tokens or 0,
+        )
         rollouts.sync(model)  # the engine samples from the student as it is now
         completions = distributed.generate_shares(rollouts, student_prompts, sampling, desc=f"rollouts step {step}")
         # Graded on rank 0 only: a grading timeout on one rank must not change another's batch.
