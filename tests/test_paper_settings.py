@@ -3,6 +3,7 @@ prompts truncated as verl's reprompt, and samples seeded per prompt (not per bat
 
 import copy
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,7 +17,7 @@ from selfdistill.train.objectives import Distillation, grpo_token_loss
 
 from configs import CONFIG, TEMPLATES, rollout_hp
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_grpo_dual_clip_bounds_a_negative_advantage_loss():
@@ -49,7 +50,6 @@ def test_by_coverage_overrides_one_coverage_and_is_checked():
     with pytest.raises(ConfigError) as error:
         check_config(raw, ROOT / "config/schema.yaml", [str(ROOT / "config/config.yaml")])
     message = str(error.value)
-    assert "grpo.by_coverage.full is for a coverage not in `coverage`" in message
     assert "grpo.by_coverage.full.steps cannot be set per coverage" in message  # decides which checkpoints exist
     assert "grpo.by_coverage.full.ablations cannot be set per coverage" in message
     assert "0 is less than the minimum of 1 (prompts_per_step)" in message
@@ -95,3 +95,69 @@ def test_a_prompts_samples_do_not_depend_on_the_batch_it_is_drawn_in(tiny_model_
     assert other == together
     # No two prompts share a stream (vLLM's request seed was once the call's seed for every prompt).
     assert len({sampling.prompt_seed(i) for i in range(1000)}) == 1000
+
+
+def _paper_subset_file(path, problems: list[tuple[str, str, str]]):
+    """A file of the paper's subsets' layout (verl's): chat prompt with the \\boxed{} instruction,
+    the answer nested in reward_model, a problem_id; rows as (problem_id, problem, answer)."""
+    import pandas as pd
+
+    suffix = "\nPlease reason step by step, and put your final answer within \\boxed{}."
+    pd.DataFrame(
+        {
+            "data_source": ["math_dapo"] * len(problems),
+            "prompt": [[{"content": text + suffix, "role": "user"}] for _, text, _ in problems],
+            "reward_model": [{"ground_truth": answer, "style": "rule"} for _, _, answer in problems],
+            "problem_id": [pid for pid, _, _ in problems],
+        }
+    ).to_parquet(path)
+
+
+def test_the_papers_subset_files_are_the_subsets_as_run(tmp_path):
+    """config/paper_subsets.yaml's specs on files of the same layout: a 1 x 4 file is one problem, a
+    repeated text under two ids stays (as seen_512 has it), and a file mapped to the wrong coverage is
+    refused naming the fix."""
+    import subprocess
+
+    import yaml
+
+    from selfdistill.data.coverage import fixed_subset
+    from selfdistill.data.loaders import load_problems
+
+    from configs import dataset
+
+    overlay = yaml.safe_load((ROOT / "config/paper_subsets.yaml").read_text())
+    one = [("id-a", "Find $2+3$.", "5")] * 4
+    two = [("id-a", "Find $2+3$.", "5"), ("id-b", "Find $x$.", "2"), ("id-c", "Find $x$.", "2")]
+    _paper_subset_file(tmp_path / "seen_1x64.parquet", one)
+    _paper_subset_file(tmp_path / "seen_8x8.parquet", two)
+    spec = lambda name: dataset({**overlay["datasets"][name], "path": str(tmp_path / f"seen_{name[10:]}.parquet")})  # noqa: E731
+    single = load_problems(spec("dapo_seen_1x64"), "dapo_seen_1x64")
+    assert single["problem"].tolist() == ["Find $2+3$."] and single["answer"].tolist() == ["5"]
+    assert len(fixed_subset(single, "1", 64, "dapo_seen_1x64")) == 64  # repeated to fill the batch
+    three = load_problems(spec("dapo_seen_8x8"), "dapo_seen_8x8")
+    assert three["problem_id"].tolist() == ["id-a", "id-b", "id-c"]  # the repeated text kept: the rows as run
+    with pytest.raises(ValueError, match="holds 3 distinct training problems but is the subset of coverage 8"):
+        fixed_subset(three, "8", 64, "dapo_seen_8x8")
+
+    # The overlay on paper.yaml plans: coverage 1's subset job reads its file, coverage full still draws from DAPO.
+    for name in ("64", "128", "512"):
+        _paper_subset_file(tmp_path / f"seen_{name}.parquet", [(f"p{i}", f"Find {i}.", str(i)) for i in range(3)])
+    overlay["datasets"] = {
+        name: {**spec_, "path": str(tmp_path / Path(spec_["path"]).name)} for name, spec_ in overlay["datasets"].items()
+    }
+    (tmp_path / "subsets.yaml").write_text(yaml.safe_dump(overlay))
+    paper = yaml.safe_load((ROOT / "config/paper.yaml").read_text())
+    paper.update(
+        coverage=[1, "full"], seeds=[0], methods=["grpo"], models={"qwen3_1_7b": paper["models"]["qwen3_1_7b"]}
+    )
+    paper.pop("table1")
+    (tmp_path / "paper.yaml").write_text(yaml.safe_dump(paper))
+    out = subprocess.run(
+        ["snakemake", "-n", "-p", "-s", str(ROOT / "Snakefile"), "-d", str(tmp_path / "run"), "--configfile",
+         str(tmp_path / "paper.yaml"), str(tmp_path / "subsets.yaml"), "--rerun-triggers", "input", "params"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "results/data/dapo_seen_1x64.parquet" in out.stdout and "results/data/dapo_seen_64.parquet" not in out.stdout
+    assert "results/subsets/dapo/cfull_s0.parquet" in out.stdout

@@ -30,6 +30,7 @@ class DatasetConfig:
     split: str  # the split label of every row, when the source has no split column
     on_bad_rows: str  # error | drop: unusable rows stop the job, or are excluded and counted in its log
     check_answers: bool  # every gold answer must be one math-verify can read
+    deduplicate: str  # text: repeated problem texts dropped; id: repeated problem_ids only
     path: str | None = None  # a Parquet / JSONL file, or a hub id / save_to_disk folder (hf)
     hf_name: str | None = None  # a hub dataset's configuration name
     problem_pattern: str | None = None  # a regex with a group `problem`: the bare problem inside the source's prompt
@@ -141,9 +142,16 @@ def normalize(raw: pd.DataFrame, spec: DatasetConfig, name: str) -> pd.DataFrame
         df["split"] = raw["split"] if "split" in raw else spec.split
 
     before = len(df)
-    df = df[~df["problem"].map(normalize_text).duplicated()].reset_index(drop=True)
+    key = df["problem"].map(normalize_text) if spec.deduplicate == "text" else df["problem_id"]
+    df = df[~key.duplicated()].reset_index(drop=True)
     if len(df) < before:
-        log.info("dataset %s: dropped %d duplicate problems (%d left)", name, before - len(df), len(df))
+        log.info(
+            "dataset %s: dropped %d duplicate problems by %s (%d left)",
+            name,
+            before - len(df),
+            spec.deduplicate,
+            len(df),
+        )
     return exclude_bad_rows(df, spec, name)[list(PROBLEM_COLUMNS)].astype(str)
 
 
