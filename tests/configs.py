@@ -60,7 +60,7 @@ def run_rollouts(
     )
 
 
-def vllm_rollout_engine(model_dir, student, lora_sync="request", sleep=True, max_logprobs=16):
+def vllm_rollout_engine(model_dir, student, lora_sync="request", sleep=True, max_logprobs=16, max_model_len=256):
     """A vLLM rollout engine for the tiny model, as the training script makes one, and its settings."""
     from selfdistill.backends import make_rollout_engine
     from selfdistill.models import ModelConfig
@@ -72,7 +72,7 @@ def vllm_rollout_engine(model_dir, student, lora_sync="request", sleep=True, max
         dtype="float32",
         chat_kwargs={},
         lora="request",
-        vllm={"max_model_len": 256, "enforce_eager": True},
+        vllm={"max_model_len": max_model_len, "enforce_eager": True},
         sampling={},
     )
     engine = EngineConfig(

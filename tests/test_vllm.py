@@ -7,6 +7,8 @@ adapter, merged adapter), valid gradable sampled outputs, and prompt log-probs e
 transformers forward pass.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -17,9 +19,11 @@ from selfdistill.backends import Sampling  # noqa: E402
 from selfdistill.backends.hf import HFBackend  # noqa: E402
 from selfdistill.backends.vllm import VLLMBackend  # noqa: E402
 from selfdistill.generation import generate_table  # noqa: E402
+from selfdistill.models import load_model, load_tokenizer  # noqa: E402
 from selfdistill.prompts import prompt_ids, student_user_turn  # noqa: E402
+from selfdistill.train.model import trainable_model  # noqa: E402
 
-from configs import GRADING  # noqa: E402
+from configs import GRADING, LORA, TRAINING  # noqa: E402
 
 # CPU attention kernels need head_dim >= 32; 10% of this machine's memory is plenty for the KV cache.
 ENGINE = {"max_model_len": 256, "gpu_memory_utilization": 0.1, "enforce_eager": True}
@@ -373,3 +377,42 @@ def test_two_ranks_with_engines_resume_from_their_shards(model_dir, tmp_path):
     resumed = _train(tmp_path, "resumed", state=state, **common)
     uninterrupted = _train(tmp_path, "uninterrupted", **common)
     _assert_same(uninterrupted, resumed, ["loss", "grad_norm", "reward", "engine_logp_gap"])
+
+
+@pytest.fixture(scope="module")
+def long_model_dir(toy_tokenizer_dir, tmp_path_factory):
+    """The vLLM tests' model with room for prompts of several KV-cache blocks."""
+    from conftest import save_tiny_model
+
+    arch = {"hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1}
+    return save_tiny_model(toy_tokenizer_dir, tmp_path_factory.mktemp("long"), {**arch, "max_positions": 1024}, 0.3)
+
+
+def test_a_sync_resets_the_prefix_cache(long_model_dir, monkeypatch):
+    """Prompts of 300 tokens sharing their first 298 (several KV blocks, cached by the first call):
+    after the weights are loaded in place, the engine's greedy continuations are the new student's,
+    not ones attending to the prefix's stale cached keys and values. Negative control: the reset
+    skipped, and they are not."""
+    from configs import vllm_rollout_engine
+
+    tokenizer = load_tokenizer(long_model_dir)
+    student = trainable_model(load_model(long_model_dir), LORA, replace(TRAINING, finetune="full"))
+    engine = vllm_rollout_engine(long_model_dir, student, max_model_len=1024)[0]
+    prefix = [5 + (7 * i) % 200 for i in range(298)]
+    prompts = [prefix + [9, 10], prefix + [11, 12]]
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=24)
+
+    def continuations(backend):
+        return [c.token_ids for c in backend.generate(prompts, greedy)]
+
+    try:
+        continuations(engine)  # the shared prefix is now cached under the initial weights
+        for step, reset in ((0, True), (1, False)):
+            optimizer_step(student, seed=step)
+            expected = continuations(HFBackend(student, tokenizer))
+            if not reset:
+                monkeypatch.setattr(engine.llm, "reset_prefix_cache", lambda *a, **k: True)
+            engine.sync(student)
+            assert (continuations(engine) == expected) == reset, f"step {step}"
+    finally:
+        engine.close()
