@@ -43,6 +43,38 @@ def is_rank_process() -> bool:
 
 
 def launch_command(processes: int, argv: list[str], port: int) -> list[str]:
+    """How the job's process starts its ranks. Inside a SLURM allocation: SLURM's own launcher, one
+    task per rank spread over the job's nodes (`srun`, a step sharing the job's resources), each task
+    given torchrun's variables from SLURM's (RANK = SLURM_PROCID, LOCAL_RANK = SLURM_LOCALID, the
+    first node of the step as MASTER_ADDR), so one node and many take the same path. Elsewhere:
+    `accelerate launch` on this machine (torchrun's launcher; on a machine without GPUs the ranks
+    run on CPU over gloo)."""
+    if "SLURM_JOB_ID" in os.environ and shutil.which("srun"):
+        nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1"))
+        if processes % nodes:
+            raise ValueError(
+                f"training.processes = {processes} ranks do not spread evenly over the job's {nodes} nodes: "
+                "give the training rules a number of nodes that divides it (resources: nodes)"
+            )
+        ranks_env = (
+            'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS '
+            f'MASTER_PORT={port} MASTER_ADDR=$(scontrol show hostnames "$SLURM_STEP_NODELIST" | head -n 1); '
+            'exec "$@"'
+        )
+        return [
+            "srun",
+            "--overlap",  # inside the job's own step: share its resources rather than wait for them
+            "--kill-on-bad-exit=1",
+            f"--ntasks={processes}",
+            f"--nodes={nodes}",
+            f"--ntasks-per-node={processes // nodes}",
+            "bash",
+            "-c",
+            ranks_env,
+            "rank",
+            sys.executable,
+            *argv,
+        ]
     # --multi_gpu selects torchrun's launcher; on a machine without GPUs it runs the ranks on CPU.
     return [
         sys.executable,
@@ -73,7 +105,7 @@ def run_as_ranks(processes: int, argv: list[str]) -> int | None:
     if processes <= 1:
         return None
     with socket.socket() as s:  # a free port for the ranks' rendezvous
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         port = s.getsockname()[1]
     return subprocess.run(launch_command(processes, argv, port)).returncode
 
