@@ -42,9 +42,17 @@ def test_paper_scale_model_reads_the_gpu_measurements(tmp_path):
     out = tmp_path / "model.json"
     run("bench/paper_scale_model.py", "--out", str(out))
     result = json.loads(out.read_text())
-    assert 0 < result["measured"]["distill_step_utilization"]["checkpointing"] < 1
-    full_8b = [r for r in result["rows"] if r["model"] == "Qwen3-8B" and r["finetune"] == "full"]
-    assert all(r["hours_per_run"][0] <= r["hours_per_run"][1] for r in full_8b)
+    assert all(0 < u < 1 for u in result["measured"]["full_finetuning_utilization"])
+    rows = {(r["model"], r["gpu"], r["ranks"], r["mean_response_tokens"]): r for r in result["rows"]}
+    assert not rows[("Qwen3-8B", "H200", 1, 4096)]["fits"]  # 16 bytes per parameter: 8B needs sharding
+    assert rows[("Qwen3-8B", "H100", 4, 4096)]["fits"]
+    for (model, gpu, ranks, response), r in rows.items():
+        assert r["hours"][0] <= r["hours"][1]
+        if ranks > 1:  # more ranks: less time per run
+            assert r["hours"][1] < rows[(model, gpu, 1, response)]["hours"][1]
+    for totals in result["grid_gpu_hours"].values():
+        parts = [v for k, v in totals.items() if k != "total"]
+        assert totals["total"][0] == pytest.approx(sum(p[0] for p in parts)) and totals["total"][0] > 0
 
 
 def test_the_pretraining_benchmark_runs(tmp_path):
