@@ -57,7 +57,7 @@ def launch_command(processes: int, argv: list[str], port: int) -> list[str]:
                 "give the training rules a number of nodes that divides it (resources: nodes)"
             )
         ranks_env = (
-            'export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS '
+            "export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS "
             f'MASTER_PORT={port} MASTER_ADDR=$(scontrol show hostnames "$SLURM_STEP_NODELIST" | head -n 1); '
             'exec "$@"'
         )
