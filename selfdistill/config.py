@@ -517,16 +517,6 @@ def semantic_errors(config: dict, config_files=()) -> list[str]:
     for name, model in config["models"].items():
         if "toy_pretrain" in model and model["source"] != "toy":
             error(f"models.{name}.toy_pretrain", model["toy_pretrain"], "applies to toy models only", "remove it")
-        if model["backend"] != "hf":
-            for set_name, eval_set in config["eval_sets"].items():
-                if eval_set["epistemic"] == "forced":
-                    error(
-                        f"eval_sets.{set_name}.epistemic",
-                        "forced",
-                        f"needs the transformers backend (a stateful logits processor), and models.{name}.backend "
-                        f"is {model['backend']}",
-                        "use backend hf for this model, or epistemic banned / free",
-                    )
         if model["source"] == "toy":
             if "toy_pretrain" not in config:
                 error(

@@ -145,7 +145,6 @@ BAD = [
     ("eval_sets.ood_checks_on.n_problems", 32, "organism.ood_on = 'ood_checks_on' samples other problems"),
     ("eval_sets.test_checks_off.temperature", 1.0, "organism.in_domain_on = 'test_checks_on' samples other"),
     ("models.toy_null.toy_pretrain.traces.world", "flat", "traces.world = 'flat' is not allowed"),
-    ("models.toy.backend", "vllm", "eval_sets.ood_checks_on.epistemic = 'forced' needs the transformers backend"),
 ]
 
 

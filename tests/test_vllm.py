@@ -416,3 +416,43 @@ def test_a_sync_resets_the_prefix_cache(long_model_dir, monkeypatch):
             assert (continuations(engine) == expected) == reset, f"step {step}"
     finally:
         engine.close()
+
+
+def test_forcing_holds_back_the_end_of_thinking_until_an_epistemic_word(model_dir):
+    """`epistemic: forced` through vLLM's logits processor (as through transformers'): no completion
+    ends (EOS or </think>) before it has sampled an id of E. The engine is started with the end-of-
+    thinking ids biased up (a model that wants to stop at once): without forcing, nearly every
+    completion ends with no epistemic word (the negative control)."""
+    from selfdistill.backends import end_of_thinking_ids, epistemic_ids
+
+    backend = VLLMBackend(model_dir, engine=ENGINE, seed=0)
+    tok = backend.tokenizer
+    ends, words = set(end_of_thinking_ids(tok)), set(epistemic_ids(tok))
+    prompt = [tok.encode("Compute 1+2+3.")]
+    original = backend.llm.generate
+
+    def eager_to_stop(inputs, params, **kwargs):  # every request's end ids biased by +30, as the HF test's head
+        for p in params:
+            p.logit_bias = {**(p.logit_bias or {}), **{i: 30.0 for i in ends}}
+        return original(inputs, params, **kwargs)
+
+    backend.llm.generate = eager_to_stop
+
+    def ended(epistemic):
+        """(completions that ended before an epistemic word, completions that stopped at all)."""
+        sampling = Sampling(n=32, temperature=1.0, max_new_tokens=60, seed=0, epistemic=epistemic)
+        bad = stopped = 0
+        for c in backend.generate(prompt, sampling):
+            first_end = next((i for i, t in enumerate(c.token_ids) if t in ends), None)
+            first_word = next((i for i, t in enumerate(c.token_ids) if t in words), None)
+            bad += first_end is not None and (first_word is None or first_word > first_end)
+            stopped += c.finish_reason == "stop"
+        return bad, stopped
+
+    try:
+        assert ended("free")[0] >= 30
+        bad, stopped = ended("forced")
+        # None ends early, and once a word is out the biased end follows: forcing is released, not stuck.
+        assert bad == 0 and stopped >= 16
+    finally:
+        backend.close()

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from selfdistill.backends import Completion, Sampling, check_fits, epistemic_ids
+from selfdistill.backends import Completion, Sampling, check_fits, end_of_thinking_ids, epistemic_ids
 from selfdistill.models import ModelConfig, is_full_model, load_tokenizer
 
 
@@ -59,7 +59,16 @@ class VLLMBackend:
         elif adapter_path:
             options.update(enable_lora=True, max_lora_rank=max(8, adapter_rank(adapter_path)))
             self.lora_request = LoRARequest("adapter", 1, str(adapter_path))
-        self.llm = LLM(model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=seed, **options)
+        from selfdistill.backends.vllm_forced import NoEndBeforeEpistemic
+
+        self.llm = LLM(
+            model=model_path,
+            tokenizer=tokenizer_path,
+            dtype=dtype,
+            seed=seed,
+            logits_processors=[NoEndBeforeEpistemic],  # `epistemic: forced`, switched on per request
+            **options,
+        )
 
     def generate(
         self,
@@ -74,9 +83,11 @@ class VLLMBackend:
         k with seed + k), so no two prompts share a random stream."""
         from vllm import SamplingParams
 
+        from selfdistill.backends.vllm_forced import request_args
+
         check_fits(prompts, sampling, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
-        if sampling.epistemic == "forced":  # the config check refuses it first; this guards other callers
-            raise ValueError("epistemic: forced needs the transformers backend (a stateful logits processor)")
+        tok = self.tokenizer
+        forced = request_args(end_of_thinking_ids(tok), epistemic_ids(tok)) if sampling.epistemic == "forced" else None
         indices = list(range(len(prompts))) if indices is None else indices
         # vLLM refuses n > 1 when greedy: send each prompt n times instead.
         copies = sampling.n if sampling.temperature == 0 else 1
@@ -94,6 +105,7 @@ class VLLMBackend:
                 logit_bias=(
                     {i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.epistemic == "banned" else None
                 ),
+                extra_args=forced,
             )
             for index, ids in zip(indices, prompts, strict=True)
             for _ in range(copies)
