@@ -129,10 +129,13 @@ def shard(model):
     Float32 masters (`selfdistill.precision`) are gathered in their compute dtype and their
     gradients reduced in float32 (verl's FSDP mixed precision). A single process keeps the model
     as it is."""
-    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+    return model if world_size() == 1 else fully_shard_model(model)
 
-    if world_size() == 1:
-        return model
+
+def fully_shard_model(model):
+    """What `shard` does with N > 1 ranks, whatever the number: at one rank, the sharded path (FSDP's
+    mixed precision, its hooks, nccl) checked on one GPU (bench/fsdp_check.py)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 
     policy = MixedPrecisionPolicy()
     if precision.has_masters(model):
