@@ -17,7 +17,6 @@ import copy
 from contextlib import nullcontext
 
 import torch
-import torch.distributed as dist
 
 _ATTR = "compute_dtype"  # set on a model whose trainable weights are float32 masters
 
@@ -48,8 +47,11 @@ def has_masters(model) -> bool:
 
 def autocast(model):
     """The context for a forward pass of `model`: autocast to its compute dtype when it holds float32
-    masters in one process (sharded ranks compute in it through FSDP's MixedPrecisionPolicy)."""
-    if not has_masters(model) or (dist.is_initialized() and dist.get_world_size() > 1):
+    masters and is not sharded (a sharded model, even on one rank, computes in it through FSDP's
+    MixedPrecisionPolicy)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    if not has_masters(model) or isinstance(model, FSDPModule):
         return nullcontext()
     return torch.autocast(next(model.parameters()).device.type, dtype=compute_dtype(model))
 
