@@ -54,7 +54,8 @@ def test_two_ranks_train_as_one_process(tiny_model_dir, tmp_path, method, finetu
     common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune, "teacher": teacher}
     one = _train(tmp_path, "one", processes=1, **common)
     two = _train(tmp_path, "two", processes=2, **common)
-    keys = ["loss", "grad_norm", "tokens"] + ([] if method == "sft" else ["reward", "mean_length", "masked_fraction"])
+    keys = ["loss", "grad_norm", "tokens", "update_changed", "update_ratio"]
+    keys += [] if method == "sft" else ["reward", "mean_length", "masked_fraction"]
     _assert_same(one, two, keys)
     if method != "sft":  # each rank sampled its own prompts: rank 0 the first, rank 1 the second
         assert shares(tmp_path, "two") == [[[0], [0]], [[1], [1]]]

@@ -33,26 +33,35 @@ class StepStats:
 
 
 class UpdateProbe:
-    """Reads a fixed sample of every trainable tensor (up to 64 evenly spaced entries of this rank's
-    shard of each) before and after an optimizer step: which fraction of the weights the step really
-    changed, and its size relative to the weights. A few hundred small reads per step whatever the
-    model's size; it shows an update that rounds to nothing (bf16 weights, a zero learning rate)."""
+    """Reads a fixed sample of every trainable tensor (64 evenly spaced entries of each, by their
+    index in the whole tensor, so the same entries whatever the number of ranks sharding it) before
+    and after an optimizer step: which fraction of the weights the step really changed, and its
+    size relative to the weights. A few hundred small reads per step whatever the model's size; it
+    shows an update that rounds to nothing (bf16 weights, a zero learning rate)."""
 
     PER_TENSOR = 64
 
     def __init__(self, params):
-        self.locals = [p.to_local() if hasattr(p, "to_local") else p for p in params]
-        self.index = [
-            torch.linspace(0, t.numel() - 1, min(t.numel(), self.PER_TENSOR), device=t.device).long()
-            for t in self.locals
-        ]
+        self.reads = [self._local_read(p) for p in params]
+
+    def _local_read(self, p):
+        """(this rank's tensor, the flat indices into it of the sampled entries it holds)."""
+        numel = p.numel()  # of the whole tensor, sharded or not
+        wanted = torch.linspace(0, numel - 1, min(numel, self.PER_TENSOR)).long()
+        if not hasattr(p, "to_local"):
+            return p, wanted
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+        local = p.to_local()
+        shape, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
+        row = math.prod(p.shape[1:])  # FSDP shards dim 0: this rank holds whole rows [offset, offset + rows)
+        start, stop = offset[0] * row, (offset[0] + shape[0]) * row
+        held = wanted[(wanted >= start) & (wanted < stop)]
+        return local, held - start
 
     def read(self) -> torch.Tensor:
-        if not self.locals:
-            return torch.zeros(0, dtype=torch.float64)
-        return torch.cat(
-            [t.detach().reshape(-1)[i].double().cpu() for t, i in zip(self.locals, self.index, strict=True)]
-        )
+        parts = [t.detach().reshape(-1)[i.to(t.device)].double().cpu() for t, i in self.reads]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
 
     @staticmethod
     def compare(before: torch.Tensor, after: torch.Tensor) -> tuple[float, float]:
