@@ -1,0 +1,207 @@
+"""Mutation testing of the numeric core: run mutmut on the functions that compute reported numbers and
+write the score per module to bench/results/mutation.json (docs/mutation.md).
+
+    pip install mutmut==3.8.1            # the `mutation` extra
+    python bench/mutation.py             # every module in SCOPE, 2 mutants at a time
+    python bench/mutation.py --modules selfdistill.train.losses selfdistill.stats
+    python bench/mutation.py --report    # re-read the last run's results, run nothing
+
+mutmut (configured in pyproject.toml) copies the package into mutants/, records which test of the
+selected files calls each function, and runs each mutant against only those tests; results persist in
+mutants/, so a second run re-tests only what changed. A survivor is either killed by a test or listed in
+EQUIVALENT with the reason it cannot change a number; the report matches a survivor to an entry by its
+function and its mutated line, so the list survives edits elsewhere in a module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results" / "mutation.json"
+
+# module -> the functions (Class.method for methods) whose mutants count; "*" = all of the module's.
+# Left out, on purpose: text rendering (markdown tables, messages), process and weight plumbing (the
+# grading pool's workers, the teacher's weight swaps), model and tokenizer construction, and the two long
+# training loops (train_on_rollouts, pretrain), whose per-mutant cost is the whole training test set.
+SCOPE = {
+    "selfdistill.grading": [
+        "final_segment",
+        "_closing_braces",
+        "last_boxed",
+        "extract_answer",
+        "_normalize",
+        "verify",
+        "grade_responses",
+    ],
+    "selfdistill.epistemic": ["*"],
+    "selfdistill.data.coverage": ["*"],
+    "selfdistill.train.losses": ["*"],
+    "selfdistill.train.objectives": [
+        "distill_token_loss",
+        "Distillation.token_loss",
+        "teacher_turns",
+        "grpo_token_loss",
+        "group_advantages",
+        "GRPO.prepare",
+        "GRPO.token_loss",
+    ],
+    "selfdistill.train.batching": [
+        "build_batch",
+        "micro_batches",
+        "completion_nll_sum",
+        "_packed",
+        "completion_hidden",
+        "completion_logits",
+        "log_softmax",
+        "sampled_logp",
+    ],
+    "selfdistill.train.step": ["*"],
+    "selfdistill.train.sft": ["sft_examples", "train_sft", "select_traces"],
+    "selfdistill.train.rollouts": ["rollout_rewards", "_Step.chunk", "_micro_loss", "_mini_batches"],
+    "selfdistill.toy_model": ["_response_ids", "pretraining_loss"],
+    "selfdistill.stats": ["*"],
+    "selfdistill.organism": [
+        "guess_outcomes",
+        "_wait_after",
+        "_accuracy",
+        "gate",
+        "seed_effect",
+        "predict",
+        "_margin",
+        "sum_lengths",
+        "_arm",
+        "_base",
+        "organism_effects",
+        "_between_worlds",
+        "_against_prediction",
+    ],
+}
+
+# (module, function, the mutated line as mutmut writes it, why no number can change). Filled from runs.
+EQUIVALENT: list[tuple[str, str, str, str]] = []
+
+
+def mutant_glob(module: str, function: str) -> str:
+    """mutmut's name pattern for a function's mutants (methods are mangled as xǁClassǁmethod)."""
+    if function == "*":
+        return f"{module}.*"
+    cls, _, name = function.rpartition(".")
+    return f"{module}.xǁ{cls}ǁ{name}__mutmut_*" if cls else f"{module}.x_{function}__mutmut_*"
+
+
+def run_mutmut(modules: list[str], max_children: int) -> float:
+    globs = [mutant_glob(m, f) for m in modules for f in SCOPE[m]]
+    # One thread per mutant process: the children share the machine's cores.
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    start = time.monotonic()
+    subprocess.run(
+        [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(max_children), *globs],
+        cwd=ROOT,
+        env=env,
+        check=False,  # mutmut exits non-zero when mutants survive; the report says which
+    )
+    return time.monotonic() - start
+
+
+def in_scope(module: str, key: str) -> bool:
+    """Whether mutant `key` (module.x_function__mutmut_n) belongs to a function in SCOPE[module]."""
+    import fnmatch
+
+    return any(fnmatch.fnmatchcase(key, mutant_glob(module, f)) for f in SCOPE[module])
+
+
+def function_of(key: str) -> str:
+    name = key.rpartition(".")[2].split("__mutmut_")[0]
+    return ".".join(part for part in name.removeprefix("x_").removeprefix("x").split("ǁ") if part)
+
+
+def mutated_lines(diff: str) -> str:
+    return "\n".join(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and line[1:2] != "+")
+
+
+def report(wall_s: float | None, modules: list[str]) -> dict:
+    os.chdir(ROOT)
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
+    from mutmut.stats import status_by_exit_code
+
+    equivalent = {(m, f, line): reason for m, f, line, reason in EQUIVALENT}
+    used, table, survivors, listed = set(), {}, [], []
+    for module in SCOPE:
+        path = Path(*module.split(".")).with_suffix(".py")
+        data = SourceFileMutationData(path=path)
+        data.load()
+        counts = Counter()
+        for key, code in sorted(data.exit_code_by_key.items()):
+            if not in_scope(module, key):
+                continue
+            status = status_by_exit_code[code]
+            if status == "survived":
+                diff = get_diff_for_mutant(key, path=path)
+                match = (module, function_of(key), mutated_lines(diff))
+                if match in equivalent:
+                    used.add(match)
+                    status = "equivalent"
+                    listed.append({"mutant": key, "mutated": match[2], "reason": equivalent[match]})
+                else:
+                    survivors.append({"mutant": key, "diff": diff})
+            counts[status] += 1
+        counts["mutants"] = sum(counts.values())
+        decided = counts["killed"] + counts["timeout"] + counts["equivalent"]
+        tested = counts["mutants"] - counts["not checked"]
+        counts["score"] = round(decided / tested, 4) if tested else None
+        table[module] = dict(counts)
+    return {
+        "command": "python bench/mutation.py" + (f" --modules {' '.join(modules)}" if modules != list(SCOPE) else ""),
+        "tool": "mutmut " + _version(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other developers' jobs",
+        "wall_s": round(wall_s) if wall_s is not None else None,
+        "scope": SCOPE,
+        "per_module": table,
+        "equivalent": listed,
+        "unused_equivalent_entries": [list(k) for k in equivalent if k not in used],
+        "survived": survivors,
+    }
+
+
+def _version() -> str:
+    from importlib.metadata import version
+
+    return version("mutmut")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--modules", nargs="+", choices=list(SCOPE), default=list(SCOPE))
+    parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2 cores)")
+    parser.add_argument("--report", action="store_true", help="only re-read the last run's results")
+    args = parser.parse_args()
+    wall = None if args.report else run_mutmut(args.modules, args.max_children)
+    if args.report and RESULTS.exists():
+        wall = json.loads(RESULTS.read_text()).get("wall_s")
+    result = report(wall, args.modules)
+    tmp = RESULTS.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    tmp.replace(RESULTS)
+    print(f"{'module':32} {'mutants':>7} {'killed':>6} {'timeout':>7} {'equiv':>5} {'survived':>8} {'score':>6}")
+    for module, c in result["per_module"].items():
+        print(
+            f"{module:32} {c['mutants']:7} {c.get('killed', 0):6} {c.get('timeout', 0):7} "
+            f"{c.get('equivalent', 0):5} {c.get('survived', 0):8} {c['score'] if c['score'] is not None else '-':>6}"
+        )
+    print(f"{len(result['survived'])} survivors (diffs in {RESULTS.relative_to(ROOT)})")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,389 @@
+"""Numbers of the training code checked against independent computations: float64 numpy references
+and hand-computed cases. Each test kills mutants that the rest of the suite let survive
+(docs/mutation.md); the docstrings name them."""
+
+import numpy as np
+import pytest
+import torch
+
+from selfdistill.train.losses import generalized_jsd, topk_tail
+from selfdistill.train.objectives import distill_token_loss, group_advantages, grpo_token_loss
+
+from configs import rollout_hp
+
+
+def _logp(shape, seed, scale=2.0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.log_softmax(torch.randn(shape, generator=g, dtype=torch.float64) * scale, -1)
+
+
+def _np_log_softmax(x):
+    x = x - x.max(-1, keepdims=True)
+    return x - np.log(np.exp(x).sum(-1, keepdims=True))
+
+
+def _np_jsd(s, t, alpha):
+    """Generalized JSD of probability arrays (SDPO's convention, as tests/test_losses.py's reference)."""
+
+    def kl(a, b):
+        return np.sum(np.where(a > 0, a * (np.log(np.where(a > 0, a, 1)) - np.log(np.where(a > 0, b, 1))), 0), -1)
+
+    if alpha == 0:
+        return kl(t, s)
+    if alpha == 1:
+        return kl(s, t)
+    m = alpha * t + (1 - alpha) * s
+    return alpha * kl(t, m) + (1 - alpha) * kl(s, m)
+
+
+def _np_restrict(p, ids):
+    """p at `ids` (last dim) and one tail bucket with the rest of the mass."""
+    top = np.take_along_axis(p, ids, -1)
+    return np.concatenate([top, 1 - top.sum(-1, keepdims=True)], -1)
+
+
+# ---- top-k + tail supports ----------------------------------------------------------------------
+
+
+def test_topk_tail_restricts_both_distributions_to_the_students_top_k():
+    """Kills topk_tail taking the teacher's top-k ids: with k < vocabulary and different tops, the
+    support, both restricted distributions and the divergence follow the student's top k."""
+    s, t = _logp((3, 4, 30), 20), _logp((3, 4, 30), 21)
+    k = 5
+    s_k, t_k, ids = topk_tail(s, t, k)
+    p, q = s.exp().numpy(), t.exp().numpy()
+    student_top = np.argsort(-p, -1)[..., :k]
+    assert not np.array_equal(np.sort(student_top, -1), np.sort(np.argsort(-q, -1)[..., :k], -1))
+    np.testing.assert_array_equal(ids.numpy(), student_top)
+    np.testing.assert_allclose(s_k.exp().numpy(), _np_restrict(p, student_top), rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(t_k.exp().numpy(), _np_restrict(q, student_top), rtol=1e-10, atol=1e-14)
+    reference = _np_jsd(_np_restrict(p, student_top), _np_restrict(q, student_top), 0.5)
+    np.testing.assert_allclose(generalized_jsd(s_k, t_k, 0.5).numpy(), reference, rtol=1e-9)
+
+
+@pytest.mark.parametrize("support", ["full", "topk", "teacher_topk"])
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
+def test_distill_token_loss_is_the_divergence_at_the_sampling_temperature(support, alpha):
+    """The loss of logits / T on each support against a numpy reference (temperature 0.7, k = 6 of 25)."""
+    g = torch.Generator().manual_seed(3)
+    student, teacher = torch.randn(2, 3, 25, generator=g, dtype=torch.float64), torch.randn(2, 3, 25, generator=g)
+    teacher = (teacher * 2).double()
+    ids, in_e = torch.zeros(2, 3, dtype=torch.long), torch.zeros(25, dtype=torch.bool)
+    hp = rollout_hp("onpolicy", temperature=0.7, support=support, topk=6, alpha=alpha)
+    per_token, divergence = distill_token_loss(student, teacher, ids, in_e, hp, "standard")
+    p = np.exp(_np_log_softmax(student.numpy() / 0.7))
+    q = np.exp(_np_log_softmax(teacher.numpy() / 0.7))
+    if support != "full":
+        top = np.argsort(-(p if support == "topk" else q), -1)[..., :6]
+        p, q = _np_restrict(p, top), _np_restrict(q, top)
+    np.testing.assert_allclose(per_token.numpy(), _np_jsd(p, q, alpha), rtol=1e-8, atol=1e-12)
+    np.testing.assert_allclose(divergence.numpy(), per_token.numpy())
+
+
+def test_sampled_token_loss_weights_log_p_by_the_detached_log_ratio():
+    """Sampled support: loss = -(log q(y) - log p(y)) * log p(y) with the ratio detached, divergence
+    log p(y) - log q(y), at temperature 0.5; its gradient is the reward times the score."""
+    g = torch.Generator().manual_seed(4)
+    student = torch.randn(2, 4, 15, generator=g, dtype=torch.float64).requires_grad_(True)
+    teacher = torch.randn(2, 4, 15, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, 15, (2, 4), generator=g)
+    hp = rollout_hp("onpolicy", temperature=0.5, support="sampled")
+    per_token, divergence = distill_token_loss(student, teacher, ids, torch.zeros(15, dtype=torch.bool), hp, "standard")
+    log_p = np.take_along_axis(_np_log_softmax(student.detach().numpy() / 0.5), ids.numpy()[..., None], -1)[..., 0]
+    log_q = np.take_along_axis(_np_log_softmax(teacher.numpy() / 0.5), ids.numpy()[..., None], -1)[..., 0]
+    np.testing.assert_allclose(per_token.detach().numpy(), -(log_q - log_p) * log_p, rtol=1e-10)
+    np.testing.assert_allclose(divergence.numpy(), log_p - log_q, rtol=1e-10)
+    per_token.sum().backward()
+    x = student.detach().requires_grad_(True)
+    reward = torch.tensor(log_q - log_p)  # a constant: no gradient flows through the teacher's reward
+    (-reward * torch.log_softmax(x / 0.5, -1).gather(-1, ids[..., None])[..., 0]).sum().backward()
+    torch.testing.assert_close(student.grad, x.grad, rtol=1e-9, atol=1e-12)
+
+
+# ---- the on-policy loss's truncated importance weights -----------------------------------------
+
+
+def test_is_clip_weights_each_token_by_its_ratio_truncated_at_is_clip(tiny_model_dir):
+    """Kills the is_clip weights without their clamp: ratios p_now / p_sampled of 0.5, 1.5, 3 and 5
+    weigh the per-token loss by 0.5, 1.5, 2 and 2 (is_clip = 2)."""
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.objectives import make_objective
+
+    from configs import TEMPLATES
+
+    model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
+    vocab, k = len(tok), 8
+    g = torch.Generator().manual_seed(5)
+    logits = torch.randn(1, 4, vocab, generator=g)
+    ids = torch.randint(0, vocab, (1, 4), generator=g)
+    teacher_logp = torch.log_softmax(torch.randn(1, 4, vocab, generator=g) * 2, -1)
+    top_logp, top_ids = teacher_logp.topk(k, -1)
+    ratios = np.array([0.5, 1.5, 3.0, 5.0])
+    now = np.take_along_axis(_np_log_softmax(logits.double().numpy()), ids.numpy()[..., None], -1)[..., 0]
+    old = torch.tensor(now - np.log(ratios))
+    hp = rollout_hp("onpolicy", temperature=1.0, support="teacher_topk", topk=k, alpha=0.5, is_clip=2.0)
+    objective = make_objective("onpolicy", model, tok, hp, "solution", "standard", TEMPLATES)
+    assert objective.needs_old_logp
+    per_token, divergence = objective.token_loss(logits, ids, (top_ids, top_logp), old, slice(0, 4))
+
+    p = np.exp(_np_log_softmax(logits.double().numpy()))
+    q = np.exp(teacher_logp.double().numpy())
+    top = top_ids.numpy()
+    unweighted = _np_jsd(_np_restrict(p, top), _np_restrict(q, top), 0.5)
+    np.testing.assert_allclose(divergence.detach().numpy(), unweighted, rtol=1e-4)
+    np.testing.assert_allclose(per_token.detach().numpy(), unweighted * np.minimum(ratios, 2.0), rtol=1e-4)
+
+
+# ---- GRPO ---------------------------------------------------------------------------------------
+
+
+def test_grpo_clips_the_ratio_asymmetrically_for_either_sign_of_the_advantage():
+    """Kills the ratio clipped to [1 - clip_high, 1 + clip_high] (clip_low ignored) and the swapped
+    bounds: -min(r A, clip(r, 1 - 0.2, 1 + 0.28) A), ratios 0.5 to 2.5, advantages +1, -1, +0.5, -2."""
+    hp = rollout_hp("grpo", clip_low=0.2, clip_high=0.28)
+    ratios = np.array([0.5, 0.75, 0.79, 0.81, 1.0, 1.2, 1.27, 1.29, 1.6, 2.5])
+    advantages = np.array([1.0, -1.0, 0.5, -2.0])
+    old = torch.log(torch.rand(4, len(ratios), generator=torch.Generator().manual_seed(6), dtype=torch.float64))
+    new = old + torch.log(torch.tensor(ratios))[None]
+    loss = grpo_token_loss(new, old, torch.tensor(advantages), hp).numpy()
+    r, a = ratios[None], advantages[:, None]
+    expected = -np.minimum(r * a, np.clip(r, 0.8, 1.28) * a)
+    np.testing.assert_allclose(loss, expected, rtol=1e-12)
+    # By hand: a negative advantage at ratio 0.5 is held at the low bound: 0.8 (clip_high's 0.72 would differ).
+    assert loss[1, 0] == pytest.approx(0.8) and loss[0, -1] == pytest.approx(-1.28)
+
+
+def test_grpo_objective_loss_uses_the_sampled_tokens_log_probs_at_the_temperature():
+    """GRPO.token_loss on logits / 0.5 against numpy: on-policy (old = new) the per-token loss is -A."""
+    from selfdistill.train.objectives import GRPO
+
+    g = torch.Generator().manual_seed(7)
+    logits = torch.randn(2, 3, 11, generator=g, dtype=torch.float64)
+    ids = torch.randint(0, 11, (2, 3), generator=g)
+    log_p = np.take_along_axis(_np_log_softmax(logits.numpy() / 0.5), ids.numpy()[..., None], -1)[..., 0]
+    objective = GRPO(rollout_hp("grpo", temperature=0.5, clip_low=0.2, clip_high=0.28))
+    advantages = torch.tensor([0.7, -1.3], dtype=torch.float64)
+    per_token, divergence = objective.token_loss(logits, ids, advantages, torch.tensor(log_p), slice(0, 3))
+    assert divergence is None
+    np.testing.assert_allclose(per_token.numpy(), -advantages.numpy()[:, None].repeat(3, 1), rtol=1e-12)
+    shifted = objective.token_loss(logits, ids, advantages, torch.tensor(log_p - np.log(1.1)), slice(0, 3))[0]
+    np.testing.assert_allclose(shifted.numpy(), -1.1 * advantages.numpy()[:, None].repeat(3, 1), rtol=1e-12)
+
+
+def test_group_advantages_scaled_by_the_groups_population_std():
+    """Groups of 4: reward minus the group mean, over the group's std (ddof 0) + 1e-4; by hand for
+    [1, 0, 0, 0]: mean 0.25, std sqrt(3)/4."""
+    rewards = np.array([1.0, 0.0, 0.0, 0.0, 1.0, 1.0, 0.0, 1.0])
+    got = group_advantages(rewards, n=4, scale=True)
+    std = np.sqrt(3) / 4
+    np.testing.assert_allclose(got[:4], np.array([0.75, -0.25, -0.25, -0.25]) / (std + 1e-4), rtol=1e-12)
+    np.testing.assert_allclose(got[4:], np.array([0.25, 0.25, -0.75, 0.25]) / (std + 1e-4), rtol=1e-12)
+    np.testing.assert_allclose(group_advantages(rewards, n=2, scale=False), [0.5, -0.5, 0, 0, 0, 0, -0.5, 0.5])
+
+
+# ---- one optimizer step over micro-batches ------------------------------------------------------
+
+
+def _quadratic_micro_loss(w, data):
+    """micro_loss for accumulate_and_step: sum over the micro-batch's items of (w . x - y)^2, x scale."""
+
+    def micro_loss(micro, scale):
+        loss = sum(((w * data[i][0]).sum() - data[i][1]) ** 2 for i in micro)
+        (loss * scale).backward()
+        return loss.item(), float(len(micro))
+
+    return micro_loss
+
+
+@pytest.mark.parametrize("max_grad_norm", [100.0, 0.5])
+def test_accumulate_and_step_takes_the_token_mean_gradient_step(max_grad_norm):
+    """SGD (lr 1) on three items in micro-batches [0, 1], [2], normalized by n_tokens = 4: the step is
+    minus the summed gradient / 4, clipped to max_grad_norm; the sums and the pre-clip norm come back."""
+    from selfdistill.train.step import accumulate_and_step
+
+    data = [(np.array([1.0, 2.0]), 1.0), (np.array([0.5, -1.0]), 2.0), (np.array([3.0, 0.0]), -1.0)]
+    w0 = np.array([0.3, -0.2])
+    w = torch.tensor(w0, requires_grad=True)
+    data_t = [(torch.tensor(x), y) for x, y in data]
+    opt = torch.optim.SGD([w], lr=1.0)
+    loss, extra, norm = accumulate_and_step(
+        [w], opt, [[0, 1], [2]], _quadratic_micro_loss(w, data_t), 4, max_grad_norm, step=0
+    )
+    residuals = [x @ w0 - y for x, y in data]
+    grad = sum(2 * r * x for r, (x, _) in zip(residuals, data, strict=True)) / 4
+    assert loss == pytest.approx(sum(r**2 for r in residuals), rel=1e-12)
+    assert extra == 3.0 and norm == pytest.approx(np.linalg.norm(grad), rel=1e-12)
+    step = grad * min(1.0, max_grad_norm / (np.linalg.norm(grad) + 1e-6))
+    np.testing.assert_allclose(w.detach().numpy(), w0 - step, rtol=1e-9)
+    assert w.grad is None  # freed for the next rollouts
+
+
+def test_accumulate_and_step_without_micro_batches_does_not_step():
+    from selfdistill.train.step import accumulate_and_step
+
+    w = torch.tensor([1.0, 2.0], requires_grad=True)
+    assert accumulate_and_step([w], torch.optim.SGD([w], lr=1.0), [], None, 0, 1.0, step=0) == (0.0, 0.0, 0.0)
+    assert w.tolist() == [1.0, 2.0]
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 5])
+def test_backward_in_chunks_gives_the_gradient_of_the_scaled_whole(chunk):
+    """hidden = x @ W over 5 positions, loss = sum(hidden^2) and extra = sum(hidden), chunk by chunk:
+    dW = 2 x^T hidden * scale (by hand), and the sums are those of all positions."""
+    from selfdistill.train.step import backward_in_chunks
+
+    g = torch.Generator().manual_seed(8)
+    x = torch.randn(2, 5, 3, generator=g, dtype=torch.float64)
+    weight = torch.randn(3, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    hidden = x @ weight
+    loss, extra = backward_in_chunks(hidden, lambda h, pos: ((h**2).sum(), h.sum()), chunk, scale=0.25)
+    h = (x @ weight).detach()
+    assert loss == pytest.approx(float((h**2).sum()), rel=1e-12) and extra == pytest.approx(float(h.sum()), rel=1e-12)
+    expected = 0.25 * 2 * torch.einsum("bpi,bpj->ij", x, h)
+    torch.testing.assert_close(weight.grad, expected, rtol=1e-12, atol=1e-12)
+    # Without a gradient to carry (evaluation), the sums alone.
+    frozen = backward_in_chunks(h, lambda h, pos: ((h**2).sum(), h.sum()), chunk, scale=0.25)
+    assert frozen == pytest.approx((loss, extra), rel=1e-12)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_require_finite_stops_at_a_non_finite_value_only(bad):
+    from selfdistill.train.step import require_finite
+
+    require_finite(3, loss=1.0, grad_norm=0.0)
+    with pytest.raises(FloatingPointError, match=r"step 3: grad_norm = "):
+        require_finite(3, loss=1.0, grad_norm=bad)
+
+
+# ---- SFT: completion-only NLL, normalized by the step's completion tokens ----------------------
+
+
+def _float64_student(model_dir):
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.model import add_lora
+
+    from configs import LORA
+
+    torch.manual_seed(0)
+    model = add_lora(load_model(model_dir, dtype="float64"), LORA)
+    with torch.no_grad():  # a trained adapter, so its weights get a gradient of their own
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.5)
+    return model, load_tokenizer(model_dir)
+
+
+def _completion_nll_and_grad_norm(model, examples):
+    """Mean NLL of the completion tokens only (prompts unscored), by a direct forward per example,
+    and the norm of its gradient over the trainable weights."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    total, count = 0.0, 0
+    for prompt, completion in examples:
+        logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + completion])).logits[0], -1)
+        for i, token in enumerate(completion):
+            total = total - logp[len(prompt) - 1 + i, token]
+            count += 1
+    mean = total / count
+    grads = torch.autograd.grad(mean, params)
+    return mean.item(), torch.sqrt(sum((g**2).sum() for g in grads)).item(), count
+
+
+def test_sft_loss_is_the_completion_only_nll_over_the_steps_tokens(tiny_model_dir):
+    """Kills SFT training on prompt tokens (labels not masked) and any other normalization: the first
+    step's logged loss and gradient norm equal the directly computed mean completion NLL (float64) and
+    its gradient's norm, over 5 examples of uneven lengths in micro-batches of 2."""
+    from selfdistill.train.sft import train_sft
+
+    from configs import sft_hp
+
+    model, tok = _float64_student(tiny_model_dir)
+    examples = [
+        ([5, 6, 7, 8][: 2 + k % 3], [9 + k, 20, 21 + 2 * k][: 1 + k % 3] + [tok.eos_token_id]) for k in range(5)
+    ]
+    loss, grad_norm, count = _completion_nll_and_grad_norm(model, examples)
+    hp = sft_hp(lr=1e-3, epochs=1, batch_size=5, micro_batch_size=2, max_grad_norm=1e6, checkpoint_every=0)
+    rows = train_sft(model, tok, examples, hp, seed=0, loss_chunk=2)
+    assert rows[0]["tokens"] == count
+    assert rows[0]["loss"] == pytest.approx(loss, rel=1e-9)
+    assert rows[0]["grad_norm"] == pytest.approx(grad_norm, rel=1e-7)
+
+
+def test_sft_schedule_covers_each_epoch_with_a_linearly_decaying_learning_rate(tiny_model_dir):
+    """6 examples, batches of 3, 2 epochs: 4 steps, epochs [0, 0, 1, 1], lr 1e-3 x (1 - s / 4), each
+    step on 3 distinct examples, every example once per epoch."""
+    from selfdistill.train.sft import train_sft
+
+    from configs import sft_hp
+
+    model, tok = _float64_student(tiny_model_dir)
+    examples = [([5, 6], [10 + k] * (1 + k)) for k in range(6)]  # example k has k + 1 completion tokens
+    hp = sft_hp(lr=1e-3, epochs=2, batch_size=3, micro_batch_size=2, checkpoint_every=0)
+    rows = train_sft(model, tok, examples, hp, seed=1, loss_chunk=4)
+    assert [r["step"] for r in rows] == [0, 1, 2, 3] and [r["epoch"] for r in rows] == [0, 0, 1, 1]
+    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    # An epoch's two steps see every example once: their completion tokens add up to 1 + ... + 6.
+    assert rows[0]["tokens"] + rows[1]["tokens"] == 21 and rows[2]["tokens"] + rows[3]["tokens"] == 21
+
+
+def test_sft_examples_cycle_through_a_problems_kept_traces_by_repeat(toy_tokenizer_dir):
+    """The k-th repeat of a problem trains on its (k mod n)-th trace, its ids as stored; uncovered
+    problems are named."""
+    import pandas as pd
+    from transformers import AutoTokenizer
+
+    from selfdistill import prompts
+    from selfdistill.train.sft import sft_examples
+
+    from configs import TEMPLATES
+
+    tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
+    traces = pd.DataFrame({"problem_id": ["a", "a", "b"], "token_ids": [[1, 2], [3], [4, 5, 6]]})
+    subset = pd.DataFrame(
+        {
+            "problem_id": ["a", "a", "a", "b", "c"],
+            "problem": ["1+2", "1+2", "1+2", "3+4", "5+6"],
+            "repeat": [0, 1, 2, 0, 0],
+        }
+    )
+    examples, uncovered = sft_examples(subset, traces, tok, TEMPLATES.student)
+    assert [c for _, c in examples] == [[1, 2], [3], [1, 2], [4, 5, 6]] and uncovered == ["c"]
+    student = prompts.prompt_ids(tok, prompts.student_user_turn(TEMPLATES.student, "3+4"))
+    assert examples[3][0] == student
+
+
+def test_pretraining_gradient_is_that_of_the_mean_nll_over_trained_tokens():
+    """pretraining_loss back-propagates the mean NLL over trained tokens (not the sum, not a
+    per-micro-batch mean): its gradient equals that of a direct float64 computation."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    from selfdistill.toy_model import pretraining_loss
+
+    torch.manual_seed(0)
+    config = Qwen2Config(
+        vocab_size=16,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        max_position_embeddings=32,
+    )
+    model = Qwen2ForCausalLM(config).double().eval()
+    examples = [
+        ([3, 4, 5, 6], [7, 2], [True, True]),
+        ([3, 5, 7], [9, 8, 1, 2], [True, False, False, True]),
+        ([3, 5], [6, 6, 6, 6, 6, 2], [True] * 6),
+    ]
+    total, count = 0.0, 0
+    for prompt, response, trained in examples:
+        logp = torch.log_softmax(model(torch.tensor([prompt + response])).logits[0], -1)
+        for i, (token, keep) in enumerate(zip(response, trained, strict=True)):
+            if keep:
+                total = total - logp[len(prompt) - 1 + i, token]
+                count += 1
+    expected = torch.autograd.grad(total / count, list(model.parameters()))
+    model.zero_grad()
+    nll_sum, n_tokens = pretraining_loss(model, examples, pad_id=0, micro_batch_size=2)
+    assert n_tokens == count == 10 and nll_sum == pytest.approx(total.item(), rel=1e-6)  # float32 softmax
+    for p, e in zip(model.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-8)
