@@ -88,7 +88,42 @@ SCOPE = {
 }
 
 # (module, function, the mutated line as mutmut writes it, why no number can change). Filled from runs.
-EQUIVALENT: list[tuple[str, str, str, str]] = []
+EQUIVALENT: list[tuple[str, str, str, str]] = [
+    (
+        "selfdistill.data.coverage",
+        "coverage_subset",
+        "repeats = max(2, math.ceil(batch_size / coverage))",
+        "a second repeat is made only when coverage >= batch_size, and the slice to max(coverage, batch_size) "
+        "rows drops it",
+    ),
+    *(
+        (
+            "selfdistill.data.coverage",
+            "coverage_subset",
+            f"filled = pd.concat([subset.assign(repeat=r) for r in range(repeats)], {arg})",
+            "the index is reset (dropped) after the slice anyway",
+        )
+        for arg in ("ignore_index=None", "", "ignore_index=False")
+    ),
+    *(
+        (
+            "selfdistill.train.sft",
+            "sft_examples",
+            f'by_problem = {{pid: g["token_ids"].tolist() for pid, g in traces.groupby("problem_id", {arg})}}',
+            "the groups go into a dict looked up by problem id: their order is never used",
+        )
+        for arg in ("sort=True", "sort=None", "")
+    ),
+    *(
+        (
+            "selfdistill.train.sft",
+            "select_traces",
+            f'for pid, group in kept.groupby("problem_id", {arg}):',
+            "only the order of the problems in the outputs changes; each problem's selection and report row do not",
+        )
+        for arg in ("sort=None", "")
+    ),
+]
 
 
 def mutant_glob(module: str, function: str) -> str:
@@ -194,12 +229,13 @@ def main() -> None:
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(RESULTS)
-    print(f"{'module':32} {'mutants':>7} {'killed':>6} {'timeout':>7} {'equiv':>5} {'survived':>8} {'score':>6}")
+    # A markdown table, as docs/mutation.md shows it.
+    print("| module | mutants | killed | timeout | equivalent | survived | no test reaches it | not run | score |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for module, c in result["per_module"].items():
-        print(
-            f"{module:32} {c['mutants']:7} {c.get('killed', 0):6} {c.get('timeout', 0):7} "
-            f"{c.get('equivalent', 0):5} {c.get('survived', 0):8} {c['score'] if c['score'] is not None else '-':>6}"
-        )
+        score = "-" if c["score"] is None else f"{100 * c['score']:.1f}%"
+        counts = (c.get(k, 0) for k in ("killed", "timeout", "equivalent", "survived", "no tests", "not checked"))
+        print(f"| {module} | {c['mutants']} | " + " | ".join(map(str, counts)) + f" | {score} |")
     print(f"{len(result['survived'])} survivors (diffs in {RESULTS.relative_to(ROOT)})")
 
 

@@ -61,6 +61,31 @@ def test_topk_tail_restricts_both_distributions_to_the_students_top_k():
     np.testing.assert_allclose(generalized_jsd(s_k, t_k, 0.5).numpy(), reference, rtol=1e-9)
 
 
+def test_a_tail_with_no_mass_left_is_floored_at_1e_minus_7():
+    """When the top k hold all the mass the tail bucket is log(1 - exp(-1e-7)) (finite, ~-16.1),
+    never -inf or NaN; otherwise it is log of the mass left (by hand: 0.3 and 0.6 kept -> 0.1)."""
+    from selfdistill.train.losses import with_tail
+
+    everything = _logp((2, 6), 22)
+    tail = with_tail(everything)[..., -1]
+    np.testing.assert_allclose(tail.numpy(), np.log(-np.expm1(-1e-7)), rtol=1e-6)
+    kept = torch.log(torch.tensor([[0.3, 0.6]], dtype=torch.float64))
+    np.testing.assert_allclose(with_tail(kept).exp().numpy(), [[0.3, 0.6, 0.1]], rtol=1e-12)
+
+
+def test_preserve_with_all_of_the_students_mass_on_e_keeps_a_finite_rest():
+    """preserve: if the student puts (almost) all its mass on E, the rest of q is rescaled into
+    1 - exp(-1e-7) of mass, not into 0 (which would make -inf targets and NaN gradients)."""
+    from selfdistill.train.losses import ablation_target
+
+    in_e = torch.tensor([True, True, False, False])
+    student = torch.log(torch.tensor([0.5, 0.5, 0.0, 0.0], dtype=torch.float64))
+    teacher = torch.log(torch.tensor([0.1, 0.1, 0.2, 0.6], dtype=torch.float64))
+    target = ablation_target(teacher, student, in_e, "preserve")
+    rest = -np.expm1(-1e-7)
+    np.testing.assert_allclose(target.exp().numpy(), [0.5, 0.5, 0.25 * rest, 0.75 * rest], rtol=1e-6)
+
+
 @pytest.mark.parametrize("support", ["full", "topk", "teacher_topk"])
 @pytest.mark.parametrize("alpha", [0.0, 0.3, 1.0])
 def test_distill_token_loss_is_the_divergence_at_the_sampling_temperature(support, alpha):
@@ -104,34 +129,35 @@ def test_sampled_token_loss_weights_log_p_by_the_detached_log_ratio():
 
 
 def test_is_clip_weights_each_token_by_its_ratio_truncated_at_is_clip(tiny_model_dir):
-    """Kills the is_clip weights without their clamp: ratios p_now / p_sampled of 0.5, 1.5, 3 and 5
-    weigh the per-token loss by 0.5, 1.5, 2 and 2 (is_clip = 2)."""
+    """Kills the is_clip weights without their clamp: ratios p_now / p_sampled (at the sampling
+    temperature 0.7) of 0.5, 1.5, 3 and 5 weigh the per-token loss by 0.5, 1.5, 2 and 2 (is_clip = 2);
+    the teacher's logits are its LM head on its hidden states, the support the student's top 8 + tail."""
     from selfdistill.models import load_model, load_tokenizer
     from selfdistill.train.objectives import make_objective
 
     from configs import TEMPLATES
 
-    model, tok = load_model(tiny_model_dir), load_tokenizer(tiny_model_dir)
-    vocab, k = len(tok), 8
+    model, tok = load_model(tiny_model_dir, dtype="float64"), load_tokenizer(tiny_model_dir)
+    vocab, width = len(tok), model.config.hidden_size
     g = torch.Generator().manual_seed(5)
-    logits = torch.randn(1, 4, vocab, generator=g)
+    logits = torch.randn(1, 4, vocab, generator=g, dtype=torch.float64)
     ids = torch.randint(0, vocab, (1, 4), generator=g)
-    teacher_logp = torch.log_softmax(torch.randn(1, 4, vocab, generator=g) * 2, -1)
-    top_logp, top_ids = teacher_logp.topk(k, -1)
+    hidden = torch.randn(1, 4, width, generator=g, dtype=torch.float64)
     ratios = np.array([0.5, 1.5, 3.0, 5.0])
-    now = np.take_along_axis(_np_log_softmax(logits.double().numpy()), ids.numpy()[..., None], -1)[..., 0]
-    old = torch.tensor(now - np.log(ratios))
-    hp = rollout_hp("onpolicy", temperature=1.0, support="teacher_topk", topk=k, alpha=0.5, is_clip=2.0)
+    now = np.take_along_axis(_np_log_softmax(logits.numpy() / 0.7), ids.numpy()[..., None], -1)[..., 0]
+    hp = rollout_hp("onpolicy", temperature=0.7, support="topk", topk=8, alpha=0.5, is_clip=2.0)
     objective = make_objective("onpolicy", model, tok, hp, "solution", "standard", TEMPLATES)
     assert objective.needs_old_logp
-    per_token, divergence = objective.token_loss(logits, ids, (top_ids, top_logp), old, slice(0, 4))
+    old = torch.tensor(now - np.log(ratios))
+    per_token, divergence = objective.token_loss(logits, ids, hidden, old, slice(0, 4))
 
-    p = np.exp(_np_log_softmax(logits.double().numpy()))
-    q = np.exp(teacher_logp.double().numpy())
-    top = top_ids.numpy()
+    head = model.get_output_embeddings().weight.detach().numpy()
+    p = np.exp(_np_log_softmax(logits.numpy() / 0.7))
+    q = np.exp(_np_log_softmax(hidden.numpy() @ head.T / 0.7))
+    top = np.argsort(-p, -1)[..., :8]
     unweighted = _np_jsd(_np_restrict(p, top), _np_restrict(q, top), 0.5)
-    np.testing.assert_allclose(divergence.detach().numpy(), unweighted, rtol=1e-4)
-    np.testing.assert_allclose(per_token.detach().numpy(), unweighted * np.minimum(ratios, 2.0), rtol=1e-4)
+    np.testing.assert_allclose(divergence.numpy(), unweighted, rtol=1e-9)
+    np.testing.assert_allclose(per_token.detach().numpy(), unweighted * np.minimum(ratios, 2.0), rtol=1e-9)
 
 
 # ---- GRPO ---------------------------------------------------------------------------------------
@@ -326,29 +352,27 @@ def test_sft_schedule_covers_each_epoch_with_a_linearly_decaying_learning_rate(t
 
 
 def test_sft_examples_cycle_through_a_problems_kept_traces_by_repeat(toy_tokenizer_dir):
-    """The k-th repeat of a problem trains on its (k mod n)-th trace, its ids as stored; uncovered
-    problems are named."""
+    """The k-th repeat of a problem trains on its (k mod n)-th trace, its ids as stored; an uncovered
+    problem is named and skipped, not the end; the chat settings reach the student prompt."""
     import pandas as pd
     from transformers import AutoTokenizer
 
-    from selfdistill import prompts
     from selfdistill.train.sft import sft_examples
 
-    from configs import TEMPLATES
-
     tok = AutoTokenizer.from_pretrained(toy_tokenizer_dir)
-    traces = pd.DataFrame({"problem_id": ["a", "a", "b"], "token_ids": [[1, 2], [3], [4, 5, 6]]})
+    # A template that shows its chat setting, so the test sees whether the setting reached it.
+    tok.chat_template = "{{ messages[0]['content'] }}{% if enable_thinking %} <think>{% endif %}"
+    traces = pd.DataFrame({"problem_id": ["a", "b", "a"], "token_ids": [[1, 2], [4, 5, 6], [3]]})
     subset = pd.DataFrame(
         {
-            "problem_id": ["a", "a", "a", "b", "c"],
-            "problem": ["1+2", "1+2", "1+2", "3+4", "5+6"],
-            "repeat": [0, 1, 2, 0, 0],
+            "problem_id": ["a", "c", "a", "b", "a"],
+            "problem": ["1+2", "5+6", "1+2", "3+4", "1+2"],
+            "repeat": [0, 0, 1, 0, 2],
         }
     )
-    examples, uncovered = sft_examples(subset, traces, tok, TEMPLATES.student)
-    assert [c for _, c in examples] == [[1, 2], [3], [1, 2], [4, 5, 6]] and uncovered == ["c"]
-    student = prompts.prompt_ids(tok, prompts.student_user_turn(TEMPLATES.student, "3+4"))
-    assert examples[3][0] == student
+    examples, uncovered = sft_examples(subset, traces, tok, "{problem}", {"enable_thinking": True})
+    assert [c for _, c in examples] == [[1, 2], [3], [4, 5, 6], [1, 2]] and uncovered == ["c"]
+    assert tok.decode(examples[2][0]) == "3+4 <think>"
 
 
 def test_pretraining_gradient_is_that_of_the_mean_nll_over_trained_tokens():
@@ -387,3 +411,105 @@ def test_pretraining_gradient_is_that_of_the_mean_nll_over_trained_tokens():
     assert n_tokens == count == 10 and nll_sum == pytest.approx(total.item(), rel=1e-6)  # float32 softmax
     for p, e in zip(model.parameters(), expected, strict=True):
         torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-8)
+
+
+# ---- coverage subsets ---------------------------------------------------------------------------
+
+
+def _problems(n_train=10):
+    import pandas as pd
+
+    ids = [f"p{i:02d}" for i in range(n_train + 2)]
+    return pd.DataFrame(
+        {
+            "problem_id": ids,
+            "problem": [f"q{i}" for i in range(n_train + 2)],
+            "answer": [str(i) for i in range(n_train + 2)],
+            "split": ["train"] * n_train + ["test"] * 2,
+        }
+    )
+
+
+def test_coverage_subset_repeats_the_seeds_first_problems_and_numbers_the_repeats():
+    """3 problems for a batch of 8: the seed order's first 3, cycled, truncated to 8 rows, `repeat`
+    0, 0, 0, 1, 1, 1, 2, 2 (the SFT trace each row takes), the problems' columns plus `repeat`."""
+    from selfdistill.data.coverage import coverage_subset, nested_order
+
+    problems = _problems()
+    first = nested_order(problems.loc[problems["split"] == "train", "problem_id"], seed=4)[:3]
+    subset = coverage_subset(problems, 3, seed=4, batch_size=8)
+    assert subset["problem_id"].tolist() == (first * 3)[:8]
+    assert subset["repeat"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2]
+    assert list(subset.columns) == ["problem_id", "problem", "answer", "split", "repeat"]
+    assert subset.index.tolist() == list(range(8))
+    everything = coverage_subset(problems, "full", seed=4, batch_size=8)
+    assert len(everything) == 10 and everything["repeat"].tolist() == [0] * 10
+
+
+def test_coverage_beyond_the_training_split_names_the_fix():
+    from selfdistill.data.coverage import coverage_subset
+
+    with pytest.raises(ValueError, match=r"coverage 11 exceeds the 10 training problems: lower it in `coverage` or "):
+        coverage_subset(_problems(), 11, seed=0, batch_size=8)
+    with pytest.raises(ValueError, match=r"or enlarge the training split$"):
+        coverage_subset(_problems(), 11, seed=0, batch_size=8)
+
+
+# ---- token log-probabilities --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
+def test_sampled_logp_is_the_log_softmax_of_logits_over_temperature(dtype):
+    """At temperature 0.6 against numpy; bf16 logits are scored in float32 (not bf16), float64 stays."""
+    from selfdistill.train.batching import log_softmax, sampled_logp
+
+    g = torch.Generator().manual_seed(9)
+    logits = (torch.randn(2, 3, 13, generator=g, dtype=torch.float64) * 3).to(dtype)
+    ids = torch.randint(0, 13, (2, 3), generator=g)
+    reference = _np_log_softmax(logits.double().numpy() / 0.6)
+    got = sampled_logp(logits, ids, 0.6)
+    assert got.dtype == (torch.float64 if dtype == torch.float64 else torch.float32)
+    assert log_softmax(logits).dtype == got.dtype
+    rtol = 1e-12 if dtype == torch.float64 else 1e-5
+    np.testing.assert_allclose(
+        got.double().numpy(), np.take_along_axis(reference, ids.numpy()[..., None], -1)[..., 0], rtol=rtol
+    )
+    np.testing.assert_allclose(
+        log_softmax(logits).double().numpy(), _np_log_softmax(logits.double().numpy()), rtol=rtol
+    )
+
+
+def test_select_traces_target_falls_back_to_the_median_of_all_unguided_counts():
+    """A problem with no correct unguided trace takes the median count of every unguided trace
+    (by hand: 1, 5, 7, 9 -> 6); with no unguided traces at all, 0. The report's numbers by hand."""
+    import pandas as pd
+
+    from selfdistill.train.sft import select_traces
+
+    teacher = pd.DataFrame(
+        {
+            "problem_id": ["a", "a", "a", "b", "b"],
+            "sample": [0, 1, 2, 0, 1],
+            "epistemic_count": [0, 5, 8, 1, 4],
+            "n_tokens": [10, 20, 30, 40, 50],
+            "kept": [True, True, True, True, False],
+        }
+    )
+    unguided = pd.DataFrame(
+        {
+            "problem_id": ["a", "a", "b", "b"],
+            "epistemic_count": [1, 5, 7, 9],
+            "n_tokens": [100, 200, 300, 500],
+            "correct": [False, False, False, True],
+        }
+    )
+    selected, report = select_traces(teacher, unguided, "preserve", per_problem=1)
+    assert selected["epistemic_count"].tolist() == [5, 1]  # a: |5 - 6| is least; b: its one kept trace
+    row = report.set_index("problem_id").loc["a"]
+    assert row["target_epistemic_count"] == 6.0 and row["unguided_mean_tokens"] == 150.0
+    assert row["candidates"] == 3 and row["selected"] == 1
+    assert row["before_epistemic_count"] == pytest.approx(13 / 3) and row["after_epistemic_count"] == 5
+    assert row["before_mean_tokens"] == 20.0 and row["after_mean_tokens"] == 20.0
+    assert report.set_index("problem_id").loc["b", "target_epistemic_count"] == 9.0
+    _, alone = select_traces(teacher, unguided.iloc[:0], "preserve", per_problem=2)
+    assert alone["target_epistemic_count"].tolist() == [0.0, 0.0] and alone["unguided_mean_tokens"].isna().all()

@@ -1,0 +1,217 @@
+"""The statistics and the organism's effects against hand-computed cases and exact references (exact
+permutation p-values, normal-approximation interval widths); each kills mutants the rest of the suite
+let survive (docs/mutation.md)."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from selfdistill.stats import bootstrap_ci, hierarchical_ci, holm, independent_difference, paired_difference
+
+
+def _normal_width(values, level=0.95):
+    """Width of the normal-approximation CI of a mean: the bootstrap's should be close for n = 400."""
+    z = {0.95: 1.959964, 0.8: 1.281552}[level]
+    return 2 * z * np.std(values, ddof=1) / math.sqrt(len(values))
+
+
+@pytest.mark.parametrize("level", [0.95, 0.8])
+def test_bootstrap_intervals_have_the_normal_width_at_their_level(level):
+    """400 uniform values: the percentile bootstrap CI (problems) and the hierarchical one (1 seed x
+    400 problems) are centred on the mean with the normal width at that level, within 10%."""
+    values = np.random.default_rng(11).random(400)
+    for low, high in (bootstrap_ci(values, level=level), hierarchical_ci(values[None], level=level)):
+        assert low < values.mean() < high
+        assert abs((low + high) / 2 - values.mean()) < 0.1 * (high - low)
+        assert (high - low) == pytest.approx(_normal_width(values, level), rel=0.1)
+
+
+def test_bootstrap_ci_of_two_values_and_of_a_constant():
+    """Two problems already give an interval (inside their range); a constant gives the constant."""
+    low, high = bootstrap_ci(np.array([0.0, 1.0]))
+    assert 0.0 <= low < high <= 1.0
+    assert bootstrap_ci(np.array([0.3, 0.3, 0.3])) == (0.3, 0.3)
+    assert all(np.isnan(bootstrap_ci(np.array([0.3]))))
+
+
+def test_hierarchical_ci_resamples_seeds_then_problems_by_hand():
+    """Two seeds, one all 0 and one all 1: a resample's mean is the share of seed-1 draws, 0, 1/2 or 1
+    with probabilities 1/4, 1/2, 1/4, so the 95% interval is [0, 1]; across problems of one seed, the
+    same for two problems 0 and 1. Seeded: the same interval twice; another seed, the same here."""
+    seeds = np.array([[0.0] * 5, [1.0] * 5])
+    assert hierarchical_ci(seeds) == (0.0, 1.0)
+    assert hierarchical_ci(np.array([[0.0, 1.0]])) == (0.0, 1.0)
+    values = np.random.default_rng(12).random((3, 30))
+    assert hierarchical_ci(values, seed=5) == hierarchical_ci(values, seed=5)
+    assert hierarchical_ci(values, seed=5) != hierarchical_ci(values, seed=6)
+
+
+def test_paired_difference_sign_flip_p_is_exact_for_five_problems():
+    """Differences 1..5: of the 2^5 sign patterns only all-plus and all-minus reach |mean| 3, so the
+    two-sided p is 2/32; effect 3; the smallest attainable p 2^(1-5)."""
+    a = pd.Series([2.0, 3.0, 4.0, 5.0, 6.0], index=list("abcde"))
+    b = pd.Series([1.0, 1.0, 1.0, 1.0, 1.0], index=list("abcde"))
+    result = paired_difference(a, b)
+    assert result["effect"] == 3.0 and result["n_problems"] == 5
+    assert result["p_value"] == pytest.approx(2 / 32) and result["min_p"] == pytest.approx(1 / 16)
+    assert 1.0 <= result["ci_low"] < 3.0 < result["ci_high"] <= 5.0
+    # Differences 1, 1, 1, -1, 1, 1 (mean 2/3): patterns with |mean| >= 2/3 have at most one sign
+    # unlike the others' majority: 2 x (1 + 6) = 14 of 64.
+    c = pd.Series([1.0, 1, 1, -1, 1, 1], index=list("abcdef"))
+    assert paired_difference(c, c * 0)["p_value"] == pytest.approx(14 / 64)
+
+
+def test_paired_difference_of_one_problem_or_only_residue():
+    one = paired_difference(pd.Series([0.5], index=["a"]), pd.Series([0.2], index=["a"]))
+    assert one["effect"] == pytest.approx(0.3) and one["min_p"] == 1.0 and np.isnan(one["p_value"])
+    none = paired_difference(pd.Series([], dtype=float), pd.Series([], dtype=float))
+    assert none["n_problems"] == 0 and np.isnan(none["effect"]) and np.isnan(none["min_p"])
+    tiny = paired_difference(pd.Series([1e-13, 5e-13], index=["a", "b"]), pd.Series([0.0, 0.0], index=["a", "b"]))
+    assert tiny["effect"] == 0.0 and tiny["p_value"] == 1.0 and tiny["min_p"] == 0.5
+
+
+def test_independent_difference_exact_permutation_p_by_hand():
+    """[3, 4] vs [1, 2]: of the 6 relabellings only the observed split and its mirror reach |2|, p = 2/6;
+    three against two: 10 relabellings, p = 2/10."""
+    two = independent_difference([3.0, 4.0], [1.0, 2.0])
+    assert two["effect"] == 2.0 and two["p_value"] == pytest.approx(1 / 3) and two["min_p"] == pytest.approx(1 / 3)
+    three = independent_difference([5.0, 6.0, 7.0], [1.0, 2.0])
+    assert three["effect"] == pytest.approx(4.5) and three["p_value"] == pytest.approx(0.2)
+    assert three["min_p"] == pytest.approx(0.2) and 2.0 < three["ci_low"] < 4.5 < three["ci_high"] < 7.0
+    lone = independent_difference([1.0], [2.0, 3.0])
+    assert lone["effect"] == -1.5 and lone["min_p"] == pytest.approx(2 / 3) and np.isnan(lone["p_value"])
+    assert np.isnan(independent_difference([], [1.0, 2.0])["min_p"])
+
+
+def test_holm_by_hand():
+    """Sorted p 0.01, 0.03, 0.04, 0.2 times 4, 3, 2, 1 is 0.04, 0.09, 0.08, 0.2; made monotone:
+    0.04, 0.09, 0.09, 0.2; capped at 1; NaNs are not tests."""
+    np.testing.assert_allclose(holm([0.04, 0.01, 0.2, 0.03]), [0.09, 0.04, 0.2, 0.09])
+    np.testing.assert_allclose(holm([0.5, np.nan, 0.6]), [1.0, np.nan, 1.0])
+    np.testing.assert_allclose(holm([0.02, np.nan, 0.01]), [0.02, np.nan, 0.02])
+
+
+def _cell_rows(matrix, model="m"):
+    """Per-problem rows of one grid cell: matrix[seed][problem] accuracy (None: not evaluated)."""
+    rows = []
+    for seed, values in enumerate(matrix):
+        for i, value in enumerate(values):
+            if value is not None:
+                rows.append(
+                    {
+                        "model": model,
+                        "method": "sft",
+                        "richness": "solution",
+                        "ablation": "standard",
+                        "coverage": 8,
+                        "eval_set": "ood",
+                        "seed": seed,
+                        "problem_id": f"p{i}",
+                        "accuracy": value,
+                        "mean_tokens": 100 * value,
+                        "epistemic_count": 2.0,
+                        "epistemic_density": 10 * value,
+                    }
+                )
+    return rows
+
+
+def test_cell_estimates_by_hand_with_three_seeds_and_a_problem_one_seed_missed():
+    """Seeds [.1 .2 .3 .4], [.2 .3 .4 .5], [.3 .4 .5 -]: p3 is dropped (not every seed evaluated it),
+    mean 0.3, sd of the seed means [.2 .3 .4] 0.1, the hierarchical CI of the 3 x 3 matrix."""
+    from selfdistill.stats import cell_estimates
+
+    matrix = [[0.1, 0.2, 0.3, 0.4], [0.2, 0.3, 0.4, 0.5], [0.3, 0.4, 0.5, None]]
+    row = cell_estimates(pd.DataFrame(_cell_rows(matrix))).iloc[0]
+    assert row["n_seeds"] == 3 and row["n_problems"] == 4
+    assert row["accuracy"] == pytest.approx(0.3) and row["accuracy_sd_seeds"] == pytest.approx(0.1)
+    assert row["mean_tokens"] == pytest.approx(30.0) and row["epistemic_density"] == pytest.approx(3.0)
+    full = np.array([[0.1, 0.2, 0.3], [0.2, 0.3, 0.4], [0.3, 0.4, 0.5]])
+    assert (row["accuracy_ci_low"], row["accuracy_ci_high"]) == pytest.approx(hierarchical_ci(full))
+    assert (row["mean_tokens_ci_low"], row["mean_tokens_ci_high"]) == pytest.approx(hierarchical_ci(100 * full))
+
+
+def test_cell_estimates_of_one_seed_bootstrap_the_problems():
+    from selfdistill.stats import cell_estimates
+
+    values = [0.0, 0.5, 1.0, 0.25, 0.75]
+    rows = _cell_rows([values]) + _cell_rows([[0.2, 0.2]], model="other")
+    cells = cell_estimates(pd.DataFrame(rows)).set_index("model")
+    row = cells.loc["m"]
+    assert row["n_seeds"] == 1 and row["n_problems"] == 5 and row["accuracy"] == pytest.approx(0.5)
+    assert np.isnan(row["accuracy_sd_seeds"])
+    assert (row["accuracy_ci_low"], row["accuracy_ci_high"]) == pytest.approx(bootstrap_ci(np.array(values)))
+    assert cells.loc["other", "accuracy"] == pytest.approx(0.2)
+
+
+def test_per_problem_averages_each_problems_samples():
+    from selfdistill.stats import per_problem
+
+    samples = pd.DataFrame(
+        {
+            "problem_id": ["b", "a", "b", "a", "b"],
+            "correct": [True, False, False, False, True],
+            "n_tokens": [10, 20, 30, 40, 50],
+            "epistemic_count": [0, 1, 2, 3, 4],
+            "epistemic_density": [0.0, 50.0, 66.0, 75.0, 80.0],
+        }
+    )
+    table = per_problem(samples).set_index("problem_id")
+    assert list(table.index) == ["a", "b"]
+    assert table["accuracy"].tolist() == pytest.approx([0.0, 2 / 3])
+    assert table["mean_tokens"].tolist() == pytest.approx([30.0, 30.0])
+    assert table["epistemic_count"].tolist() == pytest.approx([2.0, 2.0])
+    assert table["epistemic_density"].tolist() == pytest.approx([62.5, 146 / 3])
+
+
+def _arm_rows(method, richness, ablation, accuracy, eval_set="ood", coverage=8, seeds=(0, 1)):
+    return [
+        {
+            "model": "m",
+            "method": method,
+            "richness": richness,
+            "ablation": ablation,
+            "coverage": coverage,
+            "eval_set": eval_set,
+            "seed": seed,
+            "problem_id": f"p{i}",
+            "accuracy": accuracy + 0.01 * i,
+        }
+        for seed in seeds
+        for i in range(10)
+    ]
+
+
+def test_standard_comparisons_by_hand():
+    """Base 0.5, sft/none 0.6, sft/solution 0.3, sft/solution/preserve 0.45 (+0.01 x problem index in
+    each): vs base +0.1, -0.2, -0.05; context vs none -0.3; preserve vs standard +0.15; no preserve
+    arm without context, so no such row. Ten equal differences: exact sign-flip p 2/1024, Holm x 5.
+    On a subset eval set the base model is compared on the same coverage's subsets."""
+    from selfdistill.stats import standard_comparisons
+
+    rows = (
+        _arm_rows("base", None, None, 0.5, coverage=np.nan, seeds=(np.nan,))
+        + _arm_rows("sft", "none", "standard", 0.6)
+        + _arm_rows("sft", "solution", "standard", 0.3)
+        + _arm_rows("sft", "solution", "preserve", 0.45)
+        + _arm_rows("base", None, None, 0.1, eval_set="sub", coverage=8, seeds=(np.nan,))
+        + _arm_rows("base", None, None, 0.9, eval_set="sub", coverage=16, seeds=(np.nan,))
+        + _arm_rows("sft", "none", "standard", 0.2, eval_set="sub")
+    )
+    table = standard_comparisons(pd.DataFrame(rows))
+    got = {
+        (r.eval_set, r.richness, r.ablation, r.comparison, r.against): round(r.effect, 10) for r in table.itertuples()
+    }
+    assert got == {
+        ("ood", "none", "standard", "vs base", "base"): 0.1,
+        ("ood", "solution", "standard", "vs base", "base"): -0.2,
+        ("ood", "solution", "standard", "context vs none", "richness none"): -0.3,
+        ("ood", "solution", "preserve", "vs base", "base"): -0.05,
+        ("ood", "solution", "preserve", "ablation vs standard", "ablation standard"): 0.15,
+        ("sub", "none", "standard", "vs base", "base"): 0.1,
+    }
+    assert (table["n_problems"] == 10).all()
+    np.testing.assert_allclose(table["p_value"], 2 / 1024)
+    np.testing.assert_allclose(table["p_holm"], 6 * 2 / 1024)
