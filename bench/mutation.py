@@ -8,9 +8,9 @@ write the score per module to bench/results/mutation.json (docs/mutation.md).
 
 mutmut (configured in pyproject.toml) copies the package into mutants/, records which test of the
 selected files calls each function, and runs each mutant against only those tests; results persist in
-mutants/, so a second run re-tests only what changed. A survivor is either killed by a test or listed in
-EQUIVALENT with the reason it cannot change a number; the report matches a survivor to an entry by its
-function and its mutated line, so the list survives edits elsewhere in a module.
+mutants/, so a second run re-tests only what changed. A survivor is either killed by a test or listed
+in bench/mutation_equivalent.yaml with the reason it cannot change a number; the report matches a
+survivor to an entry by its function and its mutated line, so the list survives edits elsewhere.
 """
 
 from __future__ import annotations
@@ -25,6 +25,8 @@ import time
 from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results" / "mutation.json"
@@ -87,43 +89,7 @@ SCOPE = {
     ],
 }
 
-# (module, function, the mutated line as mutmut writes it, why no number can change). Filled from runs.
-EQUIVALENT: list[tuple[str, str, str, str]] = [
-    (
-        "selfdistill.data.coverage",
-        "coverage_subset",
-        "repeats = max(2, math.ceil(batch_size / coverage))",
-        "a second repeat is made only when coverage >= batch_size, and the slice to max(coverage, batch_size) "
-        "rows drops it",
-    ),
-    *(
-        (
-            "selfdistill.data.coverage",
-            "coverage_subset",
-            f"filled = pd.concat([subset.assign(repeat=r) for r in range(repeats)], {arg})",
-            "the index is reset (dropped) after the slice anyway",
-        )
-        for arg in ("ignore_index=None", "", "ignore_index=False")
-    ),
-    *(
-        (
-            "selfdistill.train.sft",
-            "sft_examples",
-            f'by_problem = {{pid: g["token_ids"].tolist() for pid, g in traces.groupby("problem_id", {arg})}}',
-            "the groups go into a dict looked up by problem id: their order is never used",
-        )
-        for arg in ("sort=True", "sort=None", "")
-    ),
-    *(
-        (
-            "selfdistill.train.sft",
-            "select_traces",
-            f'for pid, group in kept.groupby("problem_id", {arg}):',
-            "only the order of the problems in the outputs changes; each problem's selection and report row do not",
-        )
-        for arg in ("sort=None", "")
-    ),
-]
+EQUIVALENT = ROOT / "bench" / "mutation_equivalent.yaml"
 
 
 def mutant_glob(module: str, function: str) -> str:
@@ -170,7 +136,8 @@ def report(wall_s: float | None, modules: list[str]) -> dict:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
 
-    equivalent = {(m, f, line): reason for m, f, line, reason in EQUIVALENT}
+    entries = yaml.safe_load(EQUIVALENT.read_text())
+    equivalent = {(e["module"], e["function"], line): e["reason"] for e in entries for line in e["mutated"]}
     used, table, survivors, listed = set(), {}, [], []
     for module in SCOPE:
         path = Path(*module.split(".")).with_suffix(".py")

@@ -505,6 +505,7 @@ def test_select_traces_target_falls_back_to_the_median_of_all_unguided_counts():
     )
     selected, report = select_traces(teacher, unguided, "preserve", per_problem=1)
     assert selected["epistemic_count"].tolist() == [5, 1]  # a: |5 - 6| is least; b: its one kept trace
+    assert list(selected.columns) == list(teacher.columns)  # no helper column left behind
     row = report.set_index("problem_id").loc["a"]
     assert row["target_epistemic_count"] == 6.0 and row["unguided_mean_tokens"] == 150.0
     assert row["candidates"] == 3 and row["selected"] == 1
@@ -513,3 +514,5 @@ def test_select_traces_target_falls_back_to_the_median_of_all_unguided_counts():
     assert report.set_index("problem_id").loc["b", "target_epistemic_count"] == 9.0
     _, alone = select_traces(teacher, unguided.iloc[:0], "preserve", per_problem=2)
     assert alone["target_epistemic_count"].tolist() == [0.0, 0.0] and alone["unguided_mean_tokens"].isna().all()
+    with pytest.raises(ValueError, match=r"unknown ablation 'keep' for sft: use standard, preserve or suppress"):
+        select_traces(teacher, unguided, "keep", per_problem=1)

@@ -215,3 +215,121 @@ def test_standard_comparisons_by_hand():
     assert (table["n_problems"] == 10).all()
     np.testing.assert_allclose(table["p_value"], 2 / 1024)
     np.testing.assert_allclose(table["p_holm"], 6 * 2 / 1024)
+
+
+# ---- the organism's gate and effects ------------------------------------------------------------
+
+
+def _organism_config(**overrides):
+    from selfdistill.organism import OrganismConfig
+
+    values = dict(
+        ood="ood",
+        in_domain="test",
+        ood_off="ood_off",
+        ood_on="ood_on",
+        in_domain_off="test_off",
+        in_domain_on="test_on",
+        min_ood_value=0.15,
+        max_in_domain_value=0.05,
+        min_wait_selectivity=0.3,
+        max_null_value=0.05,
+    )
+    return OrganismConfig(**{**values, **overrides})
+
+
+def _samples(correct, wrong_guesses=0, wait_wrong=(), wait_right=()):
+    """10 problems p0..p9 (answer 1): the first `correct` samples right; guesses wrong (2) for the
+    first `wrong_guesses`, right after; Wait in the samples listed; None: no guess at all."""
+    responses = []
+    for i in range(10):
+        if wrong_guesses is None:
+            responses.append("no guess")
+            continue
+        guess = "2" if i < wrong_guesses else "1"
+        responses.append(f"Guess: {guess}. " + ("Wait, no." if i in wait_wrong or i in wait_right else "Yes."))
+    return pd.DataFrame(
+        {"problem_id": [f"p{i}" for i in range(10)], "correct": np.arange(10) < correct, "response": responses}
+    )
+
+
+def test_gate_measurements_by_hand():
+    """OOD 3/10 off, 8/10 on; in domain 9/10 off, 10/10 on. OOD: 4 wrong guesses, Wait after 3 of them
+    and after 1 of 6 right ones; in domain: 2 wrong, Wait after 1, and after 2 of 8 right ones."""
+    from selfdistill.organism import gate
+
+    evals = {
+        "ood_off": _samples(3, None),
+        "ood_on": _samples(8, 4, wait_wrong={0, 1, 2}, wait_right={4}),
+        "in_domain_off": _samples(9, None),
+        "in_domain_on": _samples(10, 2, wait_wrong={0}, wait_right={2, 3}),
+    }
+    answers = pd.Series("1", index=[f"p{i}" for i in range(10)])
+    result = gate("guess_check", evals, answers, _organism_config())
+    expected = {
+        "world": "guess_check",
+        "ood_off": 0.3,
+        "ood_on": 0.8,
+        "ood_value": 0.5,
+        "in_domain_off": 0.9,
+        "in_domain_on": 1.0,
+        "in_domain_value": 0.1,
+        "wait_after_wrong_guess": 0.75,
+        "wait_after_right_guess": 1 / 6,
+        "wait_selectivity": 0.75 - 1 / 6,
+        "n_wrong_guesses": 4,
+        "wait_after_wrong_guess_in_domain": 0.5,
+        "wait_after_right_guess_in_domain": 0.25,
+        "n_wrong_guesses_in_domain": 2,
+        "passed": False,
+        "failures": ["checking is worth +0.100 in domain (organism.max_in_domain_value = 0.05)"],
+    }
+    assert result.keys() == expected.keys()
+    for key, value in expected.items():
+        assert result[key] == (pytest.approx(value) if isinstance(value, float) else value), key
+    # At the bounds the gate passes: value >= min, in-domain value <= max, selectivity >= min.
+    at_bounds = _organism_config(min_ood_value=0.5, max_in_domain_value=0.1, min_wait_selectivity=0.75 - 1 / 6)
+    assert gate("guess_check", evals, answers, at_bounds)["failures"] == []
+    messages = gate("guess_check", evals, answers, _organism_config(min_ood_value=0.6, min_wait_selectivity=0.6))
+    assert messages["failures"] == [
+        "checking is worth +0.500 OOD accuracy (organism.min_ood_value = 0.6)",
+        "checking is worth +0.100 in domain (organism.max_in_domain_value = 0.05)",
+        "Wait follows 0.75 of wrong guesses and 0.17 of right ones (organism.min_wait_selectivity = 0.6)",
+    ]
+
+
+def test_gate_without_guesses_to_compare_and_the_null_worlds_bound():
+    from selfdistill.organism import gate
+
+    evals = {
+        "ood_off": _samples(3, None),
+        "ood_on": _samples(4, None),
+        "in_domain_off": _samples(9, None),
+        "in_domain_on": _samples(9, None),
+    }
+    answers = pd.Series("1", index=[f"p{i}" for i in range(10)])
+    result = gate("guess_check", evals, answers, _organism_config(min_ood_value=0.1))
+    assert np.isnan(result["wait_selectivity"]) and result["n_wrong_guesses"] == 0
+    assert result["failures"] == [
+        "no wrong and right guesses to compare Wait after (0 wrong, 0 right parsed 'Guess: N.' in the forced-on "
+        "OOD samples): the model does not follow its world's grammar"
+    ]
+    # A selectivity of -1 is required by nothing: no guesses then pass.
+    assert gate("guess_check", evals, answers, _organism_config(min_ood_value=0.1, min_wait_selectivity=-1))["passed"]
+    # The null world: |value| <= max_null_value passes; above it fails with the value.
+    assert gate("null", evals, answers, _organism_config(max_null_value=0.11))["passed"]
+    assert gate("null", evals, answers, _organism_config(max_null_value=0.09))["failures"] == [
+        "checking is worth +0.100 OOD in the null world (organism.max_null_value = 0.09)"
+    ]
+
+
+def test_guess_outcomes_are_floats_with_nan_for_no_guess():
+    from selfdistill.organism import guess_outcomes
+
+    samples = pd.DataFrame(
+        {"problem_id": ["a", "b", "c"], "response": ["Guess: 3. Wait, no.", "Guess: 4. Yes.", "no guess, Wait"]}
+    )
+    outcomes = guess_outcomes(samples, pd.Series({"a": "3", "b": "5", "c": "1"}))
+    assert outcomes["guess_right"].dtype == np.float64 and outcomes["wait"].dtype == np.float64
+    np.testing.assert_array_equal(outcomes["guess_right"], [1.0, 0.0, np.nan])
+    np.testing.assert_array_equal(outcomes["wait"], [1.0, 0.0, 1.0])
