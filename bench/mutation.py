@@ -100,13 +100,13 @@ def mutant_glob(module: str, function: str) -> str:
     return f"{module}.xǁ{cls}ǁ{name}__mutmut_*" if cls else f"{module}.x_{function}__mutmut_*"
 
 
-def run_mutmut(modules: list[str], max_children: int) -> float:
-    globs = [mutant_glob(m, f) for m in modules for f in SCOPE[m]]
+def run_mutmut(names: list[str], max_children: int) -> float:
+    """Test the named mutants (or name patterns), every one of them again even if it has a result."""
     # One thread per mutant process: the children share the machine's cores.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     start = time.monotonic()
     subprocess.run(
-        [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(max_children), *globs],
+        [str(Path(sys.executable).parent / "mutmut"), "run", "--max-children", str(max_children), *names],
         cwd=ROOT,
         env=env,
         check=False,  # mutmut exits non-zero when mutants survive; the report says which
@@ -121,6 +121,16 @@ def in_scope(module: str, key: str) -> bool:
     return any(fnmatch.fnmatchcase(key, mutant_glob(module, f)) for f in SCOPE[module])
 
 
+def results(module: str) -> dict[str, str]:
+    """In-scope mutant name -> mutmut's status, from the last run's files under mutants/."""
+    from mutmut.mutation.data import SourceFileMutationData
+    from mutmut.stats import status_by_exit_code
+
+    data = SourceFileMutationData(path=Path(*module.split(".")).with_suffix(".py"))
+    data.load()
+    return {k: status_by_exit_code[c] for k, c in sorted(data.exit_code_by_key.items()) if in_scope(module, k)}
+
+
 def function_of(key: str) -> str:
     name = key.rpartition(".")[2].split("__mutmut_")[0]
     return ".".join(part for part in name.removeprefix("x_").removeprefix("x").split("ǁ") if part)
@@ -130,24 +140,16 @@ def mutated_lines(diff: str) -> str:
     return "\n".join(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and line[1:2] != "+")
 
 
-def report(wall_s: float | None, modules: list[str]) -> dict:
-    os.chdir(ROOT)
-    from mutmut.mutation.data import SourceFileMutationData
+def report(runs: list[dict]) -> dict:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
-    from mutmut.stats import status_by_exit_code
 
     entries = yaml.safe_load(EQUIVALENT.read_text())
     equivalent = {(e["module"], e["function"], line): e["reason"] for e in entries for line in e["mutated"]}
     used, table, survivors, listed = set(), {}, [], []
     for module in SCOPE:
         path = Path(*module.split(".")).with_suffix(".py")
-        data = SourceFileMutationData(path=path)
-        data.load()
         counts = Counter()
-        for key, code in sorted(data.exit_code_by_key.items()):
-            if not in_scope(module, key):
-                continue
-            status = status_by_exit_code[code]
+        for key, status in results(module).items():
             if status == "survived":
                 diff = get_diff_for_mutant(key, path=path)
                 match = (module, function_of(key), mutated_lines(diff))
@@ -164,11 +166,9 @@ def report(wall_s: float | None, modules: list[str]) -> dict:
         counts["score"] = round(decided / tested, 4) if tested else None
         table[module] = dict(counts)
     return {
-        "command": "python bench/mutation.py" + (f" --modules {' '.join(modules)}" if modules != list(SCOPE) else ""),
         "tool": "mutmut " + _version(),
-        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other developers' jobs",
-        "wall_s": round(wall_s) if wall_s is not None else None,
+        "runs": runs,
         "scope": SCOPE,
         "per_module": table,
         "equivalent": listed,
@@ -188,11 +188,21 @@ def main() -> None:
     parser.add_argument("--modules", nargs="+", choices=list(SCOPE), default=list(SCOPE))
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2 cores)")
     parser.add_argument("--report", action="store_true", help="only re-read the last run's results")
+    parser.add_argument(
+        "--retest", action="store_true", help="re-test only the last run's survivors and those no test reached"
+    )
     args = parser.parse_args()
-    wall = None if args.report else run_mutmut(args.modules, args.max_children)
-    if args.report and RESULTS.exists():
-        wall = json.loads(RESULTS.read_text()).get("wall_s")
-    result = report(wall, args.modules)
+    os.chdir(ROOT)  # mutmut reads pyproject.toml and mutants/ from the working directory
+    if args.retest:
+        names = [k for m in args.modules for k, s in results(m).items() if s in ("survived", "no tests")]
+    else:
+        names = [mutant_glob(m, f) for m in args.modules for f in SCOPE[m]]
+    runs = json.loads(RESULTS.read_text()).get("runs", []) if RESULTS.exists() else []
+    if not args.report and names:
+        wall = run_mutmut(names, args.max_children)
+        date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        runs.append({"command": " ".join(["python bench/mutation.py", *sys.argv[1:]]), "ended": date, "wall_s": round(wall)})
+    result = report(runs)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(RESULTS)
