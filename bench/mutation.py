@@ -201,7 +201,9 @@ def main() -> None:
     if not args.report and names:
         wall = run_mutmut(names, args.max_children)
         date = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-        runs.append({"command": " ".join(["python bench/mutation.py", *sys.argv[1:]]), "ended": date, "wall_s": round(wall)})
+        runs.append(
+            {"command": " ".join(["python bench/mutation.py", *sys.argv[1:]]), "ended": date, "wall_s": round(wall)}
+        )
     result = report(runs)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
