@@ -7,10 +7,11 @@ write the score per module to bench/results/mutation.json (docs/mutation.md).
     python bench/mutation.py --report    # re-read the last run's results, run nothing
 
 mutmut (configured in pyproject.toml) copies the package into mutants/, records which test of the
-selected files calls each function, and runs each mutant against only those tests; results persist in
-mutants/, so a second run re-tests only what changed. A survivor is either killed by a test or listed
-in bench/mutation_equivalent.yaml with the reason it cannot change a number; the report matches a
-survivor to an entry by its function and its mutated line, so the list survives edits elsewhere.
+selected files calls each function, and runs each mutant against only those tests. Results persist in
+mutants/: a second run tests only the mutants without one (an interrupted run resumes; mutmut resets
+those of edited functions). A survivor is either killed by a test or listed in
+bench/mutation_equivalent.yaml with the reason it cannot change a number; the report matches a survivor
+to an entry by its function and its mutated line, so the list survives edits elsewhere.
 """
 
 from __future__ import annotations
@@ -144,6 +145,9 @@ def report(runs: list[dict]) -> dict:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     entries = yaml.safe_load(EQUIVALENT.read_text())
+    for e in entries:
+        if not all(isinstance(line, str) for line in e["mutated"]):
+            raise ValueError(f"{EQUIVALENT}: quote the mutated lines of {e['function']} (a ': ' makes YAML a mapping)")
     equivalent = {(e["module"], e["function"], line): e["reason"] for e in entries for line in e["mutated"]}
     used, table, survivors, listed = set(), {}, [], []
     for module in SCOPE:
@@ -189,14 +193,15 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2 cores)")
     parser.add_argument("--report", action="store_true", help="only re-read the last run's results")
     parser.add_argument(
-        "--retest", action="store_true", help="re-test only the last run's survivors and those no test reached"
+        "--retest", action="store_true", help="re-test the last run's survivors and those no test reached"
     )
     args = parser.parse_args()
     os.chdir(ROOT)  # mutmut reads pyproject.toml and mutants/ from the working directory
-    if args.retest:
-        names = [k for m in args.modules for k, s in results(m).items() if s in ("survived", "no tests")]
-    else:
+    if not (ROOT / "mutants").exists():  # the first run: mutmut makes the mutants
         names = [mutant_glob(m, f) for m in args.modules for f in SCOPE[m]]
+    else:  # mutmut re-tests every mutant it is given by name: give it those without a result
+        redo = ("survived", "no tests") if args.retest else ("not checked",)
+        names = [k for m in args.modules for k, status in results(m).items() if status in redo]
     runs = json.loads(RESULTS.read_text()).get("runs", []) if RESULTS.exists() else []
     if not args.report and names:
         wall = run_mutmut(names, args.max_children)

@@ -397,6 +397,7 @@ def test_pretraining_gradient_is_that_of_the_mean_nll_over_trained_tokens():
         ([3, 4, 5, 6], [7, 2], [True, True]),
         ([3, 5, 7], [9, 8, 1, 2], [True, False, False, True]),
         ([3, 5], [6, 6, 6, 6, 6, 2], [True] * 6),
+        ([4], [5, 2], [True, True]),  # a one-token prompt: its first response token is at position 1
     ]
     total, count = 0.0, 0
     for prompt, response, trained in examples:
@@ -408,7 +409,7 @@ def test_pretraining_gradient_is_that_of_the_mean_nll_over_trained_tokens():
     expected = torch.autograd.grad(total / count, list(model.parameters()))
     model.zero_grad()
     nll_sum, n_tokens = pretraining_loss(model, examples, pad_id=0, micro_batch_size=2)
-    assert n_tokens == count == 10 and nll_sum == pytest.approx(total.item(), rel=1e-6)  # float32 softmax
+    assert n_tokens == count == 12 and nll_sum == pytest.approx(total.item(), rel=1e-6)  # float32 softmax
     for p, e in zip(model.parameters(), expected, strict=True):
         torch.testing.assert_close(p.grad, e, rtol=1e-5, atol=1e-8)
 

@@ -137,13 +137,16 @@ def test_cell_estimates_of_one_seed_bootstrap_the_problems():
     from selfdistill.stats import cell_estimates
 
     values = [0.0, 0.5, 1.0, 0.25, 0.75]
-    rows = _cell_rows([values]) + _cell_rows([[0.2, 0.2]], model="other")
+    base = [
+        {**r, "method": "base", "richness": None, "ablation": None, "coverage": None} for r in _cell_rows([[0.2, 0.2]])
+    ]
+    rows = _cell_rows([values]) + [{**r, "model": "other"} for r in base]
     cells = cell_estimates(pd.DataFrame(rows)).set_index("model")
     row = cells.loc["m"]
     assert row["n_seeds"] == 1 and row["n_problems"] == 5 and row["accuracy"] == pytest.approx(0.5)
     assert np.isnan(row["accuracy_sd_seeds"])
     assert (row["accuracy_ci_low"], row["accuracy_ci_high"]) == pytest.approx(bootstrap_ci(np.array(values)))
-    assert cells.loc["other", "accuracy"] == pytest.approx(0.2)
+    assert cells.loc["other", "accuracy"] == pytest.approx(0.2)  # the base model's cell: keys without a value
 
 
 def test_per_problem_averages_each_problems_samples():
