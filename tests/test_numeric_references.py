@@ -2,6 +2,8 @@
 and hand-computed cases. Each test kills mutants that the rest of the suite let survive
 (docs/mutation.md); the docstrings name them."""
 
+import random
+
 import numpy as np
 import pytest
 import torch
@@ -336,7 +338,7 @@ def test_sft_loss_is_the_completion_only_nll_over_the_steps_tokens(tiny_model_di
 
 def test_sft_schedule_covers_each_epoch_with_a_linearly_decaying_learning_rate(tiny_model_dir):
     """6 examples, batches of 3, 2 epochs: 4 steps, epochs [0, 0, 1, 1], lr 1e-3 x (1 - s / 4), each
-    step on 3 distinct examples, every example once per epoch."""
+    step on the next 3 examples of the seed's shuffle of the epoch."""
     from selfdistill.train.sft import train_sft
 
     from configs import sft_hp
@@ -347,8 +349,13 @@ def test_sft_schedule_covers_each_epoch_with_a_linearly_decaying_learning_rate(t
     rows = train_sft(model, tok, examples, hp, seed=1, loss_chunk=4)
     assert [r["step"] for r in rows] == [0, 1, 2, 3] and [r["epoch"] for r in rows] == [0, 0, 1, 1]
     assert [r["lr"] for r in rows] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
-    # An epoch's two steps see every example once: their completion tokens add up to 1 + ... + 6.
-    assert rows[0]["tokens"] + rows[1]["tokens"] == 21 and rows[2]["tokens"] + rows[3]["tokens"] == 21
+    # The seed's shuffle of each epoch, cut into batches of 3: example k has k + 1 tokens.
+    rng, expected = random.Random(1), []
+    for _ in range(2):
+        order = list(range(6))
+        rng.shuffle(order)
+        expected += [sum(k + 1 for k in order[:3]), sum(k + 1 for k in order[3:])]
+    assert [r["tokens"] for r in rows] == expected
 
 
 def test_sft_examples_cycle_through_a_problems_kept_traces_by_repeat(toy_tokenizer_dir):
@@ -456,7 +463,7 @@ def test_coverage_beyond_the_training_split_names_the_fix():
         coverage_subset(_problems(), 11, seed=0, batch_size=8)
 
 
-# ---- token log-probabilities --------------------------------------------------------------------
+# ---- batches and token log-probabilities --------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32, torch.float64])
@@ -517,3 +524,13 @@ def test_select_traces_target_falls_back_to_the_median_of_all_unguided_counts():
     assert alone["target_epistemic_count"].tolist() == [0.0, 0.0] and alone["unguided_mean_tokens"].isna().all()
     with pytest.raises(ValueError, match=r"unknown ablation 'keep' for sft: use standard, preserve or suppress"):
         select_traces(teacher, unguided, "keep", per_problem=1)
+
+
+def test_build_batch_gives_integer_tensors_and_refuses_unpaired_lists():
+    """Masks and labels are int64 like a tokenizer's; prompts and completions must pair up."""
+    from selfdistill.train.batching import build_batch
+
+    batch = build_batch([[5, 6], [5]], [[7, 2], [2]], pad_id=0)
+    assert {k: v.dtype for k, v in batch.items()} == dict.fromkeys(batch, torch.long)
+    with pytest.raises(ValueError):
+        build_batch([[5, 6], [5]], [[7, 2]], pad_id=0)
