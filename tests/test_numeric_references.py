@@ -301,9 +301,9 @@ def _float64_student(model_dir):
     return model, load_tokenizer(model_dir)
 
 
-def _completion_nll_and_grad_norm(model, examples):
+def _completion_nll_and_grads(model, examples):
     """Mean NLL of the completion tokens only (prompts unscored), by a direct forward per example,
-    and the norm of its gradient over the trainable weights."""
+    its gradient over the trainable weights, and the token count."""
     params = [p for p in model.parameters() if p.requires_grad]
     total, count = 0.0, 0
     for prompt, completion in examples:
@@ -312,14 +312,14 @@ def _completion_nll_and_grad_norm(model, examples):
             total = total - logp[len(prompt) - 1 + i, token]
             count += 1
     mean = total / count
-    grads = torch.autograd.grad(mean, params)
-    return mean.item(), torch.sqrt(sum((g**2).sum() for g in grads)).item(), count
+    return mean.item(), torch.autograd.grad(mean, params), count
 
 
 def test_sft_loss_is_the_completion_only_nll_over_the_steps_tokens(tiny_model_dir):
     """Kills SFT training on prompt tokens (labels not masked) and any other normalization: the first
     step's logged loss and gradient norm equal the directly computed mean completion NLL (float64) and
-    its gradient's norm, over 5 examples of uneven lengths in micro-batches of 2."""
+    its gradient's norm, over 5 examples of uneven lengths in micro-batches of 2; the weights then take
+    AdamW's first step by hand: w (1 - lr wd) - lr g / (|g| + eps)."""
     from selfdistill.train.sft import train_sft
 
     from configs import sft_hp
@@ -328,16 +328,21 @@ def test_sft_loss_is_the_completion_only_nll_over_the_steps_tokens(tiny_model_di
     examples = [
         ([5, 6, 7, 8][: 2 + k % 3], [9 + k, 20, 21 + 2 * k][: 1 + k % 3] + [tok.eos_token_id]) for k in range(5)
     ]
-    loss, grad_norm, count = _completion_nll_and_grad_norm(model, examples)
-    hp = sft_hp(lr=1e-3, epochs=1, batch_size=5, micro_batch_size=2, max_grad_norm=1e6, checkpoint_every=0)
+    loss, grads, count = _completion_nll_and_grads(model, examples)
+    before = [p.detach().clone() for p in model.parameters() if p.requires_grad]
+    hp = sft_hp(lr=2e-3, epochs=1, batch_size=5, micro_batch_size=2, max_grad_norm=1e6, checkpoint_every=0)
     rows = train_sft(model, tok, examples, hp, seed=0, loss_chunk=2)
     assert rows[0]["tokens"] == count
     assert rows[0]["loss"] == pytest.approx(loss, rel=1e-9)
-    assert rows[0]["grad_norm"] == pytest.approx(grad_norm, rel=1e-7)
+    assert rows[0]["grad_norm"] == pytest.approx(torch.sqrt(sum((g**2).sum() for g in grads)).item(), rel=1e-7)
+    decay = getattr(hp, "weight_decay", 0.0)
+    after = [p.detach() for p in model.parameters() if p.requires_grad]
+    for w0, g, w1 in zip(before, grads, after, strict=True):
+        torch.testing.assert_close(w1, w0 * (1 - 2e-3 * decay) - 2e-3 * g / (g.abs() + 1e-8), rtol=1e-6, atol=1e-9)
 
 
 def test_sft_schedule_covers_each_epoch_with_a_linearly_decaying_learning_rate(tiny_model_dir):
-    """6 examples, batches of 3, 2 epochs: 4 steps, epochs [0, 0, 1, 1], lr 1e-3 x (1 - s / 4), each
+    """6 examples, batches of 3, 2 epochs: 4 steps, epochs [0, 0, 1, 1], lr 2e-3 x (1 - s / 4), each
     step on the next 3 examples of the seed's shuffle of the epoch."""
     from selfdistill.train.sft import train_sft
 
@@ -345,10 +350,10 @@ def test_sft_schedule_covers_each_epoch_with_a_linearly_decaying_learning_rate(t
 
     model, tok = _float64_student(tiny_model_dir)
     examples = [([5, 6], [10 + k] * (1 + k)) for k in range(6)]  # example k has k + 1 completion tokens
-    hp = sft_hp(lr=1e-3, epochs=2, batch_size=3, micro_batch_size=2, checkpoint_every=0)
+    hp = sft_hp(lr=2e-3, epochs=2, batch_size=3, micro_batch_size=2, checkpoint_every=0)
     rows = train_sft(model, tok, examples, hp, seed=1, loss_chunk=4)
     assert [r["step"] for r in rows] == [0, 1, 2, 3] and [r["epoch"] for r in rows] == [0, 0, 1, 1]
-    assert [r["lr"] for r in rows] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+    assert [r["lr"] for r in rows] == pytest.approx([2e-3, 1.5e-3, 1e-3, 5e-4])
     # The seed's shuffle of each epoch, cut into batches of 3: example k has k + 1 tokens.
     rng, expected = random.Random(1), []
     for _ in range(2):
