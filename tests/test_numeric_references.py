@@ -585,3 +585,68 @@ def test_sft_resumed_after_an_interruption_ends_as_the_uninterrupted_run(tiny_mo
     assert ran == [1, 2, 3] and rows == uninterrupted
     for got, want in zip((p for p in model.parameters() if p.requires_grad), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
+
+
+# ---- the rollout loop's pieces ------------------------------------------------------------------
+
+
+def _completions(prompt_indices, lengths):
+    from selfdistill.backends import Completion
+
+    return [
+        Completion(p, k, [11 + (k + i) % 7 for i in range(n)], "", "stop")
+        for k, (p, n) in enumerate(zip(prompt_indices, lengths, strict=True))
+    ]
+
+
+def test_mini_batches_group_kept_rollouts_by_prompt():
+    """Kept rollouts 0, 1, 2, 3, 5 of prompts 0, 0, 1, 1, 2 in mini-batches of 2 prompts: [0-3], [5]."""
+    from selfdistill.train.rollouts import _mini_batches
+
+    completions = _completions([0, 0, 1, 1, 2, 2], [1] * 6)
+    assert _mini_batches([0, 1, 2, 3, 5], completions, 2) == [[0, 1, 2, 3], [5]]
+    assert _mini_batches([0, 1, 2, 3, 5], completions, 1) == [[0, 1], [2, 3], [5]]
+    assert _mini_batches([0, 1, 2, 3, 5], completions, 0) == [[0, 1, 2, 3, 5]]
+    assert _mini_batches([], completions, 0) == [] and _mini_batches([], completions, 2) == []
+
+
+def test_step_chunk_pads_each_rollouts_values_to_the_width():
+    from selfdistill.train.rollouts import _Step
+
+    values = {3: torch.tensor([1.0, 2.0, 3.0]), 7: torch.tensor([4.0])}
+    got = _Step.chunk(values, [7, 3], slice(1, 3), 4, "cpu")
+    assert got.dtype == torch.float64 and got.tolist() == [[0.0, 0.0], [2.0, 3.0]]
+
+
+def test_rollout_rewards_need_a_correct_answer_and_a_stop():
+    from selfdistill.backends import Completion
+    from selfdistill.grading import GradingConfig
+    from selfdistill.train.rollouts import rollout_rewards
+
+    completions = [
+        Completion(0, 0, [1], r"so \\boxed{4}", "stop"),
+        Completion(0, 1, [1], r"so \\boxed{4}", "length"),
+        Completion(0, 2, [1], r"so \\boxed{5}", "stop"),
+    ]
+    grading = GradingConfig(workers=1, timeout_s=10, max_answer_chars=100)
+    assert rollout_rewards(completions, ["4", "4", "4"], grading) == [True, False, False]
+
+
+def test_micro_batch_loss_weights_each_valid_token_by_its_importance_weight(tiny_model_dir):
+    """GRPO on-policy (ratio 1): each valid token's loss is -A times its engine IS weight, padding
+    none; by hand for rewards [1, 0] (advantages +0.5, -0.5) and weights 0.5, 1, 2, ...; GRPO has no
+    divergence (NaN)."""
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.batching import output_head
+    from selfdistill.train.objectives import GRPO
+    from selfdistill.train.rollouts import _micro_loss, _sampled_logp_pass, _Step
+
+    model, tok = load_model(tiny_model_dir, dtype="float64"), load_tokenizer(tiny_model_dir)
+    completions = _completions([0, 0], [5, 3])
+    objective = GRPO(rollout_hp("grpo", n_rollouts=2, scale_rewards=False, temperature=0.7))
+    keep = objective.prepare([None], completions, [True, False])
+    batch = _Step([[5, 6, 7]], completions)
+    _sampled_logp_pass(model, output_head(model), batch, keep, 2, tok.pad_token_id, 0.7, 2, None)
+    batch.is_weight = {0: torch.tensor([0.5, 1.0, 2.0, 1.5, 1.0]), 1: torch.tensor([2.0, 0.25, 1.0])}
+    loss, divergence = _micro_loss(model, output_head(model), objective, batch, tok.pad_token_id, 2, keep, 1.0)
+    assert loss == pytest.approx(-0.5 * 6.0 + 0.5 * 3.25, rel=1e-9) and np.isnan(divergence)
