@@ -624,9 +624,9 @@ def test_rollout_rewards_need_a_correct_answer_and_a_stop():
     from selfdistill.train.rollouts import rollout_rewards
 
     completions = [
-        Completion(0, 0, [1], r"so \\boxed{4}", "stop"),
-        Completion(0, 1, [1], r"so \\boxed{4}", "length"),
-        Completion(0, 2, [1], r"so \\boxed{5}", "stop"),
+        Completion(0, 0, [1], r"so \boxed{4}", "stop"),
+        Completion(0, 1, [1], r"so \boxed{4}", "length"),
+        Completion(0, 2, [1], r"so \boxed{5}", "stop"),
     ]
     grading = GradingConfig(workers=1, timeout_s=10, max_answer_chars=100)
     assert rollout_rewards(completions, ["4", "4", "4"], grading) == [True, False, False]
