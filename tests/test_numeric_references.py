@@ -650,3 +650,17 @@ def test_micro_batch_loss_weights_each_valid_token_by_its_importance_weight(tiny
     batch.is_weight = {0: torch.tensor([0.5, 1.0, 2.0, 1.5, 1.0]), 1: torch.tensor([2.0, 0.25, 1.0])}
     loss, divergence = _micro_loss(model, output_head(model), objective, batch, tok.pad_token_id, 2, keep, 1.0)
     assert loss == pytest.approx(-0.5 * 6.0 + 0.5 * 3.25, rel=1e-9) and np.isnan(divergence)
+
+
+def test_sft_stops_at_the_first_non_finite_loss_naming_its_step(tiny_model_dir):
+    """A learning rate of 1e30 makes step 0's update blow the weights up: step 1's loss is not finite,
+    and training stops there, naming step 1, before writing it into the weights."""
+    from selfdistill.train.sft import train_sft
+
+    from configs import sft_hp
+
+    model, tok = _float64_student(tiny_model_dir)
+    examples = [([5, 6], [10 + k] * (1 + k)) for k in range(4)]
+    hp = sft_hp(lr=1e30, epochs=1, batch_size=2, micro_batch_size=2, checkpoint_every=0)
+    with pytest.raises(FloatingPointError, match=r"^step 1: loss = nan"):
+        train_sft(model, tok, examples, hp, seed=0, loss_chunk=4)
