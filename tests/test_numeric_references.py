@@ -350,7 +350,7 @@ def test_sft_schedule_covers_each_epoch_with_a_linearly_decaying_learning_rate(t
 
     model, tok = _float64_student(tiny_model_dir)
     examples = [([5, 6], [10 + k] * (1 + k)) for k in range(6)]  # example k has k + 1 completion tokens
-    hp = sft_hp(lr=2e-3, epochs=2, batch_size=3, micro_batch_size=2, checkpoint_every=0)
+    hp = sft_hp(lr=2e-3, epochs=2, batch_size=3, micro_batch_size=2, checkpoint_every=1)  # no state_path: nothing saved
     rows = train_sft(model, tok, examples, hp, seed=1, loss_chunk=4)
     assert [r["step"] for r in rows] == [0, 1, 2, 3] and [r["epoch"] for r in rows] == [0, 0, 1, 1]
     assert [r["lr"] for r in rows] == pytest.approx([2e-3, 1.5e-3, 1e-3, 5e-4])
@@ -579,10 +579,10 @@ def test_sft_resumed_after_an_interruption_ends_as_the_uninterrupted_run(tiny_mo
         hp,
         seed=1,
         loss_chunk=4,
-        on_step=lambda r, total: ran.append(r["step"]),
+        on_step=lambda r, total: ran.append((r["step"], total)),
         state_path=state_path,
     )
-    assert ran == [1, 2, 3] and rows == uninterrupted
+    assert ran == [(1, 4), (2, 4), (3, 4)] and rows == uninterrupted
     for got, want in zip((p for p in model.parameters() if p.requires_grad), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
