@@ -198,6 +198,19 @@ def test_grpo_objective_loss_uses_the_sampled_tokens_log_probs_at_the_temperatur
     np.testing.assert_allclose(shifted.numpy(), -1.1 * advantages.numpy()[:, None].repeat(3, 1), rtol=1e-12)
 
 
+def test_grpo_prepare_trains_every_rollout_with_its_scaled_group_advantage():
+    """GRPO.prepare on rewards [1, 0, 0, 0 | 1, 1, 0, 1] with scale_rewards: all 8 rollouts train, with
+    the advantages below (the group's population std is sqrt(3)/4 in both groups)."""
+    from selfdistill.train.objectives import GRPO
+
+    objective = GRPO(rollout_hp("grpo", n_rollouts=4, scale_rewards=True))
+    correct = [True, False, False, False, True, True, False, True]
+    assert objective.prepare([None, None], [None] * 8, correct) == list(range(8))
+    scaled = np.array([0.75, -0.25, -0.25, -0.25, 0.25, 0.25, -0.75, 0.25]) / (np.sqrt(3) / 4 + 1e-4)
+    np.testing.assert_allclose(objective.advantages, scaled, rtol=1e-12)
+    np.testing.assert_allclose(objective.micro_context([6, 0]).numpy(), scaled[[6, 0]], rtol=1e-12)
+
+
 def test_group_advantages_scaled_by_the_groups_population_std():
     """Groups of 4: reward minus the group mean, over the group's std (ddof 0) + 1e-4; by hand for
     [1, 0, 0, 0]: mean 0.25, std sqrt(3)/4."""
