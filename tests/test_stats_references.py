@@ -387,3 +387,53 @@ def test_mechanism_regression_gives_no_interval_when_runs_do_not_exceed_the_term
     few = mechanism_regression(points(3))
     assert few["ci_low"].isna().all() and few["ci_high"].isna().all()
     assert (few["n_runs"] == 3).all() and (few["n_points"] == 6).all()
+
+
+def test_seed_effect_by_hand():
+    """Three seeds' values minus the reference on problems a, b (c has no reference, d no value in
+    seed 2): per-seed effects +0.1, +0.2, +0.3 on a and b; the CI is the hierarchical one of that
+    matrix; the p is the sign-flip test of the seed-averaged differences."""
+    from selfdistill.organism import seed_effect
+
+    treated = pd.DataFrame(
+        [
+            {"seed": s, "problem_id": p, "value": v}
+            for s, shift in enumerate((0.1, 0.2, 0.3))
+            for p, v in (("a", 0.5 + shift), ("b", 0.6 + shift), ("c", 0.9), ("d", 0.1 + shift))
+            if not (p == "d" and s == 2)
+        ]
+    )
+    reference = pd.Series({"a": 0.5, "b": 0.6, "d": 0.1})
+    result = seed_effect(treated, reference)
+    diff = np.array([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3]])
+    assert result["effect"] == pytest.approx(0.2) and result["n_problems"] == 2 and result["n_seeds"] == 3
+    assert result["seed_sd"] == pytest.approx(0.1) and result["seed_effects"] == "+0.100, +0.200, +0.300"
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx(hierarchical_ci(diff))
+    assert result["p_value"] == pytest.approx(0.5) and result["min_p"] == pytest.approx(0.5)  # 2 of 4 sign patterns
+
+
+@pytest.mark.parametrize(
+    "predicted, quantity, effect, low, high, p_holm, min_p, expected",
+    [
+        (-1, "ood", -0.2, -0.3, -0.1, 0.01, 0.0, "as predicted"),
+        (-1, "ood", 0.2, 0.1, 0.3, 0.01, 0.0, "opposite to prediction"),
+        (-1, "ood", 0.0, -0.04, 0.04, 0.5, 0.0, "not as predicted (no effect)"),
+        (-1, "ood", -0.1, -0.2, 0.05, 0.2, 0.0, "inconclusive at this sample size"),
+        (1, "recovery", 0.2, 0.1, 0.3, 0.01, 0.0, "as predicted"),
+        (0, "ood", 0.0, -0.04, 0.04, 0.5, 0.0, "as predicted (no effect)"),
+        (0, "ood", 0.2, 0.1, 0.3, 0.01, 0.0, "not as predicted (an effect)"),
+        (0, "ood", -0.2, -0.3, -0.1, 0.01, 0.0, "not as predicted (an effect)"),
+        (0, "epistemic", 0.1, -0.15, 0.15, 0.5, 0.0, "as predicted (no effect)"),  # margin 0.2 words
+        (0, "ood", 0.1, -0.15, 0.15, 0.5, 0.0, "inconclusive at this sample size"),  # margin 0.05
+        (-1, "ood", -0.2, -0.3, -0.1, 0.01, 0.25, "inconclusive (too few units: the smallest attainable p is 0.25)"),
+    ],
+)
+def test_verdicts_against_the_prediction(predicted, quantity, effect, low, high, p_holm, min_p, expected):
+    from types import SimpleNamespace
+
+    from selfdistill.organism import _against_prediction
+
+    row = SimpleNamespace(
+        predicted=predicted, quantity=quantity, effect=effect, ci_low=low, ci_high=high, p_holm=p_holm, min_p=min_p
+    )
+    assert _against_prediction(row) == expected
