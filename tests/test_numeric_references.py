@@ -196,6 +196,9 @@ def test_grpo_objective_loss_uses_the_sampled_tokens_log_probs_at_the_temperatur
     np.testing.assert_allclose(per_token.numpy(), -advantages.numpy()[:, None].repeat(3, 1), rtol=1e-12)
     shifted = objective.token_loss(logits, ids, advantages, torch.tensor(log_p - np.log(1.1)), slice(0, 3))[0]
     np.testing.assert_allclose(shifted.numpy(), -1.1 * advantages.numpy()[:, None].repeat(3, 1), rtol=1e-12)
+    # float32 logits (a float32 model): the loss stays float32 though the advantages come as float64.
+    single = objective.token_loss(logits.float(), ids, advantages, torch.tensor(log_p).float(), slice(0, 3))[0]
+    assert single.dtype == torch.float32
 
 
 def test_grpo_prepare_trains_every_rollout_with_its_scaled_group_advantage():
