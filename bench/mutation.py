@@ -192,6 +192,7 @@ def main() -> None:
     parser.add_argument("--modules", nargs="+", choices=list(SCOPE), default=list(SCOPE))
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2 cores)")
     parser.add_argument("--report", action="store_true", help="only re-read the last run's results")
+    parser.add_argument("--markdown", action="store_true", help="also print the equivalent mutants, for the docs")
     parser.add_argument(
         "--retest", action="store_true", help="re-test the last run's survivors and those no test reached"
     )
@@ -213,14 +214,26 @@ def main() -> None:
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(RESULTS)
-    # A markdown table, as docs/mutation.md shows it.
-    print("| module | mutants | killed | timeout | equivalent | survived | no test reaches it | not run | score |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(markdown(result, args.markdown))
+
+
+def markdown(result: dict, with_equivalents: bool) -> str:
+    """The score table (and the equivalent mutants) as docs/mutation.md shows them."""
+    lines = [
+        "| module | mutants | killed | timeout | equivalent | survived | no test reaches it | not run | score |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for module, c in result["per_module"].items():
         score = "-" if c["score"] is None else f"{100 * c['score']:.1f}%"
         counts = (c.get(k, 0) for k in ("killed", "timeout", "equivalent", "survived", "no tests", "not checked"))
-        print(f"| {module} | {c['mutants']} | " + " | ".join(map(str, counts)) + f" | {score} |")
-    print(f"{len(result['survived'])} survivors (diffs in {RESULTS.relative_to(ROOT)})")
+        lines.append(f"| `{module}` | {c['mutants']} | " + " | ".join(map(str, counts)) + f" | {score} |")
+    if with_equivalents:
+        lines.append("")
+        for e in result["equivalent"]:
+            module = e["mutant"].partition(".x")[0]
+            lines.append(f"- `{module}` `{function_of(e['mutant'])}`: `{e['mutated']}` ({e['reason']})")
+    lines.append(f"\n{len(result['survived'])} survivors (diffs in {RESULTS.relative_to(ROOT)})")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
