@@ -262,6 +262,18 @@ def test_accumulate_and_step_takes_the_token_mean_gradient_step(max_grad_norm):
     assert w.grad is None  # freed for the next rollouts
 
 
+def test_accumulate_and_step_of_a_single_token_is_its_whole_gradient():
+    """n_tokens = 1: the step is the item's gradient itself, 2 (w . x - y) x, by hand."""
+    from selfdistill.train.step import accumulate_and_step
+
+    w = torch.tensor([0.5, 0.5], dtype=torch.float64, requires_grad=True)
+    data = [(torch.tensor([1.0, 1.0], dtype=torch.float64), 0.0)]  # residual 1, gradient [2, 2]
+    _, _, norm = accumulate_and_step(
+        [w], torch.optim.SGD([w], lr=0.1), [[0]], _quadratic_micro_loss(w, data), 1, 100.0, 0
+    )
+    assert norm == pytest.approx(np.sqrt(8)) and w.tolist() == pytest.approx([0.3, 0.3])
+
+
 def test_accumulate_and_step_without_micro_batches_does_not_step():
     from selfdistill.train.step import accumulate_and_step
 
