@@ -194,14 +194,16 @@ def main() -> None:
     parser.add_argument("--report", action="store_true", help="only re-read the last run's results")
     parser.add_argument("--markdown", action="store_true", help="also print the equivalent mutants, for the docs")
     parser.add_argument(
-        "--retest", action="store_true", help="re-test the last run's survivors and those no test reached"
+        "--retest",
+        action="store_true",
+        help="also re-test survivors and those no test reached (after adding tests)",
     )
     args = parser.parse_args()
     os.chdir(ROOT)  # mutmut reads pyproject.toml and mutants/ from the working directory
     if not (ROOT / "mutants").exists():  # the first run: mutmut makes the mutants
         names = [mutant_glob(m, f) for m in args.modules for f in SCOPE[m]]
     else:  # mutmut re-tests every mutant it is given by name: give it those without a result
-        redo = ("survived", "no tests") if args.retest else ("not checked",)
+        redo = ("not checked", "survived", "no tests") if args.retest else ("not checked",)
         names = [k for m in args.modules for k, status in results(m).items() if status in redo]
     runs = json.loads(RESULTS.read_text()).get("runs", []) if RESULTS.exists() else []
     if not args.report and names:
