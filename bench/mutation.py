@@ -4,6 +4,7 @@ write the score per module to bench/results/mutation.json (docs/mutation.md).
     pip install mutmut==3.8.1            # the `mutation` extra
     python bench/mutation.py             # every module in SCOPE, 2 mutants at a time
     python bench/mutation.py --modules selfdistill.train.losses selfdistill.stats
+    python bench/mutation.py --retest    # after adding tests: the survivors again, too
     python bench/mutation.py --report    # re-read the last run's results, run nothing
 
 mutmut (configured in pyproject.toml) copies the package into mutants/, records which test of the
