@@ -307,8 +307,28 @@ def test_require_finite_stops_at_a_non_finite_value_only(bad):
     from selfdistill.train.step import require_finite
 
     require_finite(3, loss=1.0, grad_norm=0.0)
-    with pytest.raises(FloatingPointError, match=r"step 3: grad_norm = "):
+    with pytest.raises(FloatingPointError, match=rf"^step 3: grad_norm = {bad}; training stops before the weights"):
         require_finite(3, loss=1.0, grad_norm=bad)
+    with pytest.raises(FloatingPointError) as raised:
+        require_finite(3, loss=bad, grad_norm=bad)
+    assert str(raised.value).startswith(f"step 3: loss = {bad}, grad_norm = {bad}; training stops")
+    assert "Likely causes: a teacher target with zero probability where the student has some (reverse KL," in str(
+        raised.value
+    ) and str(raised.value).endswith("a learning rate that diverges, or float16 overflow (use bfloat16 or float32)")
+
+
+def test_a_non_finite_gradient_with_a_finite_loss_stops_the_step():
+    from selfdistill.train.step import accumulate_and_step
+
+    w = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+
+    def micro_loss(micro, scale):
+        (w * 1e308 * 1e308).sum().backward()  # an infinite gradient
+        return 1.0, 0.0
+
+    with pytest.raises(FloatingPointError, match=r"^step 7: grad_norm = inf;"):
+        accumulate_and_step([w], torch.optim.SGD([w], lr=1.0), [[0]], micro_loss, 1, 1.0, 7)
+    assert w.tolist() == [1.0, 2.0]
 
 
 # ---- SFT: completion-only NLL, normalized by the step's completion tokens ----------------------
