@@ -712,3 +712,22 @@ def test_sft_stops_at_the_first_non_finite_loss_naming_its_step(tiny_model_dir):
     hp = sft_hp(lr=1e30, epochs=1, batch_size=2, micro_batch_size=2, checkpoint_every=0)
     with pytest.raises(FloatingPointError, match=r"^step 1: loss = nan"):
         train_sft(model, tok, examples, hp, seed=0, loss_chunk=4)
+
+
+@pytest.mark.parametrize("richness, context", [("answer", "4172"), ("solution", "sol-9981"), ("none", None)])
+def test_teacher_turns_carry_each_richness_context(richness, context):
+    """Each rollout's teacher turn holds its problem's answer or solution, as the richness says."""
+    import pandas as pd
+
+    from selfdistill import prompts
+    from selfdistill.train.objectives import teacher_turns
+
+    from configs import TEMPLATES
+
+    rows = list(pd.DataFrame({"problem": ["Compute 1+2."], "answer": ["4172"], "solution": ["sol-9981"]}).itertuples())
+    turns = teacher_turns(rows, _completions([0, 0], [1, 1]), [True, False], richness, TEMPLATES, n=2)
+    expected = prompts.teacher_user_turn(TEMPLATES, richness, "Compute 1+2.", "4172", "sol-9981")
+    assert turns == [expected, expected]
+    assert (
+        (context in expected) if context else expected == prompts.student_user_turn(TEMPLATES.student, "Compute 1+2.")
+    )
