@@ -162,6 +162,30 @@ def test_is_clip_weights_each_token_by_its_ratio_truncated_at_is_clip(tiny_model
     np.testing.assert_allclose(per_token.detach().numpy(), unweighted * np.minimum(ratios, 2.0), rtol=1e-9)
 
 
+def test_a_sparse_teachers_top_k_is_sliced_to_the_chunks_positions(tiny_model_dir):
+    """A vLLM teacher's (ids, log-probs) for the micro-batch: the chunk of positions 1-2 is scored
+    against the teacher's top k at those positions (numpy reference on the teacher's support)."""
+    from selfdistill.models import load_model, load_tokenizer
+    from selfdistill.train.objectives import make_objective
+
+    from configs import TEMPLATES
+
+    model, tok = load_model(tiny_model_dir, dtype="float64"), load_tokenizer(tiny_model_dir)
+    vocab, k = len(tok), 6
+    g = torch.Generator().manual_seed(14)
+    logits = torch.randn(2, 2, vocab, generator=g, dtype=torch.float64)  # the chunk's student logits
+    teacher_logp = torch.log_softmax(torch.randn(2, 4, vocab, generator=g, dtype=torch.float64) * 2, -1)
+    top_logp, top_ids = teacher_logp.topk(k, -1)
+    hp = rollout_hp("onpolicy", temperature=1.0, support="teacher_topk", topk=k, alpha=0.5)
+    objective = make_objective("onpolicy", model, tok, hp, "solution", "standard", TEMPLATES)
+    per_token, _ = objective.token_loss(
+        logits, torch.zeros(2, 2, dtype=torch.long), (top_ids, top_logp), None, slice(1, 3)
+    )
+    p = np.exp(_np_log_softmax(logits.numpy()))
+    q, top = teacher_logp.exp().numpy()[:, 1:3], top_ids.numpy()[:, 1:3]
+    np.testing.assert_allclose(per_token.numpy(), _np_jsd(_np_restrict(p, top), _np_restrict(q, top), 0.5), rtol=1e-9)
+
+
 # ---- GRPO ---------------------------------------------------------------------------------------
 
 
