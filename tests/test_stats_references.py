@@ -291,7 +291,10 @@ def test_gate_measurements_by_hand():
     for key, value in expected.items():
         assert result[key] == (pytest.approx(value) if isinstance(value, float) else value), key
     # At the bounds the gate passes: value >= min, in-domain value <= max, selectivity >= min.
-    at_bounds = _organism_config(min_ood_value=0.5, max_in_domain_value=0.1, min_wait_selectivity=0.75 - 1 / 6)
+    # (the bounds computed as the gate computes the values, so they are equal to the last bit)
+    at_bounds = _organism_config(
+        min_ood_value=0.8 - 0.3, max_in_domain_value=1.0 - 0.9, min_wait_selectivity=0.75 - 1 / 6
+    )
     assert gate("guess_check", evals, answers, at_bounds)["failures"] == []
     messages = gate("guess_check", evals, answers, _organism_config(min_ood_value=0.6, min_wait_selectivity=0.6))
     assert messages["failures"] == [
@@ -320,7 +323,7 @@ def test_gate_without_guesses_to_compare_and_the_null_worlds_bound():
     # A selectivity of -1 is required by nothing: no guesses then pass.
     assert gate("guess_check", evals, answers, _organism_config(min_ood_value=0.1, min_wait_selectivity=-1))["passed"]
     # The null world: |value| <= max_null_value passes; above it fails with the value.
-    assert gate("null", evals, answers, _organism_config(max_null_value=0.11))["passed"]
+    assert gate("null", evals, answers, _organism_config(max_null_value=0.4 - 0.3))["passed"]  # at the bound
     assert gate("null", evals, answers, _organism_config(max_null_value=0.09))["failures"] == [
         "checking is worth +0.100 OOD in the null world (organism.max_null_value = 0.09)"
     ]
@@ -437,3 +440,23 @@ def test_verdicts_against_the_prediction(predicted, quantity, effect, low, high,
         predicted=predicted, quantity=quantity, effect=effect, ci_low=low, ci_high=high, p_holm=p_holm, min_p=min_p
     )
     assert _against_prediction(row) == expected
+
+
+def test_base_arm_is_the_models_own_base_and_per_problem_mean():
+    from selfdistill.stats import base_arm
+
+    rows = _arm_rows("base", None, None, 0.5, coverage=np.nan, seeds=(np.nan,))
+    rows += [{**r, "model": "other", "accuracy": 0.9} for r in rows]
+    got = base_arm(pd.DataFrame(rows), "m", "ood", 8)
+    np.testing.assert_allclose(got.to_numpy(), 0.5 + 0.01 * np.arange(10))
+
+
+def test_trace_selection_without_kept_traces_selects_nothing():
+    from selfdistill.train.sft import select_traces
+
+    teacher = pd.DataFrame(
+        {"problem_id": ["a"], "sample": [0], "epistemic_count": [1], "n_tokens": [5], "kept": [False]}
+    )
+    unguided = pd.DataFrame({"problem_id": ["a"], "epistemic_count": [1], "n_tokens": [5], "correct": [True]})
+    selected, report = select_traces(teacher, unguided, "preserve", per_problem=1)
+    assert selected.empty and list(selected.columns) == list(teacher.columns) and report.empty
