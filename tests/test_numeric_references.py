@@ -614,15 +614,15 @@ def test_build_batch_gives_integer_tensors_and_refuses_unpaired_lists():
 
 
 def test_sft_resumed_after_an_interruption_ends_as_the_uninterrupted_run(tiny_model_dir, tmp_path):
-    """In process: stop after step 1 (state saved every step), resume on a model with other initial
-    weights: the state's weights, optimizer and log rows carry on, so the final weights and rows equal
-    an uninterrupted run's, and only the remaining steps run."""
+    """In process: state saved every 3 steps, stopped during step 3 (of 0-3), resumed on a model with
+    other initial weights: the state's weights, optimizer and log rows carry on, so the final weights
+    and rows equal an uninterrupted run's, and only step 3 runs again."""
     from selfdistill.train.sft import train_sft
 
     from configs import sft_hp
 
     examples = [([5, 6], [10 + k] * (1 + k)) for k in range(6)]
-    hp = sft_hp(lr=2e-3, epochs=2, batch_size=3, micro_batch_size=2, checkpoint_every=1)
+    hp = sft_hp(lr=2e-3, epochs=2, batch_size=3, micro_batch_size=2, checkpoint_every=3)
     model, tok = _float64_student(tiny_model_dir)
     uninterrupted = train_sft(model, tok, examples, hp, seed=1, loss_chunk=4)
     expected = [p.detach().clone() for p in model.parameters() if p.requires_grad]
@@ -630,14 +630,14 @@ def test_sft_resumed_after_an_interruption_ends_as_the_uninterrupted_run(tiny_mo
     class Stop(Exception):
         pass
 
-    def stop_after_step_1(row, total):
-        if row["step"] == 1:
+    def stop_in_step_3(row, total):
+        if row["step"] == 3:
             raise Stop
 
     state_path = tmp_path / "state.pt"
     model, tok = _float64_student(tiny_model_dir)
     with pytest.raises(Stop):
-        train_sft(model, tok, examples, hp, seed=1, loss_chunk=4, on_step=stop_after_step_1, state_path=state_path)
+        train_sft(model, tok, examples, hp, seed=1, loss_chunk=4, on_step=stop_in_step_3, state_path=state_path)
     model, tok = _float64_student(tiny_model_dir)
     with torch.no_grad():  # other initial weights: only a real resume gets the uninterrupted result
         for p in model.parameters():
@@ -654,7 +654,7 @@ def test_sft_resumed_after_an_interruption_ends_as_the_uninterrupted_run(tiny_mo
         on_step=lambda r, total: ran.append((r["step"], total)),
         state_path=state_path,
     )
-    assert ran == [(1, 4), (2, 4), (3, 4)] and rows == uninterrupted
+    assert ran == [(3, 4)] and rows == uninterrupted
     for got, want in zip((p for p in model.parameters() if p.requires_grad), expected, strict=True):
         torch.testing.assert_close(got, want, rtol=1e-10, atol=1e-12)
 
