@@ -35,6 +35,7 @@ def test_verify_compares_normalized_strings_before_math_verify():
     """Whitespace and a trailing period do not matter; equal values in other forms are equal."""
     assert verify("1 / 2", "1/2.") and verify(r"\frac{1}{2}", "0.5")
     assert not verify("3", "4") and not verify(".5", "5")
+    assert not verify("X", "XX")  # only a trailing period is stripped, not other characters
 
 
 def test_answer_length_limit_is_inclusive():
