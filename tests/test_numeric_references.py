@@ -12,6 +12,8 @@ from selfdistill.train.losses import generalized_jsd, topk_tail
 from selfdistill.train.objectives import distill_token_loss, group_advantages, grpo_token_loss
 
 from configs import rollout_hp
+from test_batching import _tiny_model
+from test_losses import _reference
 
 
 def _logp(shape, seed, scale=2.0):
@@ -24,18 +26,9 @@ def _np_log_softmax(x):
     return x - np.log(np.exp(x).sum(-1, keepdims=True))
 
 
-def _np_jsd(s, t, alpha):
-    """Generalized JSD of probability arrays (SDPO's convention, as tests/test_losses.py's reference)."""
-
-    def kl(a, b):
-        return np.sum(np.where(a > 0, a * (np.log(np.where(a > 0, a, 1)) - np.log(np.where(a > 0, b, 1))), 0), -1)
-
-    if alpha == 0:
-        return kl(t, s)
-    if alpha == 1:
-        return kl(s, t)
-    m = alpha * t + (1 - alpha) * s
-    return alpha * kl(t, m) + (1 - alpha) * kl(s, m)
+def _np_jsd(p, q, alpha):
+    """Generalized JSD of probability arrays: tests/test_losses.py's float64 reference."""
+    return _reference(torch.from_numpy(np.log(p)), torch.from_numpy(np.log(q)), alpha)
 
 
 def _np_restrict(p, ids):
@@ -462,21 +455,9 @@ def test_sft_examples_cycle_through_a_problems_kept_traces_by_repeat(toy_tokeniz
 def test_pretraining_gradient_is_that_of_the_mean_nll_over_trained_tokens():
     """pretraining_loss back-propagates the mean NLL over trained tokens (not the sum, not a
     per-micro-batch mean): its gradient equals that of a direct float64 computation."""
-    from transformers import Qwen2Config, Qwen2ForCausalLM
-
     from selfdistill.toy_model import pretraining_loss
 
-    torch.manual_seed(0)
-    config = Qwen2Config(
-        vocab_size=16,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        num_key_value_heads=1,
-        max_position_embeddings=32,
-    )
-    model = Qwen2ForCausalLM(config).double().eval()
+    model = _tiny_model().double()
     examples = [
         ([3, 4, 5, 6], [7, 2], [True, True]),
         ([3, 5, 7], [9, 8, 1, 2], [True, False, False, True]),

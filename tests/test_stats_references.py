@@ -224,21 +224,11 @@ def test_standard_comparisons_by_hand():
 
 
 def _organism_config(**overrides):
-    from selfdistill.organism import OrganismConfig
+    from dataclasses import replace
 
-    values = dict(
-        ood="ood",
-        in_domain="test",
-        ood_off="ood_off",
-        ood_on="ood_on",
-        in_domain_off="test_off",
-        in_domain_on="test_on",
-        min_ood_value=0.15,
-        max_in_domain_value=0.05,
-        min_wait_selectivity=0.3,
-        max_null_value=0.05,
-    )
-    return OrganismConfig(**{**values, **overrides})
+    from test_organism import ORGANISM
+
+    return replace(ORGANISM, **overrides)
 
 
 def _samples(correct, wrong_guesses=0, wait_wrong=(), wait_right=()):
