@@ -45,3 +45,15 @@ def test_answer_length_limit_is_inclusive():
     assert [r["grade_status"] for r in rows] == ["ok", "too_long", "no_boxed"]
     assert [r["correct"] for r in rows] == [True, False, False]
     assert [r["extracted"] for r in rows] == ["123", "1234", None]
+
+
+def test_grading_uses_the_configured_timeout():
+    """An answer sympy cannot finish is graded wrong with status timeout after timeout_s (1 s here),
+    not the pool's default of 5 s."""
+    import time
+
+    config = GradingConfig(workers=1, timeout_s=1.0, max_answer_chars=1000)
+    start = time.monotonic()
+    rows = grade_responses([r"\boxed{9^{9^{9^{9^{9^{9}}}}}}", r"\boxed{4}"], ["1", "4"], config)
+    assert [(r["correct"], r["grade_status"]) for r in rows] == [(False, "timeout"), (True, "ok")]
+    assert time.monotonic() - start < 4.5  # start-up of the worker and its replacement included
