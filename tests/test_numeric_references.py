@@ -267,9 +267,8 @@ def test_accumulate_and_step_takes_the_token_mean_gradient_step(max_grad_norm):
     w = torch.tensor(w0, requires_grad=True)
     data_t = [(torch.tensor(x), y) for x, y in data]
     opt = torch.optim.SGD([w], lr=1.0)
-    loss, extra, norm = accumulate_and_step(
-        [w], opt, [[0, 1], [2]], _quadratic_micro_loss(w, data_t), 4, max_grad_norm, step=0
-    )
+    stats = accumulate_and_step([w], opt, [[0, 1], [2]], _quadratic_micro_loss(w, data_t), 4, max_grad_norm, step=0)
+    loss, extra, norm = stats.loss, stats.extra, stats.grad_norm
     residuals = [x @ w0 - y for x, y in data]
     grad = sum(2 * r * x for r, (x, _) in zip(residuals, data, strict=True)) / 4
     assert loss == pytest.approx(sum(r**2 for r in residuals), rel=1e-12)
@@ -285,9 +284,9 @@ def test_accumulate_and_step_of_a_single_token_is_its_whole_gradient():
 
     w = torch.tensor([0.5, 0.5], dtype=torch.float64, requires_grad=True)
     data = [(torch.tensor([1.0, 1.0], dtype=torch.float64), 0.0)]  # residual 1, gradient [2, 2]
-    _, _, norm = accumulate_and_step(
+    norm = accumulate_and_step(
         [w], torch.optim.SGD([w], lr=0.1), [[0]], _quadratic_micro_loss(w, data), 1, 100.0, 0
-    )
+    ).grad_norm
     assert norm == pytest.approx(np.sqrt(8)) and w.tolist() == pytest.approx([0.3, 0.3])
 
 
@@ -295,7 +294,8 @@ def test_accumulate_and_step_without_micro_batches_does_not_step():
     from selfdistill.train.step import accumulate_and_step
 
     w = torch.tensor([1.0, 2.0], requires_grad=True)
-    assert accumulate_and_step([w], torch.optim.SGD([w], lr=1.0), [], None, 0, 1.0, step=0) == (0.0, 0.0, 0.0)
+    stats = accumulate_and_step([w], torch.optim.SGD([w], lr=1.0), [], None, 0, 1.0, step=0)
+    assert (stats.loss, stats.extra, stats.grad_norm) == (0.0, 0.0, 0.0)
     assert w.tolist() == [1.0, 2.0]
 
 
