@@ -235,13 +235,13 @@ def mechanism_fit(points: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
         sample = pd.concat([by_run[r] for r in rng.choice(runs, len(runs))])
         if np.linalg.matrix_rank(design(sample)) == len(names):
             boots.append(fit(sample))
-    boots = np.array(boots) if boots else np.full((1, len(names)), np.nan)
+    low, high = np.quantile(boots, [0.025, 0.975], axis=0) if boots else np.full((2, len(names)), np.nan)
     return pd.DataFrame(
         {
             "term": names,
             "coefficient": fit(points) if len(points) else np.nan,
-            "ci_low": np.nanquantile(boots, 0.025, axis=0),
-            "ci_high": np.nanquantile(boots, 0.975, axis=0),
+            "ci_low": low,
+            "ci_high": high,
             "n_points": len(points),
             "n_runs": len(runs),
             "d_epistemic_min": points["d_epistemic"].min(),
