@@ -12,6 +12,7 @@ from test_organism import ORGANISM, _problems_table
 
 from selfdistill.findings import (
     HEADLINE_LEGEND,
+    claims_table,
     evaluate_claims,
     headline,
     headline_rst,
@@ -138,6 +139,10 @@ def test_the_page_and_the_report_open_with_the_headline():
     ]
     html = publish_parts(headline_rst(headline(effects), "Headline", HEADLINE_LEGEND), writer="html")["body"]
     assert html.count("<tr") == 5 and "guess_check - null" in html and "✓" in html
+    # A grid without a guess world (config/paper.yaml): the report opens with the claims, per model.
+    claims = claims_table(two_models_claims(), WORLDS)
+    html = publish_parts(headline_rst(claims, "Claims", "legend"), writer="html")["body"]
+    assert html.count("<tr") == 7 and html.count("toy_null (null)") == 3 and "(Table 1)" in html
 
 
 def test_mechanism_points_are_changes_from_each_models_own_base():
