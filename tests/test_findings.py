@@ -2,6 +2,7 @@
 world and arm, predicted vs measured, beside the paper's numbers), a claim the grid cannot test as one
 line at the end, and the mechanism fit per model on changes from that model's own base."""
 
+import functools
 import re
 
 import numpy as np
@@ -63,6 +64,7 @@ def claims_inputs():
     return pd.DataFrame(problems), pd.DataFrame(teacher), logs
 
 
+@functools.cache  # pure: computed once for the module's tests, which only read it
 def two_models_claims():
     problems, teacher, logs = claims_inputs()
     return pd.concat([evaluate_claims(problems, teacher, logs, m, "solution") for m in DROP], ignore_index=True)
@@ -101,6 +103,7 @@ def test_a_claim_the_grid_cannot_test_is_one_line_at_the_end():
     assert page.count("Not tested") == 1
 
 
+@functools.cache
 def organism_table():
     problems = _problems_table(
         {
