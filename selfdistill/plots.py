@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from selfdistill.grid import METHODS, ROLLOUT_METHODS  # noqa: E402
 
@@ -129,6 +130,8 @@ def plot_metric_by_arm(cells: pd.DataFrame, metric: str, path, worlds: dict | No
                 ax.errorbar(x, g[metric], yerr=_ci_err(g, metric), capsize=3, label=label, **styles[cell])
             if by_coverage:
                 ax.set_xscale("log", base=2)
+                ax.set_xticks(coverages, [_coverage(c) for c in coverages])
+                ax.minorticks_off()
                 ax.set_xlabel("task coverage (distinct training problems)")
             else:
                 ax.set_xticks(range(len(arms)), [_label(*a, sep="\n") for a in arms], fontsize=8)
@@ -191,7 +194,7 @@ def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path, worlds:
     styles = _styles(pd.concat([logs[CELL], curves[CELL]]))
     eval_set = curves["eval_set"].iloc[0] if len(curves) else "eval"
     # Each column on one scale across models, so a model's small change does not look like another's large one.
-    fig, axes = plt.subplots(len(rows), 4, figsize=(17, 3.2 * len(rows)), squeeze=False, sharey="col")
+    fig, axes = plt.subplots(len(rows), 4, figsize=(17, 3.5 * len(rows)), squeeze=False, sharey="col")
     for row, (model, coverage) in enumerate(rows):
         for col, (table, metric) in enumerate(panels):
             ax = axes[row][col]
@@ -204,7 +207,8 @@ def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path, worlds:
                 mean = g.groupby("step")[metric].mean()
                 ax.plot(mean.index, mean.to_numpy(), label=_label(*cell), **{**style, "marker": marker})
             label = f"{eval_set} accuracy (checkpoints)" if metric == "accuracy" else METRIC_LABELS[metric]
-            ax.set_title(f"{_row_title(model, coverage, worlds, n_coverages)}: {label}", fontsize=9)
+            ax.set_title(f"{_row_title(model, coverage, worlds, n_coverages)}\n{label}", fontsize=9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("training step")
             ax.grid(alpha=0.3)
         axes[row][0].legend(fontsize=7)

@@ -153,6 +153,7 @@ def test_a_single_coverage_is_not_an_axis_and_a_base_only_panel_is_not_drawn(tmp
     assert [t.get_text() for t in panels[0].get_xticklabels()] == ["grpo", "onpolicy\nnone", "onpolicy\nsolution"]
     by_coverage = plots.plot_metric_by_arm(two_worlds(coverages=(8, 64)), "accuracy", tmp_path / "b.png", WORLDS)
     assert all("coverage" in ax.get_xlabel() for ax in _panels(by_coverage))
+    assert [t.get_text() for t in _panels(by_coverage)[0].get_xticklabels()] == ["8", "64"]
 
 
 def curve_tables():
