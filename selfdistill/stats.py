@@ -239,7 +239,7 @@ def mechanism_fit(points: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "term": names,
-            "coefficient": fit(points) if len(points) else np.nan,
+            "coefficient": fit(points),
             "ci_low": low,
             "ci_high": high,
             "n_points": len(points),
