@@ -198,18 +198,6 @@ def table1_targets():
     )
 
 
-FIGURE_CATEGORIES = {
-    "accuracy_by_richness": "Richness and coverage",
-    "length_by_richness": "Richness and coverage",
-    "epistemic_by_richness": "Richness and coverage",
-    "train_loss": "Training (method)",
-    "training_curves": "Training (method)",
-    "factorial_ood_vs_epistemic": "Uncertainty ablation",
-    "organism": "Model organism",
-}
-FIGURES = expand("results/figures/{name}.png", name=FIGURE_CATEGORIES)
-
-
 # ---- input functions ----------------------------------------------------------------
 
 
