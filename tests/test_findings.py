@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from docutils.core import publish_parts
-from test_organism import ORGANISM, _problems_table
 
 from selfdistill.findings import (
     HEADLINE_LEGEND,
@@ -21,6 +20,8 @@ from selfdistill.findings import (
     render,
 )
 from selfdistill.organism import organism_effects
+
+from test_organism import ORGANISM, _problems_table
 
 WORLDS = {"toy": "guess_check", "toy_null": "null"}
 ARM = {"method": "onpolicy", "richness": "solution", "ablation": "standard", "coverage": 64}
