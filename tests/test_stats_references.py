@@ -331,55 +331,36 @@ def test_guess_outcomes_are_floats_with_nan_for_no_guess():
     np.testing.assert_array_equal(outcomes["wait"], [1.0, 0.0, 1.0])
 
 
-def test_mechanism_regression_matches_ols_and_its_interval_the_standard_error():
+def test_mechanism_fit_matches_ols_and_its_interval_the_standard_error():
     """40 runs of one point each: the coefficients are the OLS fit (numpy lstsq on the design built
     here), and the cluster bootstrap's 95% CI is about +-1.96 standard errors (within 25%)."""
-    from selfdistill.stats import mechanism_regression
+    from selfdistill.stats import mechanism_fit
 
     rng = np.random.default_rng(13)
     n = 40
-    richness = np.where(np.arange(n) % 2, "solution", "none")
-    count, tokens = rng.uniform(0, 30, n), rng.uniform(30, 60, n)
-    accuracy = 0.3 + 0.01 * count + 0.002 * tokens + 0.05 * (richness == "solution") + rng.normal(0, 0.05, n)
-    points = pd.DataFrame(
-        {
-            "run": np.arange(n),
-            "richness": richness,
-            "epistemic_count": count,
-            "mean_tokens": tokens,
-            "accuracy": accuracy,
-        }
-    )
-    table = mechanism_regression(points).set_index("term")
-    design = np.column_stack([np.ones(n), count, tokens / 100, (richness == "solution").astype(float)])
-    coef, residual, *_ = np.linalg.lstsq(design, accuracy, rcond=None)
-    assert list(table.index) == ["intercept", "epistemic_count", "length_per_100_tokens", "richness_solution"]
+    d_epistemic = rng.uniform(-3, 1, n)
+    d_accuracy = -0.02 + 0.05 * d_epistemic + rng.normal(0, 0.05, n)
+    points = pd.DataFrame({"run": np.arange(n), "d_epistemic": d_epistemic, "d_accuracy": d_accuracy})
+    table = mechanism_fit(points).set_index("term")
+    design = np.column_stack([np.ones(n), d_epistemic])
+    coef, residual, *_ = np.linalg.lstsq(design, d_accuracy, rcond=None)
+    assert list(table.index) == ["intercept", "slope"]
     np.testing.assert_allclose(table["coefficient"], coef, rtol=1e-10)
-    se = np.sqrt(residual[0] / (n - 4) * np.diag(np.linalg.inv(design.T @ design)))
+    se = np.sqrt(residual[0] / (n - 2) * np.diag(np.linalg.inv(design.T @ design)))
     np.testing.assert_allclose(table["ci_high"] - table["ci_low"], 2 * 1.96 * se, rtol=0.25)
     np.testing.assert_allclose((table["ci_high"] + table["ci_low"]) / 2, coef, atol=0.5 * se.max())
     assert (table["n_points"] == n).all() and (table["n_runs"] == n).all()
 
 
-def test_mechanism_regression_gives_no_interval_when_runs_do_not_exceed_the_terms():
-    """3 terms (no richness besides none) need more than 3 runs for an interval (tests/test_stats.py
-    has one with enough runs)."""
-    from selfdistill.stats import mechanism_regression
+def test_mechanism_fit_gives_no_interval_with_fewer_than_three_runs():
+    from selfdistill.stats import mechanism_fit
 
-    def points(runs):
-        return pd.DataFrame(
-            {
-                "run": np.repeat(np.arange(runs), 2),
-                "richness": "none",
-                "epistemic_count": np.arange(2.0 * runs) ** 1.5,
-                "mean_tokens": np.arange(2.0 * runs)[::-1] * 10,
-                "accuracy": np.linspace(0.1, 0.9, 2 * runs),
-            }
-        )
-
-    few = mechanism_regression(points(3))
+    points = pd.DataFrame(
+        {"run": np.repeat(np.arange(2), 3), "d_epistemic": np.arange(6.0) ** 1.5, "d_accuracy": np.linspace(0, 1, 6)}
+    )
+    few = mechanism_fit(points)
     assert few["ci_low"].isna().all() and few["ci_high"].isna().all()
-    assert (few["n_runs"] == 3).all() and (few["n_points"] == 6).all()
+    assert (few["n_runs"] == 2).all() and (few["n_points"] == 6).all()
 
 
 def test_seed_effect_by_hand():
