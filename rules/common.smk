@@ -142,13 +142,11 @@ def model_slice(model, job="generation"):
     return canon(model_section(config, model, job))
 
 
-def hyperparameters(method):
-    """A method's section without its grid axes (ablations) and the eval set of its curves: those
-    decide which jobs exist and what evaluates them, not what a training job computes.
-    """
-    return canon(
-        {k: v for k, v in config[method].items() if k not in grid.NOT_HYPERPARAMETERS}
-    )
+def hyperparameters(method, coverage):
+    """A method's section at a coverage (grid.hyperparameters): without its grid axes (ablations) and
+    the eval set of its curves, which decide which jobs exist and what evaluates them, not what a
+    training job computes; with the section's `by_coverage` entry for that coverage."""
+    return canon(grid.hyperparameters(config, method, coverage))
 
 
 def dataset_file(name):
@@ -202,18 +200,6 @@ def table1_targets():
         model=config["models"],
         richness=richness,  # none (unguided) selects the problems, so it always runs
     )
-
-
-FIGURE_CATEGORIES = {
-    "accuracy_by_richness": "Richness and coverage",
-    "length_by_richness": "Richness and coverage",
-    "epistemic_by_richness": "Richness and coverage",
-    "train_loss": "Training (method)",
-    "training_curves": "Training (method)",
-    "factorial_ood_vs_epistemic": "Uncertainty ablation",
-    "organism": "Model organism",
-}
-FIGURES = expand("results/figures/{name}.png", name=FIGURE_CATEGORIES)
 
 
 # ---- input functions ----------------------------------------------------------------

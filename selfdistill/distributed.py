@@ -1,12 +1,13 @@
-"""Training across processes, one per GPU (`training.processes: N`, for full fine-tuning of
-models whose weights, gradients and optimizer state do not fit one GPU).
+"""Training across processes, one per GPU (`training.processes: N`: every GPU of a job samples
+and trains; full fine-tuning of models whose weights, gradients and optimizer state do not fit one).
 
-The job's own process re-runs its script as N ranks under `accelerate launch`; each rank shards
-the model with FSDP2 (torch's `fully_shard`: every decoder layer one unit). Rollouts are sampled
-on every rank in lockstep (a sharded forward is a collective) and rank 0's are kept, so every
-rank trains on the same batch and the result does not depend on N; each rank takes its share of
-the micro-batches; rank 0 writes the outputs. On CPU the same code runs over gloo, which is how
-the tests compare N = 2 with one process.
+The job's own process re-runs its script as N ranks under `accelerate launch` (or, under SLURM,
+they are started by `srun`); each rank shards the model with FSDP2 (torch's `fully_shard`: every
+decoder layer one unit). Each rank samples its share of a step's prompts (`generate_shares`: all n
+rollouts of a prompt on one rank, each prompt seeded by its index, not by its rank) with its own
+engine, and every rank gets the whole batch, so the result does not depend on N; each rank takes
+its share of the micro-batches; rank 0 writes the outputs. On CPU the same code runs over gloo,
+which is how the tests compare N = 2 with one process.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from selfdistill import precision
 from selfdistill.io import apply_umask
 
 
@@ -41,6 +43,38 @@ def is_rank_process() -> bool:
 
 
 def launch_command(processes: int, argv: list[str], port: int) -> list[str]:
+    """How the job's process starts its ranks. Inside a SLURM allocation: SLURM's own launcher, one
+    task per rank spread over the job's nodes (`srun`, a step sharing the job's resources), each task
+    given torchrun's variables from SLURM's (RANK = SLURM_PROCID, LOCAL_RANK = SLURM_LOCALID, the
+    first node of the step as MASTER_ADDR), so one node and many take the same path. Elsewhere:
+    `accelerate launch` on this machine (torchrun's launcher; on a machine without GPUs the ranks
+    run on CPU over gloo)."""
+    if "SLURM_JOB_ID" in os.environ and shutil.which("srun"):
+        nodes = int(os.environ.get("SLURM_JOB_NUM_NODES", "1"))
+        if processes % nodes:
+            raise ValueError(
+                f"training.processes = {processes} ranks do not spread evenly over the job's {nodes} nodes: "
+                "give the training rules a number of nodes that divides it (resources: nodes)"
+            )
+        ranks_env = (
+            "export RANK=$SLURM_PROCID LOCAL_RANK=$SLURM_LOCALID WORLD_SIZE=$SLURM_NTASKS "
+            f'MASTER_PORT={port} MASTER_ADDR=$(scontrol show hostnames "$SLURM_STEP_NODELIST" | head -n 1); '
+            'exec "$@"'
+        )
+        return [
+            "srun",
+            "--overlap",  # inside the job's own step: share its resources rather than wait for them
+            "--kill-on-bad-exit=1",
+            f"--ntasks={processes}",
+            f"--nodes={nodes}",
+            f"--ntasks-per-node={processes // nodes}",
+            "bash",
+            "-c",
+            ranks_env,
+            "rank",
+            sys.executable,
+            *argv,
+        ]
     # --multi_gpu selects torchrun's launcher; on a machine without GPUs it runs the ranks on CPU.
     return [
         sys.executable,
@@ -71,7 +105,7 @@ def run_as_ranks(processes: int, argv: list[str]) -> int | None:
     if processes <= 1:
         return None
     with socket.socket() as s:  # a free port for the ranks' rendezvous
-        s.bind(("127.0.0.1", 0))
+        s.bind(("", 0))
         port = s.getsockname()[1]
     return subprocess.run(launch_command(processes, argv, port)).returncode
 
@@ -84,31 +118,42 @@ def init() -> None:
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
     dist.init_process_group("nccl" if torch.cuda.is_available() else "gloo")
-    atexit.register(dist.destroy_process_group)
+    # A rank's vLLM engine tears the process group down when it shuts down (vLLM's EngineCore
+    # cleanup): close engines after the last collective; the group may be gone by exit.
+    atexit.register(lambda: dist.is_initialized() and dist.destroy_process_group())
 
 
 def shard(model):
     """FSDP2, in place: each decoder layer one unit, then the causal LM itself: for a PEFT model
     the wrapped one, whose forward `generate` calls (its embeddings and head must be gathered).
-    A single process keeps the model as it is."""
-    from torch.distributed.fsdp import fully_shard
+    Float32 masters (`selfdistill.precision`) are gathered in their compute dtype and their
+    gradients reduced in float32 (verl's FSDP mixed precision). A single process keeps the model
+    as it is."""
+    return model if world_size() == 1 else fully_shard_model(model)
 
-    if world_size() == 1:
-        return model
 
+def fully_shard_model(model):
+    """What `shard` does with N > 1 ranks, whatever the number: at one rank, the sharded path (FSDP's
+    mixed precision, its hooks, nccl) checked on one GPU (bench/fsdp_check.py)."""
+    from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+    policy = MixedPrecisionPolicy()
+    if precision.has_masters(model):
+        policy = MixedPrecisionPolicy(param_dtype=precision.compute_dtype(model), reduce_dtype=torch.float32)
     lm = model.get_base_model() if hasattr(model, "get_base_model") else model
     layer_types = set(lm._no_split_modules or ())
     for module in lm.modules():
         if type(module).__name__ in layer_types:
-            fully_shard(module)
-    fully_shard(lm)
+            fully_shard(module, mp_policy=policy)
+    fully_shard(lm, mp_policy=policy)
     return model
 
 
 @contextmanager
 def gathered(model):
-    """Keep a sharded model's weights whole once gathered, for the duration (sampling: one
-    all-gather per layer, not one per token; the whole model's memory on every rank meanwhile)."""
+    """A sharded model's weights whole on every rank for the duration, gathered once on entry (one
+    all-gather per layer, not one per token; the whole model's memory on every rank meanwhile), so
+    its forwards are collective-free: each rank can sample its own prompts, any number of them."""
     from torch.distributed.fsdp import FSDPModule
 
     if world_size() == 1:  # nothing sharded (generation outside training, or one process)
@@ -117,6 +162,7 @@ def gathered(model):
     units = [m for m in model.modules() if isinstance(m, FSDPModule)]
     for unit in units:
         unit.set_reshard_after_forward(False, recurse=False)
+        unit.unshard()
     try:
         yield model
     finally:
@@ -140,6 +186,19 @@ def my_share(items: list) -> list[tuple[object, float]]:
     share = items[rank() :: world_size()]
     count = math.ceil(len(items) / world_size())
     return [(item, 1.0) for item in share] + [(items[0], 0.0)] * (count - len(share))
+
+
+def generate_shares(engine, prompts: list, sampling, desc: str = "generate") -> list:
+    """Every rank samples its share of `prompts` with its own engine (prompt i on rank i mod N, its n
+    samples together, so a group stays whole; seeds by prompt index, so the samples do not depend
+    on N) and gets every rank's completions, in prompt order."""
+    import dataclasses
+
+    mine = list(range(rank(), len(prompts), world_size()))
+    completions = engine.generate([prompts[i] for i in mine], sampling, desc, indices=mine)
+    ours = [dataclasses.replace(c, prompt_index=mine[c.prompt_index]) for c in completions]
+    everyone = [c for part in all_gather(ours) for c in part]
+    return sorted(everyone, key=lambda c: (c.prompt_index, c.sample))
 
 
 def all_sum(value: float) -> float:
@@ -181,18 +240,27 @@ def rank_file(path) -> Path | None:
     return path if world_size() == 1 else path.with_name(f"{path.stem}.rank{rank()}{path.suffix}")
 
 
+def full_trainable_weights(model) -> dict:
+    """The trainable weights, whole on every rank (gathered from their shards one at a time; every
+    rank must call it), float32 masters in their compute dtype: a LoRA adapter, or a whole model."""
+    return {
+        n: precision.for_export(model, full(p.detach())).cpu() for n, p in model.named_parameters() if p.requires_grad
+    }
+
+
 def save_pretrained(model, path) -> None:
     """`model.save_pretrained(path)`, gathering sharded trainable weights to rank 0 first (every
-    rank must call it). Trainable weights are all a LoRA adapter or a fully fine-tuned model has."""
-    if world_size() == 1:
+    rank must call it). Trainable weights are all a LoRA adapter or a fully fine-tuned model has;
+    float32 masters are saved in their compute dtype (what evaluation loads)."""
+    if world_size() == 1 and not precision.has_masters(model):
         model.save_pretrained(path)
         apply_umask(path)
         return
-    weights = {n: full(p.detach()).cpu() for n, p in model.named_parameters() if p.requires_grad}
+    weights = full_trainable_weights(model)
     if rank() == 0:
         model.save_pretrained(path, state_dict=weights)
         apply_umask(path)
-    dist.barrier()
+    barrier()
 
 
 def launch_ranks(training) -> None:

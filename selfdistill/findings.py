@@ -1,42 +1,71 @@
-"""The paper's four claims, tested on this run's outputs, and the findings page."""
+"""The paper's four claims tested on this run's outputs, per model; the headline table (each world's
+arms against their base model, beside what was predicted and what the paper reported); the findings
+page. Every row names its model: nothing here averages over models."""
 
 from __future__ import annotations
+
+import csv
+import io
 
 import numpy as np
 import pandas as pd
 
 from selfdistill.grid import METHODS
-from selfdistill.stats import arm, base_arm, holm, independent_difference, paired_difference, select
+from selfdistill.stats import arm, base_arm, holm, independent_difference, paired_difference, select, verdict
 
-PAPER_MODEL = "deepseek-ai/DeepSeek-R1-Distill-Qwen-7B"
-# Paper, Table 1 (that model, none vs solution context) and the approximate on-policy drop.
-PAPER = {
-    "a_epistemic": "182.5 -> 8.8 epistemic words (Table 1)",
-    "a_length": "13,054 -> 1,873 tokens (Table 1)",
-    "b": "AIME24 about -40% relative with SDPO, solution context (approx.)",
+# ---- the paper's own numbers (arXiv 2603.24472; ../shared/DOMAIN.md), beside the claims they belong to -------
+
+PAPER_MODEL = "DeepSeek-R1-Distill-Qwen-7B"
+# Table 1: teacher responses per context on 100 DAPO problems: (score, length in tokens, epistemic words).
+TABLE1 = {
+    "none": (0.30, 13054, 182.5),
+    "solution": (0.98, 1873, 8.8),
+    "solution_nothink": (0.78, 12036, 159.8),
+    "regen": (0.95, 2808, 24.1),
+}
+# Table 2: avg@16 (%) of the base model and of SFT on correct unguided (none) / solution-guided traces.
+TABLE2 = {
+    "base": {"AIME24": 54.79, "AIME25": 37.92, "AMC23": 89.06, "MATH500": 92.19},
+    "none": {"AIME24": 51.04, "AIME25": 40.00, "AMC23": 87.66, "MATH500": 90.93},
+    "solution": {"AIME24": 20.21, "AIME25": 12.71, "AMC23": 57.03, "MATH500": 65.52},
 }
 
 
-def verdict(effect, low, high, p_adj, direction: int, margin: float, min_p: float = 0.0) -> str:
-    """supported: the CI excludes 0 in the claimed direction and the Holm-adjusted p < 0.05;
-    opposite direction: the same on the other side; no effect: the CI lies inside ±margin;
-    inconclusive otherwise, and always when the design cannot reach p < 0.05 (too few units)."""
-    if any(np.isnan(v) for v in (effect, low, high)):
-        return "inconclusive (too few problems for an interval)"
-    if min_p >= 0.05:
-        return f"inconclusive (too few units: the smallest attainable p is {min_p:.3g})"
-    significant = p_adj < 0.05
-    if significant and direction * low > 0 and direction * high > 0:
-        return "supported"
-    if significant and direction * high < 0 and direction * low < 0:
-        return "not supported (effect in the opposite direction)"
-    if -margin <= low and high <= margin:
-        return f"not supported (no effect: CI within ±{margin:g})"
-    return "inconclusive at this sample size"
+def _table2(richness: str) -> str:
+    sft = TABLE2[richness]
+    return "Table 2 (avg@16, %): " + ", ".join(f"{k} {TABLE2['base'][k]:.1f} → {v:.1f}" for k, v in sft.items())
 
 
-def _claim(claim, question, comparison, result, direction, margin, n_seeds, paper=""):
+# Per arm (method, richness) and quantity: what the paper reported for it, as text.
+PAPER_ARMS = {
+    ("onpolicy", "solution"): {
+        "ood": "SDPO: AIME24 ≈ −40% relative, AMC23 ≈ −15% (figures, approx.)",
+        "epistemic": "'wait' ≈ −61 per AIME24 response (approx.)",
+    },
+    ("grpo", "none"): {"ood": "GRPO: rises slightly (approx.)", "epistemic": "kept or increased"},
+    ("sft", "solution"): {"ood": _table2("solution")},
+    ("sft", "none"): {"ood": _table2("none")},
+}
+
+
+def paper_claim(claim: str, rich: str, metric_or_method: str) -> str:
+    """The paper's number for one claims row, or why there is none."""
+    if claim == "a":
+        column = {"epistemic_count": 2, "mean_tokens": 1}[metric_or_method]
+        unit = {2: "epistemic words", 1: "tokens"}[column]
+        if rich not in TABLE1:
+            return f"not reported for context {rich}"
+        return f"none {TABLE1['none'][column]:,} → {rich} {TABLE1[rich][column]:,} {unit} (Table 1)"
+    if claim == "b":
+        return PAPER_ARMS.get((metric_or_method, rich), {}).get("ood", f"not reported for {metric_or_method}/{rich}")
+    if claim == "c":
+        return "coverage 1–128: in-domain gains fast; from 512: in domain rises while OOD falls (figures, approx.)"
+    return "not tested in the paper"
+
+
+def _claim(model, claim, question, comparison, result, direction, margin, n_seeds, paper):
     return {
+        "model": model,
         "claim": claim,
         "question": question,
         "comparison": comparison,
@@ -70,10 +99,11 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
     seeds = lambda f: int(f["seed"].nunique())  # noqa: E731
     # (a) richer context -> fewer epistemic words and shorter responses (teacher traces).
     t_rich, t_none = select(teacher, model=model, richness=rich), select(teacher, model=model, richness="none")
-    for metric, key, margin in (("epistemic_count", "a_epistemic", 0.1), ("mean_tokens", "a_length", 1.0)):
+    for metric, margin in (("epistemic_count", 0.1), ("mean_tokens", 1.0)):
         result = paired_difference(arm(t_rich, metric), arm(t_none, metric))
         rows.append(
             _claim(
+                model,
                 "a",
                 "Richer context gives fewer epistemic words and shorter responses",
                 f"teacher {metric}: {rich} - none context",
@@ -81,7 +111,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
                 -1,
                 margin,
                 seeds(t_rich),
-                PAPER[key] if model == PAPER_MODEL else "",
+                paper_claim("a", rich, metric),
             )
         )
     # (b) self-distillation with rich context lowers OOD accuracy.
@@ -99,6 +129,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
             result = paired_difference(arm(cell), base_arm(problems, model, eval_set, cover_hi))
             rows.append(
                 _claim(
+                    model,
                     "b",
                     "Self-distillation with rich context lowers OOD accuracy",
                     f"{eval_set} accuracy: {method} ({rich}, coverage {cover_hi}) - base",
@@ -106,7 +137,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
                     -1,
                     0.02,
                     seeds(cell),
-                    PAPER["b"] if model == PAPER_MODEL and method == "onpolicy" else "",
+                    paper_claim("b", rich, method),
                 )
             )
     # (c) low coverage gives fast in-domain gains (rollout reward over training).
@@ -118,6 +149,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
         result["n_problems"] = int(low)
         rows.append(
             _claim(
+                model,
                 "c",
                 "Low task coverage gives fast in-domain gains",
                 f"in-domain reward gain (last - first third of steps): coverage {low} - coverage {high}",
@@ -125,6 +157,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
                 +1,
                 0.02,
                 int(runs["seed"].nunique()),
+                paper_claim("c", rich, "onpolicy"),
             )
         )
     # (d) preserving uncertainty removes the OOD drop.
@@ -133,6 +166,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
     if len(preserve) and len(standard):
         rows.append(
             _claim(
+                model,
                 "d",
                 "Preserving uncertainty removes the OOD drop",
                 f"{eval_set} accuracy: onpolicy {rich} preserve - standard (coverage {cover_hi})",
@@ -140,6 +174,7 @@ def evaluate_claims(problems, teacher, logs, model, rich, eval_set="ood", in_dom
                 +1,
                 0.02,
                 seeds(preserve),
+                paper_claim("d", rich, "onpolicy"),
             )
         )
     table = pd.DataFrame(rows)
@@ -160,74 +195,233 @@ def _fmt(x, digits=3):
     )
 
 
-SECTIONS = {
-    "a": ("(a) Richer context → fewer epistemic words, shorter responses", "figures/epistemic_by_richness.png"),
-    "b": ("(b) Self-distillation with rich context lowers OOD accuracy", "figures/accuracy_by_richness.png"),
-    "c": ("(c) Low coverage gives fast in-domain gains", "figures/training_curves.png"),
-    "d": ("(d) Preserving uncertainty removes the OOD drop", "figures/factorial_ood_vs_epistemic.png"),
+def model_label(model: str, worlds: dict | None) -> str:
+    world = (worlds or {}).get(model)
+    return f"{model} ({world})" if world else model
+
+
+def _markdown(table: pd.DataFrame) -> list[str]:
+    lines = ["| " + " | ".join(table.columns) + " |", "|---" * len(table.columns) + "|"]
+    return lines + ["| " + " | ".join(str(v) for v in row) + " |" for row in table.itertuples(index=False)]
+
+
+# ---- the headline: per world and arm, what was predicted and what happened ----------------------------------
+
+HEADLINE_QUANTITIES = {
+    "ood": "OOD accuracy",
+    "epistemic": "epistemic words / OOD response",
+    "ood_on": "OOD accuracy, checking forced on",
+    "recovery": "re-enable recovery",
+    "in_domain": "in-domain accuracy",
 }
+_ARROW = {-1: "↓", 0: "=", 1: "↑"}
+METHOD_NAMES = {"onpolicy": "on-policy", "grpo": "GRPO", "sft": "SFT"}
+HEADLINE_LEGEND = (
+    "Each arm minus its own model's base model on the same problems. A cell reads: the sign predicted from the "
+    "config before any result (↓ lower, ↑ higher, = no effect: within ±0.05 accuracy, ±0.2 words), the effect "
+    "[95% CI over seeds, then problems], and ✓ as predicted, ✗ not as predicted, ? inconclusive (Holm over the "
+    "table). guess_check − null: the same arm's OOD effect in the world where checking is worth accuracy minus "
+    "the world where it is not. The paper rows are its own reported numbers for that arm."
+)
 
 
-def render(claims: pd.DataFrame, mechanism: pd.DataFrame, header: str) -> str:
-    lines = [header, ""]
+def headline_scope(effects: pd.DataFrame, gates: dict[str, dict] | None = None) -> str:
+    """What the headline's intervals rest on: training seeds, coverage, pretrained models per world."""
+    mine = effects[(effects["stratum"] == "all") & ~effects["model"].str.contains(" - ")]
+    seeds = ", ".join(str(n) for n in sorted(mine["n_seeds"].astype(int).unique()))
+    coverages = ", ".join(str(int(c)) for c in sorted(mine["coverage"].unique()))
+    text = f"Training seeds per arm: {seeds}; coverage {coverages}."
+    draws = pd.Series([g["world"] for g in (gates or {}).values()]).value_counts()
+    if len(draws):
+        counts = ", ".join(f"{world} {n}" for world, n in draws.items())
+        text += f" Pretrained models per world: {counts}."
+        if draws.min() < 3:
+            text += " The intervals carry training seeds and problems, not the pretraining draw: another draw of the"
+            text += " same world can give another verdict."
+    return text
+
+
+def arm_label(method: str, richness: str, ablation: str, coverage=None) -> str:
+    name = METHOD_NAMES.get(method, method)
+    label = name if method == "grpo" else f"{name}, {richness} teacher"
+    label += "" if ablation == "standard" else f", {ablation}"
+    return label + ("" if coverage is None or pd.isna(coverage) else f", coverage {int(coverage)}")
+
+
+def _mark(verdict_text: str) -> str:
+    if verdict_text.startswith("as predicted"):
+        return "✓"
+    if verdict_text.startswith(("not as predicted", "opposite")):
+        return "✗"
+    return "?"
+
+
+def _cell(r) -> str:
+    interval = f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]" if not np.isnan(r.ci_low) else "[n/a]"
+    return f"{_ARROW[int(r.predicted)]} {r.effect:+.3f} {interval} {_mark(r.verdict)}"
+
+
+def headline(effects: pd.DataFrame) -> pd.DataFrame:
+    """One row per world (model) and arm, a column per quantity; then the between-world rows (OOD
+    only), then the paper's reported numbers for the arms of this grid it reported on. effects: the
+    organism table (`stratum` "all" rows are the headline; strata are details)."""
+    effects = effects[effects["stratum"] == "all"]
+    several = effects["coverage"].nunique() > 1
+    rows = []
+    for (model, world, method, richness, ablation, coverage), g in effects.groupby(
+        ["model", "world", "method", "richness", "ablation", "coverage"], sort=False
+    ):
+        cells = {q: _cell(r) for r in g.itertuples() for q in [r.quantity] if q in HEADLINE_QUANTITIES}
+        label = arm_label(method, richness, ablation, coverage if several else None)
+        rows.append({"world (model)": f"{world} ({model})", "arm": label, **cells})
+    for a in effects.drop_duplicates(["method", "richness"]).itertuples():
+        paper = PAPER_ARMS.get((a.method, a.richness))
+        if paper:
+            rows.append({"world (model)": f"paper ({PAPER_MODEL})", "arm": arm_label(a.method, a.richness, "standard")})
+            rows[-1].update(paper)
+    table = pd.DataFrame(rows).reindex(columns=["world (model)", "arm", *HEADLINE_QUANTITIES]).fillna("")
+    return table.rename(columns=HEADLINE_QUANTITIES)
+
+
+def headline_rst(table: pd.DataFrame, title: str, legend: str, note: str = "") -> str:
+    """The headline as reStructuredText (the HTML report's front page includes it): the legend,
+    the table, then the note."""
+    buffer = io.StringIO()
+    csv.writer(buffer, quoting=csv.QUOTE_ALL, lineterminator="\n").writerows(
+        [list(table.columns), *table.astype(str).to_numpy().tolist()]
+    )
+    body = "".join(f"   {line}\n" for line in buffer.getvalue().splitlines())
+    return f"{legend}\n\n.. csv-table:: {title}\n   :header-rows: 1\n\n{body}\n{note}\n"
+
+
+# ---- the page ----------------------------------------------------------------------------------------------
+
+# claim -> (title, figure, what the grid needs to test it)
+SECTIONS = {
+    "a": (
+        "(a) Richer context → fewer epistemic words, shorter responses",
+        None,  # the teacher traces have no figure
+        "teacher traces with a context and with none",
+    ),
+    "b": (
+        "(b) Self-distillation with rich context lowers OOD accuracy",
+        "figures/accuracy_by_richness.png",
+        "a self-distillation method trained with a context",
+    ),
+    "c": (
+        "(c) Low coverage gives fast in-domain gains",
+        "figures/training_curves.png",
+        "on-policy training at two or more coverages",
+    ),
+    "d": (
+        "(d) Preserving uncertainty removes the OOD drop",
+        "figures/factorial_ood_vs_epistemic.png",
+        "on-policy training with the `preserve` ablation",
+    ),
+}
+CLAIMS_NOTE = [
+    "Per model: effects are means over problems (seeds averaged first) of the first arm minus the second; 95% CIs",
+    "by bootstrap over problems; p from two-sided permutation tests, Holm-corrected over the rows of that model.",
+    "*supported* = CI excludes 0 in the claimed direction and Holm p < 0.05 (the same rule for the opposite",
+    "direction); *inconclusive* whenever the units (problems, or runs for (c)) are too few for p < 0.05.",
+    f"The last column is what the paper reported ({PAPER_MODEL}) for the same comparison.",
+]
+
+
+def claims_table(rows: pd.DataFrame, worlds: dict | None) -> pd.DataFrame:
+    """Claims rows as shown: each names its model (and world) and sits beside the paper's number."""
+    return pd.DataFrame(
+        {
+            "model": [model_label(m, worlds) for m in rows["model"]],
+            "comparison": rows["comparison"],
+            "effect": [_fmt(x) for x in rows["effect"]],
+            "95% CI": [f"[{_fmt(lo)}, {_fmt(hi)}]" for lo, hi in zip(rows["ci_low"], rows["ci_high"], strict=True)],
+            "p (Holm)": [_fmt(x) for x in rows["p_holm"]],
+            "problems": rows["n_problems"],
+            "seeds": rows["n_seeds"],
+            "verdict": [f"**{v}**" for v in rows["verdict"]],
+            f"paper ({PAPER_MODEL})": rows["paper"].replace("", "—"),
+        }
+    )
+
+
+def _signed(term: pd.Series) -> str:
+    low, high = (f"{term[k]:+.3f}" if not np.isnan(term[k]) else "n/a" for k in ("ci_low", "ci_high"))
+    return f"{term['coefficient']:+.3f} [{low}, {high}]"
+
+
+def _mechanism(mechanism: pd.DataFrame, worlds: dict | None) -> list[str]:
+    lines = ["## Does OOD accuracy track hedging across runs? (descriptive, per model)", ""]
+    if mechanism.empty:
+        return lines + ["No checkpoints of trained runs in this grid.", ""]
     lines += [
-        "Effects are means over problems (seeds averaged first) of the first arm minus the second; 95% CIs by",
-        "bootstrap over problems; p-values from two-sided permutation tests, Holm-corrected over the tests on",
-        "this page. Verdicts: *supported* = CI excludes 0 in the claimed direction and Holm p < 0.05 (the same",
-        "rule for the opposite direction); *inconclusive* whenever the units (problems, or runs for (c)) are too",
-        "few for any test to reach p < 0.05. Claim (c) compares runs: its CI resamples each coverage's runs.",
+        "Per model, a line through its trained runs' points (each checkpoint and final model, all on the same OOD",
+        "problems): the change in OOD accuracy from its base model against the change in epistemic words per",
+        "response. The slope is OOD accuracy per epistemic word; the intercept is the OOD change at unchanged",
+        "hedging (below 0: accuracy lost that hedging does not account for). 95% CIs: cluster bootstrap over runs.",
+        "Where checking is worth accuracy (guess_check), runs that hedge less should score lower (slope > 0); where",
+        "it is worth nothing (null), the slope should be near 0. Observational: forcing checks on is the causal test.",
         "",
     ]
-    for key, (title, figure) in SECTIONS.items():
-        lines += [f"## {title}", ""]
-        rows = claims[claims["claim"] == key]
-        if rows.empty:
-            lines += ["Not tested: the grid has no cells for this claim.", ""]
-            continue
-        lines += [
-            "| comparison | effect | 95% CI | p | p (Holm) | problems | seeds | verdict | paper |",
-            "|---|---|---|---|---|---|---|---|---|",
-        ]
-        for r in rows.itertuples():
-            lines.append(
-                f"| {r.comparison} | {_fmt(r.effect)} | [{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | {_fmt(r.p_value)} | "
-                f"{_fmt(r.p_holm)} | {r.n_problems} | {r.n_seeds} | **{r.verdict}** | {r.paper or '—'} |"
-            )
-        lines += ["", f"![{title}]({figure})", ""]
-    lines += ["## Mechanism: does OOD accuracy follow epistemic verbalization? (descriptive)", ""]
-    if mechanism.empty:
-        lines += ["Not enough runs for the regression.", ""]
-    for model, fit in mechanism.groupby("model", sort=True) if len(mechanism) else ():
-        lines += [
-            f"**{model}.** OLS of OOD accuracy on epistemic words per response, with response length (per 100",
-            "tokens) and context richness as covariates, over final evaluations and training checkpoints on the",
-            "same problems; 95% CIs by cluster bootstrap over runs. Observational: it shows whether accuracy",
-            "tracks verbalization across runs, not that verbalization causes it.",
-            "",
-            "| term | coefficient | 95% CI |",
-            "|---|---|---|",
-        ]
-        for r in fit.itertuples():
-            lines.append(f"| {r.term} | {_fmt(r.coefficient, 4)} | [{_fmt(r.ci_low, 4)}, {_fmt(r.ci_high, 4)}] |")
-        d = fit.set_index("term").loc["epistemic_count"]
-        held = "with richness and length held fixed"
-        if np.isnan(d["ci_low"]):
-            statement = "too few runs to separate epistemic words from richness and length."
-        elif d["ci_low"] > 0:
-            statement = f"yes: {held}, runs that verbalize more uncertainty score higher OOD."
-        elif d["ci_high"] < 0:
-            statement = f"the opposite: {held}, runs that verbalize more uncertainty score lower OOD."
-        else:
-            statement = f"not detectably: {held}, the CI of the epistemic-count coefficient includes 0."
-        lines += ["", f"**Answer ({int(d['n_runs'])} runs, {int(d['n_points'])} points):** {statement}", ""]
+    rows = []
+    for model, fit in mechanism.groupby("model", sort=False):
+        terms = fit.set_index("term")
+        slope, intercept = terms.loc["slope"], terms.loc["intercept"]
+        rows.append(
+            {
+                "model": model_label(model, worlds),
+                "runs": int(slope["n_runs"]),
+                "points": int(slope["n_points"]),
+                "epistemic change covered": f"{slope['d_epistemic_min']:+.2f} to {slope['d_epistemic_max']:+.2f}",
+                "OOD accuracy per epistemic word [95% CI]": _signed(slope),
+                "OOD change at unchanged hedging [95% CI]": _signed(intercept),
+            }
+        )
+    return lines + _markdown(pd.DataFrame(rows)) + [""]
+
+
+def render(
+    claims: pd.DataFrame,
+    mechanism: pd.DataFrame,
+    header: str,
+    effects: pd.DataFrame | None = None,
+    details: str = "",
+    worlds: dict | None = None,
+    gates: dict[str, dict] | None = None,
+) -> str:
+    """The findings page: the headline table (per world and arm, predicted vs measured, beside the
+    paper's numbers) and its figure first; then the paper's claims per model, the organism's details,
+    the mechanism fit per model; the claims this grid cannot test as one line at the end."""
+    lines = [header, ""]
+    if effects is not None and len(effects):
+        lines += ["## Headline: each arm against its base model, per world", "", HEADLINE_LEGEND, ""]
+        lines += _markdown(headline(effects)) + ["", headline_scope(effects, gates), ""]
+        lines += ["![Per world: OOD accuracy and hedging of each arm](figures/organism.png)", ""]
+    tested = [key for key in SECTIONS if len(claims) and (claims["claim"] == key).any()]
+    if tested:
+        lines += ["## The paper's claims, per model", ""] + CLAIMS_NOTE + [""]
+    for key in tested:
+        title, figure, _ = SECTIONS[key]
+        lines += [f"### {title}", ""] + _markdown(claims_table(claims[claims["claim"] == key], worlds))
+        lines += ["", f"![{title}]({figure})", ""] if figure else [""]
+    if details:
+        lines += [details.rstrip(), ""]
+    lines += _mechanism(mechanism, worlds)
+    untested = [f"{SECTIONS[k][0]} (needs {SECTIONS[k][2]})" for k in SECTIONS if k not in tested]
+    if untested:
+        lines += ["**Not tested by this grid:** " + "; ".join(untested) + ".", ""]
     return "\n".join(lines) + "\n"
 
 
 def mechanism_points(curves: pd.DataFrame, eval_set: str) -> pd.DataFrame:
     """One point per trained run and step on eval_set (its checkpoints and its final weights, all
-    scored on the same problems); the base model (step 0) is not a run's point."""
+    scored on the same problems): the change in accuracy and in epistemic words per response from
+    the base model (the run's step 0)."""
     run_keys = ["model", "method", "richness", "ablation", "coverage", "seed"]
-    points = curves[(curves["eval_set"] == eval_set) & (curves["step"] > 0)]
-    points = points[run_keys + ["step", "accuracy", "mean_tokens", "epistemic_count"]].copy()
+    here = curves[curves["eval_set"] == eval_set]
+    base = here.loc[here["step"] == 0, [*run_keys, "accuracy", "epistemic_count"]]
+    points = here[here["step"] > 0].merge(base, on=run_keys, suffixes=("", "_base"))
+    points["d_accuracy"] = points["accuracy"] - points["accuracy_base"]
+    points["d_epistemic"] = points["epistemic_count"] - points["epistemic_count_base"]
     points["run"] = points[run_keys].astype(str).agg("/".join, axis=1)
-    return points.dropna(subset=["accuracy", "mean_tokens", "epistemic_count"]).reset_index(drop=True)
+    return points[run_keys + ["run", "step", "d_accuracy", "d_epistemic"]].dropna().reset_index(drop=True)

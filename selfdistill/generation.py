@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import shutil
 from pathlib import Path
@@ -50,12 +49,13 @@ def generate_table(
 ) -> pd.DataFrame:
     """One row per (problem, sample): the response, its completion token ids, grade and epistemic metrics.
 
-    With `shard_problems`, problems are generated in shards of that many, shard i sampled with
-    seed + i; with `shard_dir` too, each finished shard is saved there and a re-run after a crash
-    loads it instead of generating it again.
+    Every problem's samples are seeded by its row index (`Sampling.prompt_seed`), so the table does
+    not depend on how it is split. With `shard_problems`, problems are generated in shards of that
+    many; with `shard_dir` too, each finished shard is saved there and a re-run after a crash loads it
+    instead of generating it again.
     """
     if not shard_problems or problems.empty:
-        return _generate_table(backend, problems, user_turns, sampling, grading, chat_kwargs, desc)
+        return _generate_table(backend, problems, user_turns, sampling, grading, chat_kwargs, desc, 0)
     parts = []
     for i, start in enumerate(range(0, len(problems), shard_problems)):
         path = Path(shard_dir) / f"shard{i:05d}.parquet" if shard_dir else None
@@ -68,13 +68,14 @@ def generate_table(
             backend,
             problems.iloc[start:end].reset_index(drop=True),
             user_turns[start:end],
-            dataclasses.replace(sampling, seed=sampling.seed + i),
+            sampling,
             grading,
             chat_kwargs,
             f"{desc} [shard {i}]",
+            start,
         )
         if path:
-            write_table(part, path, {"shard": i, "problems": [start, min(end, len(problems))]}, seed=sampling.seed + i)
+            write_table(part, path, {"shard": i, "problems": [start, min(end, len(problems))]}, seed=sampling.seed)
         parts.append(part)
     return pd.concat(parts, ignore_index=True)
 
@@ -96,10 +97,11 @@ def finish_shards(output) -> None:
     shutil.rmtree(shard_dir_for(output), ignore_errors=True)
 
 
-def _generate_table(backend, problems, user_turns, sampling, grading, chat_kwargs, desc) -> pd.DataFrame:
+def _generate_table(backend, problems, user_turns, sampling, grading, chat_kwargs, desc, first) -> pd.DataFrame:
+    """Rows for `problems`, which start at row `first` of the whole table (their seeds' index)."""
     tok = backend.tokenizer
     prompt_ids = [prompts.prompt_ids(tok, u, chat_kwargs) for u in user_turns]
-    completions = backend.generate(prompt_ids, sampling, desc=desc)
+    completions = backend.generate(prompt_ids, sampling, desc=desc, indices=range(first, first + len(prompt_ids)))
     golds = problems["answer"].tolist()
     grades = grade_responses([c.text for c in completions], [golds[c.prompt_index] for c in completions], grading)
     rows = []

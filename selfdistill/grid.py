@@ -27,9 +27,12 @@ METHODS = {
     "grpo": Method(rule="train_rollouts", teacher=False, rollouts=True, settings="GRPOConfig"),
     "sft": Method(rule="train_sft", teacher=True, rollouts=False, settings="SFTConfig"),
 }
-# Keys of a method's section that are not its hyperparameters: the grid axis of its ablations, and
-# the eval set its checkpoints are evaluated on (neither changes what a training job computes).
-NOT_HYPERPARAMETERS = ("ablations", "eval_set")
+# Keys of a method's section that are not its hyperparameters: the grid axis of its ablations, the
+# eval set its checkpoints are evaluated on (neither changes what a training job computes), and the
+# per-coverage overrides (applied by `hyperparameters`).
+NOT_HYPERPARAMETERS = ("ablations", "eval_set", "by_coverage")
+# Keys `by_coverage` may not override: they decide which checkpoint evaluations exist.
+PER_GRID_KEYS = ("steps", "checkpoint_every")
 ROLLOUT_METHODS = tuple(m for m, spec in METHODS.items() if spec.rollouts)
 RICHNESS = ("none", "answer", "solution", "solution_nothink", "regen")
 RICHEST_FIRST = ("solution", "regen", "solution_nothink", "answer")
@@ -191,3 +194,12 @@ def teacher_targets(config: dict) -> list[str]:
         for c in config["coverage"]
         for s in config["seeds"]
     ]
+
+
+def hyperparameters(config: dict, method: str, coverage) -> dict:
+    """What a training job of `method` at `coverage` computes with: the method's section without its
+    grid keys, with the section's `by_coverage` entry for that coverage on top (the paper's full-data
+    runs take 256 prompts per step, its coverage runs 64)."""
+    section = config[method]
+    values = {k: v for k, v in section.items() if k not in NOT_HYPERPARAMETERS}
+    return {**values, **section.get("by_coverage", {}).get(str(coverage), {})}

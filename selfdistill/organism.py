@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 
 from selfdistill.data import toy
-from selfdistill.findings import verdict
 from selfdistill.grid import METHODS
 from selfdistill.settings.organism import OrganismConfig
-from selfdistill.stats import hierarchical_ci, holm, paired_difference, select
+from selfdistill.stats import hierarchical_ci, holm, paired_difference, select, verdict
 
 _GUESS = re.compile(r"Guess: (\d+)\.")
 

@@ -1,5 +1,6 @@
-"""Figures: students vs the base model across richness and coverage, training curves, and the
-factorial uncertainty ablation. Comparisons of cells show 95% CIs (bootstrap over problems)."""
+"""Figures: each trained arm against its own model's base, per model (world), training curves, the
+factorial uncertainty ablation and the organism's per-world view. No figure element averages over
+models: every panel belongs to one model and names it. Comparisons show 95% CIs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from selfdistill.grid import METHODS, ROLLOUT_METHODS  # noqa: E402
 
@@ -23,10 +25,16 @@ METRIC_LABELS = {
 CELL = ["method", "richness", "ablation"]
 
 
-def _label(method, richness, ablation):
+def _label(method, richness, ablation, sep=", "):
     if not METHODS[method].teacher:
         return method
-    return f"{method}, {richness}" + ("" if ablation == "standard" else f", {ablation}")
+    return sep.join([method, richness] + ([] if ablation == "standard" else [ablation]))
+
+
+def model_title(model: str, worlds: dict | None) -> str:
+    """A model's name with its toy world, where it has one: what every panel is titled by."""
+    world = (worlds or {}).get(model)
+    return f"{model} (world {world})" if world else model
 
 
 ABLATION_STYLE = {"standard": ("-", "o"), "preserve": ("--", "s"), "suppress": (":", "v")}
@@ -34,7 +42,8 @@ ABLATION_STYLE = {"standard": ("-", "o"), "preserve": ("--", "s"), "suppress": (
 
 def _styles(frame: pd.DataFrame) -> dict:
     """Line and marker style per (method, richness, ablation) present: a distinct colour per method
-    and richness (tab10, tab20 beyond ten), line style and marker per ablation."""
+    and richness (tab10, tab20 beyond ten), line style and marker per ablation. The same arm has the
+    same style in every model's panels."""
     cells = sorted({tuple(c) for c in frame[CELL].drop_duplicates().itertuples(index=False)})
     arms = list(dict.fromkeys(cell[:2] for cell in cells))
     palette = plt.get_cmap("tab10" if len(arms) <= 10 else "tab20")
@@ -51,9 +60,16 @@ def _coverage(value) -> str:
 
 def _save(fig, path):
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=110)
     plt.close(fig)
     return fig  # closed for pyplot, still inspectable
+
+
+def _empty(path, message: str):
+    fig, ax = plt.subplots(figsize=(6, 2))
+    ax.axis("off")
+    ax.text(0.5, 0.5, message, ha="center", va="center")
+    return _save(fig, path)
 
 
 def _ci_err(rows: pd.DataFrame, metric: str):
@@ -63,47 +79,101 @@ def _ci_err(rows: pd.DataFrame, metric: str):
     return [low.to_numpy(), high.to_numpy()]
 
 
-def plot_metric_by_coverage(cells: pd.DataFrame, metric: str, path):
-    """A panel per eval set: metric vs coverage, a line per (method, richness, ablation) with 95%
-    CIs, the base model as a dashed line with its CI as a band."""
-    eval_sets = list(dict.fromkeys(cells["eval_set"]))
-    fig, axes = plt.subplots(1, len(eval_sets), figsize=(4.6 * len(eval_sets), 4), squeeze=False)
-    for ax, eval_set in zip(axes[0], eval_sets, strict=True):
-        here = cells[cells["eval_set"] == eval_set]
-        base = here[here["method"] == "base"]
-        if len(base):
-            ax.axhline(base[metric].mean(), color="black", linestyle="--", linewidth=1, label="base model")
-            ax.axhspan(base[f"{metric}_ci_low"].mean(), base[f"{metric}_ci_high"].mean(), color="black", alpha=0.08)
-        trained = here[here["method"] != "base"]
-        styles = _styles(trained)
-        for cell, g in trained.groupby(CELL):
-            g = g.sort_values("coverage")
-            ax.errorbar(
-                g["coverage"], g[metric], yerr=_ci_err(g, metric), capsize=3, label=_label(*cell), **styles[cell]
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_xlabel("task coverage (distinct training problems)")
-        ax.set_ylabel(METRIC_LABELS.get(metric, metric))
-        ax.set_title(f"eval set: {eval_set}")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="best")
-    fig.suptitle(f"{METRIC_LABELS.get(metric, metric)} by method and teacher context (95% CI over problems)")
+def _base_line(ax, base: pd.DataFrame, metric: str, model: str):
+    """The model's own base value as a dashed line with its CI as a band (one model's, never a mean)."""
+    if base["model"].nunique() > 1 or len(base) > 1:
+        raise ValueError(f"a base line needs one row of one model; got {len(base)} rows of {base['model'].unique()}")
+    b = base.iloc[0]
+    ax.axhline(b[metric], color="black", linestyle="--", linewidth=1, label=f"base model ({model})")
+    ax.axhspan(b[f"{metric}_ci_low"], b[f"{metric}_ci_high"], color="black", alpha=0.08)
+
+
+def plot_metric_by_arm(cells: pd.DataFrame, metric: str, path, worlds: dict | None = None):
+    """A panel per model (row) and eval set (column) that trained arms were evaluated on: the metric of
+    each arm with 95% CIs, and that model's own base value as a dashed line with its CI band. With
+    several coverages x is the coverage (a line per arm); with one, x is the arm (a single coverage is
+    no axis). Eval sets only the base model was evaluated on (the gate's) get no panel."""
+    trained = cells[cells["method"] != "base"]
+    if trained.empty:
+        return _empty(path, "no trained model in this grid")
+    models, eval_sets = list(dict.fromkeys(trained["model"])), list(dict.fromkeys(trained["eval_set"]))
+    coverages = sorted(trained["coverage"].dropna().unique())
+    by_coverage = len(coverages) > 1
+    styles = _styles(trained)
+    arms = list(styles)
+    width = 4.6 if by_coverage else 1.2 + 0.75 * len(arms)
+    fig, axes = plt.subplots(
+        len(models),
+        len(eval_sets),
+        figsize=(width * len(eval_sets), 3.4 * len(models)),
+        squeeze=False,
+        sharey="row",
+    )
+    for row, model in enumerate(models):
+        for col, eval_set in enumerate(eval_sets):
+            ax = axes[row][col]
+            here = cells[(cells["model"] == model) & (cells["eval_set"] == eval_set)]
+            mine = here[here["method"] != "base"]
+            if mine.empty:  # nothing but a base line: no panel
+                ax.set_visible(False)
+                continue
+            base = here[here["method"] == "base"].sort_values("coverage")
+            per_coverage = base["coverage"].notna().any()  # a subset eval set: the base on each subset
+            if by_coverage and per_coverage:
+                ax.plot(base["coverage"], base[metric], "k--", marker=".", linewidth=1, label=f"base model ({model})")
+            elif len(base):
+                _base_line(ax, base[base["coverage"] == coverages[0]] if per_coverage else base, metric, model)
+            for cell, g in mine.groupby(CELL):
+                g = g.sort_values("coverage")
+                x = g["coverage"] if by_coverage else [arms.index(cell)] * len(g)
+                label = _label(*cell) if by_coverage else None  # else the tick labels name the arms
+                ax.errorbar(x, g[metric], yerr=_ci_err(g, metric), capsize=3, label=label, **styles[cell])
+            if by_coverage:
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(coverages, [_coverage(c) for c in coverages])
+                ax.minorticks_off()
+                ax.set_xlabel("task coverage (distinct training problems)")
+            else:
+                ax.set_xticks(range(len(arms)), [_label(*a, sep="\n") for a in arms], fontsize=8)
+                ax.set_xlim(-0.6, len(arms) - 0.4)
+            ax.set_title(f"{model_title(model, worlds)}\neval set: {eval_set}", fontsize=9)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7, loc="best")
+        axes[row][0].set_ylabel(METRIC_LABELS.get(metric, metric))
+    coverage = "" if by_coverage else f"; coverage {_coverage(coverages[0])}"
+    fig.suptitle(
+        f"{METRIC_LABELS.get(metric, metric)} per arm and model{coverage} (95% CI: seeds, then problems)", fontsize=10
+    )
     return _save(fig, path)
 
 
-def plot_train_loss(logs: pd.DataFrame, path):
-    """Offline methods' (SFT's) loss vs step: a panel per coverage, a colour per method, richness and
-    ablation, a line per seed."""
+def _runs(logs: pd.DataFrame) -> list[tuple]:
+    """(model, coverage) pairs with runs, in order: a row of panels each."""
+    return list(
+        logs[["model", "coverage"]].drop_duplicates().sort_values(["model", "coverage"]).itertuples(index=False)
+    )
+
+
+def _row_title(model, coverage, worlds, n_coverages) -> str:
+    title = model_title(model, worlds)
+    return title if n_coverages <= 1 else f"{title}, coverage {_coverage(coverage)}"
+
+
+def plot_train_loss(logs: pd.DataFrame, path, worlds: dict | None = None):
+    """Offline methods' (SFT's) loss vs step: a panel per model and coverage, a colour per method,
+    richness and ablation, a line per seed."""
     logs = logs[~logs["method"].isin(ROLLOUT_METHODS)]
-    coverages = sorted(logs["coverage"].unique()) or [None]
-    fig, axes = plt.subplots(1, len(coverages), figsize=(4.2 * len(coverages), 3.4), squeeze=False, sharey=True)
-    styles = _styles(logs)
-    for ax, coverage in zip(axes[0], coverages, strict=True):
-        for cell, g in logs[logs["coverage"] == coverage].groupby(CELL):
+    if logs.empty:
+        return _empty(path, "no offline (SFT) training in this grid")
+    panels, styles = _runs(logs), _styles(logs)
+    n_coverages = logs["coverage"].nunique()
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.4), squeeze=False, sharey=True)
+    for ax, (model, coverage) in zip(axes[0], panels, strict=True):
+        for cell, g in logs[(logs["model"] == model) & (logs["coverage"] == coverage)].groupby(CELL):
             for j, (_, run) in enumerate(g.groupby("seed")):
                 style = {**styles[cell], "marker": None}
                 ax.plot(run["step"], run["loss"], alpha=0.8, label=_label(*cell) if j == 0 else None, **style)
-        ax.set_title(f"coverage {_coverage(coverage)}")
+        ax.set_title(_row_title(model, coverage, worlds, n_coverages), fontsize=9)
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
@@ -111,83 +181,80 @@ def plot_train_loss(logs: pd.DataFrame, path):
     return _save(fig, path)
 
 
-def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path):
-    """On-policy runs: eval accuracy, rollout reward, length and epistemic count vs step; a row
-    per coverage, a line per (method, richness, ablation), mean ± sd band over seeds."""
+def plot_training_curves(logs: pd.DataFrame, curves: pd.DataFrame, path, worlds: dict | None = None):
+    """Rollout methods: eval-set accuracy at the checkpoints (step 0 = the base model), in-domain
+    rollout reward, rollout length and epistemic words per rollout vs step; a row per model (and
+    coverage, where the grid has several), a line per (method, richness, ablation): the mean over
+    seeds, each seed as a thin line."""
     logs = logs[logs["method"].isin(ROLLOUT_METHODS)]
+    if logs.empty:
+        return _empty(path, "no rollout training (onpolicy, grpo) in this grid")
     panels = [(curves, "accuracy"), (logs, "reward"), (logs, "mean_length"), (logs, "epistemic_count")]
-    coverages = sorted(logs["coverage"].unique()) or [None]
+    rows, n_coverages = _runs(logs), logs["coverage"].nunique()
     styles = _styles(pd.concat([logs[CELL], curves[CELL]]))
-    fig, axes = plt.subplots(len(coverages), 4, figsize=(17, 3.3 * len(coverages)), squeeze=False)
-    for row, coverage in enumerate(coverages):
+    eval_set = curves["eval_set"].iloc[0] if len(curves) else "eval"
+    # Each column on one scale across models, so a model's small change does not look like another's large one.
+    fig, axes = plt.subplots(len(rows), 4, figsize=(17, 3.5 * len(rows)), squeeze=False, sharey="col")
+    for row, (model, coverage) in enumerate(rows):
         for col, (table, metric) in enumerate(panels):
             ax = axes[row][col]
-            sub = table[table["coverage"] == coverage]
+            sub = table[(table["model"] == model) & (table["coverage"] == coverage)]
             for cell, g in sub.groupby(CELL):
                 style = styles[cell]
-                stats = g.groupby("step")[metric].agg(["mean", "std"]).reset_index().fillna(0)
                 marker = style["marker"] if metric == "accuracy" else None  # checkpoints are few: show them
-                ax.plot(stats["step"], stats["mean"], label=_label(*cell), **{**style, "marker": marker})
-                ax.fill_between(
-                    stats["step"],
-                    stats["mean"] - stats["std"],
-                    stats["mean"] + stats["std"],
-                    color=style["color"],
-                    alpha=0.15,
-                )
-            title = (
-                f"{curves['eval_set'].iloc[0]} accuracy"
-                if metric == "accuracy" and len(curves)
-                else METRIC_LABELS[metric]
-            )
-            ax.set_title(f"{title} (coverage {_coverage(coverage)})", fontsize=9)
+                for _, seed in g.groupby("seed"):
+                    ax.plot(seed["step"], seed[metric], color=style["color"], linewidth=0.6, alpha=0.35)
+                mean = g.groupby("step")[metric].mean()
+                ax.plot(mean.index, mean.to_numpy(), label=_label(*cell), **{**style, "marker": marker})
+            label = f"{eval_set} accuracy (checkpoints)" if metric == "accuracy" else METRIC_LABELS[metric]
+            ax.set_title(f"{_row_title(model, coverage, worlds, n_coverages)}\n{label}", fontsize=9)
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
             ax.set_xlabel("training step")
             ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7)
+        axes[row][0].legend(fontsize=7)
+    fig.suptitle("Training curves per model: bold = mean over seeds, thin = each seed", fontsize=10)
     return _save(fig, path)
 
 
-def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood"):
+def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood", worlds: dict | None = None):
     """On-policy cells: eval-set accuracy vs epistemic density with 95% CIs on both axes; a panel
-    per coverage (no point labels to overlap), colour = ablation, marker = richness."""
+    per model (row) and coverage (column), no point labels to overlap; colour = ablation, marker =
+    richness, the panel's own base model as a star."""
     here = cells[(cells["method"] == "onpolicy") & (cells["eval_set"] == eval_set)]
+    if here.empty:
+        return _empty(path, f"no on-policy model evaluated on {eval_set} in this grid")
     base = cells[(cells["method"] == "base") & (cells["eval_set"] == eval_set)]
-    coverages = sorted(here["coverage"].dropna().unique()) or [None]
+    models, coverages = list(dict.fromkeys(here["model"])), sorted(here["coverage"].dropna().unique())
     fig, axes = plt.subplots(
-        1, len(coverages), figsize=(5.2 * len(coverages), 4.6), squeeze=False, sharex=True, sharey=True
+        len(models), len(coverages), figsize=(5.2 * len(coverages), 4.4 * len(models)), squeeze=False, sharex=True
     )
     markers = {"none": "o", "answer": "s", "solution": "^", "solution_nothink": "v", "regen": "D"}
     colours = {"standard": "tab:blue", "preserve": "tab:green", "suppress": "tab:red"}
-    for ax, coverage in zip(axes[0], coverages, strict=True):
-        for row in here[here["coverage"] == coverage].itertuples():
-            one = here.loc[[row.Index]]
+    for (row, model), (col, coverage) in ((r, c) for r in enumerate(models) for c in enumerate(coverages)):
+        ax = axes[row][col]
+        mine = here[(here["model"] == model) & (here["coverage"] == coverage)]
+        for r in mine.itertuples():
+            one = mine.loc[[r.Index]]
             ax.errorbar(
-                row.epistemic_density,
-                row.accuracy,
+                r.epistemic_density,
+                r.accuracy,
                 xerr=_ci_err(one, "epistemic_density"),
                 yerr=_ci_err(one, "accuracy"),
-                marker=markers.get(row.richness, "x"),
+                marker=markers.get(r.richness, "x"),
                 markersize=8,
-                color=colours.get(row.ablation, "tab:gray"),
+                color=colours.get(r.ablation, "tab:gray"),
                 capsize=3,
                 linestyle="none",
-                label=f"context {row.richness}, {row.ablation}",
+                label=f"context {r.richness}, {r.ablation}",
             )
-        for b in base.itertuples():  # the base model on the same problems
-            if pd.isna(b.coverage) or b.coverage == coverage:
-                ax.scatter(
-                    b.epistemic_density, b.accuracy, marker="*", s=180, color="black", label="base model", zorder=3
-                )
-        ax.set_title(f"coverage {_coverage(coverage)}", fontsize=10)
+        b = base[(base["model"] == model) & (base["coverage"].isna() | (base["coverage"] == coverage))]
+        for point in b.itertuples():  # the base model on the same problems
+            ax.scatter(point.epistemic_density, point.accuracy, marker="*", s=180, color="black", label="base model")
+        ax.set_title(f"{model_title(model, worlds)}, coverage {_coverage(coverage)}", fontsize=10)
         ax.set_xlabel("epistemic words per 1k tokens")
+        ax.set_ylabel(f"{eval_set} accuracy (avg@n, 95% CI)")
         ax.grid(alpha=0.3)
-    axes[0][0].set_ylabel(f"{eval_set} accuracy (avg@n, 95% CI)")
-    handles, labels = axes[0][-1].get_legend_handles_labels()
-    for ax in axes[0][:-1]:
-        more_handles, more_labels = ax.get_legend_handles_labels()
-        handles, labels = handles + more_handles, labels + more_labels
-    unique = dict(zip(labels, handles, strict=True))
-    axes[0][-1].legend(unique.values(), unique.keys(), fontsize=7)
+        ax.legend(fontsize=7)
     fig.suptitle("Uncertainty ablation: does OOD accuracy follow hedging or context?", fontsize=11)
     return _save(fig, path)
 
@@ -195,10 +262,10 @@ def plot_factorial(cells: pd.DataFrame, path, eval_set: str = "ood"):
 _ARROWS = {-1: "v", 0: "_", 1: "^"}  # predicted sign: lower, no effect, higher
 
 
-def _arm_label(a) -> str:
+def _arm_label(a, several_coverages: bool) -> str:
     parts = [a.method] + ([a.richness] if METHODS[a.method].teacher else [])
     parts += [a.ablation] if a.ablation != "standard" else []
-    return "\n".join(parts + [f"c{int(a.coverage)}"])
+    return "\n".join(parts + ([f"c{int(a.coverage)}"] if several_coverages else []))
 
 
 def plot_organism(effects: pd.DataFrame, cells: pd.DataFrame, path, ood: str = "ood", ood_on: str = "ood"):
@@ -266,7 +333,8 @@ def plot_organism(effects: pd.DataFrame, cells: pd.DataFrame, path, ood: str = "
                         transform=ax.get_xaxis_transform(),
                         clip_on=False,
                     )
-            ax.set_xticks(range(len(arms)), [_arm_label(a) for a in arms.itertuples()], fontsize=8)
+            several = effects["coverage"].nunique() > 1
+            ax.set_xticks(range(len(arms)), [_arm_label(a, several) for a in arms.itertuples()], fontsize=8)
             ax.set_xlim(-0.6, len(arms) - 0.4)
         top.set_ylim(-0.03, 1.03)
         bottom.set_ylim(bottom=0)

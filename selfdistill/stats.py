@@ -1,5 +1,5 @@
 """Statistics across seeds and problems: cell estimates with bootstrap CIs, paired comparisons
-with permutation tests and Holm correction, and the mechanism regression.
+with permutation tests and Holm correction, verdicts, and the mechanism fit.
 
 Unit of resampling: the problem (and the seed when there are at least three), because problems
 are the experiment's independent draws; samples of one problem are not independent.
@@ -129,6 +129,24 @@ def independent_difference(x, y, seed: int = 0, level: float = 0.95) -> dict:
     return {**out, "ci_low": float(ci.low), "ci_high": float(ci.high), "p_value": float(p)}
 
 
+def verdict(effect, low, high, p_adj, direction: int, margin: float, min_p: float = 0.0) -> str:
+    """supported: the CI excludes 0 in the claimed direction and the Holm-adjusted p < 0.05;
+    opposite direction: the same on the other side; no effect: the CI lies inside ±margin;
+    inconclusive otherwise, and always when the design cannot reach p < 0.05 (too few units)."""
+    if any(np.isnan(v) for v in (effect, low, high)):
+        return "inconclusive (too few problems for an interval)"
+    if min_p >= 0.05:
+        return f"inconclusive (too few units: the smallest attainable p is {min_p:.3g})"
+    significant = p_adj < 0.05
+    if significant and direction * low > 0 and direction * high > 0:
+        return "supported"
+    if significant and direction * high < 0 and direction * low < 0:
+        return "not supported (effect in the opposite direction)"
+    if -margin <= low and high <= margin:
+        return f"not supported (no effect: CI within ±{margin:g})"
+    return "inconclusive at this sample size"
+
+
 def holm(p_values) -> np.ndarray:
     """Holm–Bonferroni adjusted p-values (NaNs stay NaN and do not count as tests)."""
     p = np.asarray(p_values, dtype=float)
@@ -186,45 +204,47 @@ def standard_comparisons(problems: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def mechanism_regression(points: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
-    """Descriptive OLS over runs and checkpoints of one model on one problem set: accuracy on the
-    epistemic words per response, with response length (per 100 tokens) and richness (dummies vs
-    none) as covariates. The count with length beside it, not the density (count / length) with
-    length again, which would tie two regressors through a shared denominator. Points of one run
-    are correlated, so CIs come from a cluster bootstrap over runs (column `run`). Observational:
-    it says whether accuracy tracks verbalization across runs, not that one causes the other."""
+def mechanism_fit(points: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Descriptive, one model (world) at a time: OLS over its trained runs' points (each run's
+    checkpoints and final model, all on the same problems) of the change in accuracy from the base
+    model on the change in epistemic words per response (columns d_accuracy, d_epistemic, run).
+
+    slope: accuracy per epistemic word per response; intercept: the change in accuracy that the
+    change in hedging does not account for (0 where accuracy moves only with hedging, negative where
+    runs lose accuracy at unchanged hedging). Both stay in accuracy units, unlike a fit on levels
+    with length beside the count (collinear with it in the toy worlds: a check is both). Points of
+    one run are correlated, so CIs come from a cluster bootstrap over runs. Observational: it says
+    whether accuracy tracks hedging across runs, not that one causes the other."""
     if "model" in points and points["model"].nunique() > 1:
-        raise ValueError("mechanism_regression pools points of several models; fit each model on its own")
-    richness = sorted(set(points["richness"]) - {"none"})
-    names = ["intercept", "epistemic_count", "length_per_100_tokens"] + [f"richness_{r}" for r in richness]
+        raise ValueError("mechanism_fit pools points of several models; fit each model on its own")
+    names = ["intercept", "slope"]
 
     def design(df):
-        cols = [np.ones(len(df)), df["epistemic_count"], df["mean_tokens"] / 100]
-        cols += [(df["richness"] == r).astype(float) for r in richness]
-        return np.column_stack(cols)
+        return np.column_stack([np.ones(len(df)), df["d_epistemic"].to_numpy(float)])
 
     def fit(df):
-        coef, *_ = np.linalg.lstsq(design(df), df["accuracy"].to_numpy(float), rcond=None)
+        coef, *_ = np.linalg.lstsq(design(df), df["d_accuracy"].to_numpy(float), rcond=None)
         return coef
 
-    estimate = fit(points)
     runs = points["run"].unique()
+    identifiable = len(runs) >= 3 and np.linalg.matrix_rank(design(points)) == len(names)
+    by_run = {r: g for r, g in points.groupby("run")}
     rng = np.random.default_rng(seed)
     boots = []
-    by_run = {r: g for r, g in points.groupby("run")}
-    for _ in range(N_RESAMPLES // 2):
+    for _ in range(N_RESAMPLES // 2 if identifiable else 0):
         sample = pd.concat([by_run[r] for r in rng.choice(runs, len(runs))])
         if np.linalg.matrix_rank(design(sample)) == len(names):
             boots.append(fit(sample))
-    boots = np.array(boots) if boots else np.full((1, len(names)), np.nan)
-    identifiable = len(runs) > len(names) and np.linalg.matrix_rank(design(points)) == len(names)
+    low, high = np.quantile(boots, [0.025, 0.975], axis=0) if boots else np.full((2, len(names)), np.nan)
     return pd.DataFrame(
         {
             "term": names,
-            "coefficient": estimate,
-            "ci_low": np.nanquantile(boots, 0.025, axis=0) if identifiable else np.nan,
-            "ci_high": np.nanquantile(boots, 0.975, axis=0) if identifiable else np.nan,
+            "coefficient": fit(points),
+            "ci_low": low,
+            "ci_high": high,
             "n_points": len(points),
             "n_runs": len(runs),
+            "d_epistemic_min": points["d_epistemic"].min(),
+            "d_epistemic_max": points["d_epistemic"].max(),
         }
     )

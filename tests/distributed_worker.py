@@ -1,6 +1,10 @@
-"""Trains the tiny model for tests/test_distributed.py, alone or as one of several ranks.
+"""Trains the tiny model for tests/test_distributed.py (and the vLLM tests), alone or as one of
+several ranks.
 
-python tests/distributed_worker.py '<json: model_dir, out, method, finetune, steps, processes, state[, teacher]>'
+python tests/distributed_worker.py '<json: model_dir, out, method, finetune, steps, processes, state[, teacher,
+    engine ("hf" | "vllm"), skip_sync_on_rank: [rank, step] (a negative control)]>'
+
+Each rank also writes which prompts (by index in the step) it sampled at each step: shares<rank>.json.
 """
 
 import json
@@ -13,9 +17,34 @@ import torch
 from selfdistill import distributed
 
 
+class Recorded:
+    """A rollout engine that records the prompt indices this rank sampled per step, and can skip
+    one sync on one rank (the negative control: that rank's engine serves the previous policy)."""
+
+    def __init__(self, engine, args):
+        self.engine, self.shares, self.syncs = engine, [], 0
+        self.skip = args.get("skip_sync_on_rank")
+
+    def sync(self, student):
+        self.syncs += 1
+        if self.skip != [distributed.rank(), self.syncs - 1]:
+            self.engine.sync(student)
+        elif distributed.world_size() > 1:  # the gathers the other ranks' syncs wait for, nothing loaded
+            distributed.full_trainable_weights(student)
+
+    def generate(self, prompts, sampling, desc="generate", indices=None):
+        self.shares.append(list(indices))
+        return self.engine.generate(prompts, sampling, desc, indices)
+
+    def close(self):
+        if hasattr(self.engine, "llm"):
+            self.engine.close()
+
+
 def main(args: dict) -> None:
     from dataclasses import replace
 
+    from selfdistill.backends.hf import HFBackend
     from selfdistill.models import load_model, load_tokenizer
     from selfdistill.train.model import trainable_model
     from selfdistill.train.sft import train_sft
@@ -45,10 +74,29 @@ def main(args: dict) -> None:
             **teacher,
         )
         subset = pd.concat([SUBSET.assign(repeat=k) for k in range(2)], ignore_index=True)
+        rollouts, engine = (None, None)
+        if args.get("engine") == "vllm":
+            from configs import vllm_rollout_engine
+
+            rollouts, engine = vllm_rollout_engine(args["model_dir"], model, sleep=False)
+        rollouts = Recorded(rollouts or HFBackend(model, tok, hp.generation_batch_size, ranks=distributed), args)
         rows = run_rollouts(
-            model, tok, subset, args["method"], "solution", "standard", hp, seed=0, state_path=args["state"]
+            model,
+            tok,
+            subset,
+            args["method"],
+            "solution",
+            "standard",
+            hp,
+            seed=0,
+            state_path=args["state"],
+            rollouts=rollouts,
+            engine=engine,
         )
+        (Path(args["out"]) / f"shares{distributed.rank()}.json").write_text(json.dumps(rollouts.shares))
     distributed.save_pretrained(model, Path(args["out"]) / "model")
+    if args["method"] != "sft":
+        rollouts.close()  # after the last collective (a vLLM engine takes the process group down)
     if distributed.rank() == 0:
         (Path(args["out"]) / "rows.json").write_text(json.dumps(rows))
 

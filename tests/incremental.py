@@ -39,7 +39,7 @@ FIGURES = {
 REPORT = {
     "summarize": {"results/summary/metrics.parquet", "results/summary/curves.parquet"},
     "statistics": {f"results/summary/{t}.parquet" for t in ("cells", "comparisons", "mechanism", "claims", "organism")},
-    "findings": {"results/findings.md"},
+    "findings": {"results/findings.md", "results/headline.rst"},
     "figures": FIGURES,
 }
 OUTPUTS = {
@@ -204,6 +204,11 @@ CASES = {
     "code: selfdistill/plots.py": (
         ("code", "selfdistill/plots.py"),
         {"figures": FIGURES, "findings": REPORT["findings"]},
+    ),
+    # The claims and the page (and the figures drawn from the statistics), never the gate and training.
+    "code: selfdistill/findings.py": (
+        ("code", "selfdistill/findings.py"),
+        {rule: REPORT[rule] for rule in ("statistics", "figures", "findings")},
     ),
     "code: selfdistill/backends/vllm.py (toy model uses hf)": (("code", "selfdistill/backends/vllm.py"), {}),
     "code: selfdistill/train/losses.py": (

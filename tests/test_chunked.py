@@ -77,14 +77,25 @@ def test_chunked_distillation_equals_the_loss_over_all_positions(tiny_model_dir,
 def test_chunked_grpo_equals_the_loss_over_all_positions(tiny_model_dir):
     model, tok = student(tiny_model_dir)
     hp = rollout_hp("grpo", n_rollouts=3, temperature=0.7)
-    results = []
-    for chunk in (2, 1000):
-        objective = make_objective("grpo", model, tok, hp, "none", "standard", TEMPLATES)
-        results.append(chunked(model, tok, objective, hp, chunk)[:3])
-    (loss_a, _, grads_a), (loss_b, _, grads_b) = results
-    assert loss_a == pytest.approx(loss_b, rel=1e-10) and loss_a != 0
-    for name, grad in grads_b.items():
-        torch.testing.assert_close(grads_a[name], grad, rtol=1e-8, atol=1e-12)
+    objective = make_objective("grpo", model, tok, hp, "none", "standard", TEMPLATES)
+    results = {chunk: chunked(model, tok, objective, hp, chunk) for chunk in (1, 2, 1000)}
+    batch, keep, prompt = results[1000][3]
+
+    # Reference, written out: before any update the ratio is 1, so each token's loss is -A * p / p.detach()
+    # (the value -A, the gradient -A * grad log p), over every position at once.
+    model.zero_grad(set_to_none=True)
+    logits, mask, ids = completion_logits(model, [prompt] * len(keep), [COMPLETIONS[k] for k in keep], tok.pad_token_id)
+    logp = torch.log_softmax(logits / hp.temperature, -1).gather(-1, ids[..., None])[..., 0]
+    rewards = torch.tensor([1.0, 0.0, 1.0], dtype=torch.float64)
+    advantages = (rewards - rewards.mean()) / (rewards.std(unbiased=False) + 1e-4)  # scale_rewards: true
+    reference = (-advantages[keep, None] * torch.exp(logp - logp.detach()) * mask).sum()
+    reference.backward()
+    expected = grads(model)
+    assert reference.item() != 0
+    for chunk, (loss, _, got, _) in results.items():
+        assert loss == pytest.approx(reference.item(), rel=1e-10), chunk
+        for name, grad in expected.items():
+            torch.testing.assert_close(got[name], grad, rtol=1e-8, atol=1e-12, msg=f"{name}, chunk {chunk}")
 
 
 def test_chunked_sft_equals_the_loss_over_all_positions(tiny_model_dir):
@@ -103,6 +114,17 @@ def test_chunked_sft_equals_the_loss_over_all_positions(tiny_model_dir):
     assert loss_a == pytest.approx(loss_b, rel=1e-10)
     for name, weight in weights_b.items():
         torch.testing.assert_close(weights_a[name], weight, rtol=1e-8, atol=1e-12)
+
+    # Reference: the completion tokens' mean NLL from plain forwards of prompt + completion (prompt
+    # tokens and the first prediction of the prompt excluded), written out.
+    model, _ = student(tiny_model_dir)
+    nll, count = 0.0, 0
+    with torch.no_grad():
+        for prompt, completion in examples:
+            logp = torch.log_softmax(model(input_ids=torch.tensor([prompt + completion])).logits[0], -1)
+            predicted = logp[len(prompt) - 1 : -1].gather(-1, torch.tensor(completion)[:, None])
+            nll, count = nll - predicted.sum().item(), count + len(completion)
+    assert loss_a == pytest.approx(nll / count, rel=1e-10)
 
 
 def test_full_finetuning_head_gets_its_gradient_through_the_chunks(tiny_model_dir):

@@ -24,6 +24,12 @@ def _train(tmp_path, name, launcher=(), on_gpus=False, **args):
     return json.loads((out / "rows.json").read_text()), load_file(weights)
 
 
+def shares(tmp_path, name) -> list:
+    """Per rank, the prompt indices it sampled at each step."""
+    files = sorted((tmp_path / name).glob("shares*.json"))
+    return [json.loads(f.read_text()) for f in files]
+
+
 def _env(on_gpus=False):
     """Ranks on CPU (gloo) unless asked for GPUs: 2 ranks need 2 GPUs, a machine may have one."""
     return {**os.environ, **({} if on_gpus else {"CUDA_VISIBLE_DEVICES": ""})}
@@ -48,8 +54,12 @@ def test_two_ranks_train_as_one_process(tiny_model_dir, tmp_path, method, finetu
     common = {"model_dir": tiny_model_dir, "method": method, "finetune": finetune, "teacher": teacher}
     one = _train(tmp_path, "one", processes=1, **common)
     two = _train(tmp_path, "two", processes=2, **common)
-    keys = ["loss", "grad_norm", "tokens"] + ([] if method == "sft" else ["reward", "mean_length", "masked_fraction"])
+    keys = ["loss", "grad_norm", "tokens", "update_changed", "update_ratio"]
+    keys += [] if method == "sft" else ["reward", "mean_length", "masked_fraction"]
     _assert_same(one, two, keys)
+    if method != "sft":  # each rank sampled its own prompts: rank 0 the first, rank 1 the second
+        assert shares(tmp_path, "two") == [[[0], [0]], [[1], [1]]]
+        assert shares(tmp_path, "one") == [[[0, 1], [0, 1]]]
     if finetune == "full":
         assert any(".mlp." in name for name in two[1])  # the whole model was gathered and saved
 

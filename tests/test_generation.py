@@ -12,10 +12,15 @@ def test_a_prompt_past_the_models_context_is_refused_before_generating(tiny_mode
     backend.generate([short], Sampling(n=1, temperature=0, max_new_tokens=16))  # fits: 3 + 16 <= 256
     with pytest.raises(
         ValueError,
-        match=r"prompt 1 has 240 tokens; with max_new_tokens = 32 it needs 272 positions, "
-        r"more than the model's context of 256 \(max_position_embeddings\)",
+        match=r"prompt 1 has 240 tokens; with a budget of 32 new tokens \(max_new_tokens = 32\) it needs 272 "
+        r"positions, more than the model's context of 256 \(max_position_embeddings\)",
     ):
         backend.generate([short, long], Sampling(n=1, temperature=0, max_new_tokens=32))
+    # A prompt + response cap (verl's rollout max_model_len) gives a long prompt a smaller budget.
+    capped = Sampling(n=2, temperature=1.0, max_new_tokens=32, max_total_tokens=250, seed=1)
+    out = backend.generate([short, long], capped)
+    assert {len(c.token_ids) for c in out if c.prompt_index == 1} <= set(range(1, 11))
+    assert all(c.finish_reason == "length" for c in out if c.prompt_index == 1 and len(c.token_ids) == 10)
 
 
 def test_scoring_past_the_context_is_refused(tiny_model_dir):

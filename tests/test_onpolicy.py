@@ -213,3 +213,49 @@ def test_engine_log_probs_give_the_mismatch_and_truncated_importance_weights(tin
     assert batch.gap_sum == pytest.approx(n0 * np.log(3)) and batch.outside == n0 and batch.counted == n0 + n1
     assert batch.is_weight[0].tolist() == [2.0] * n0  # ratio 3, truncated at 2
     assert batch.is_weight[1].tolist() == pytest.approx([1.0] * n1)
+
+
+class PlantedEngine(HFBackend):
+    """The student's own samples (transformers), reported with planted engine log-probs: what an
+    engine whose numerics (or weights) differ from the trainer's reports."""
+
+    def __init__(self, model, tok, planted: float):
+        super().__init__(model, tok, 64)
+        self.planted = planted
+
+    def generate(self, prompts, sampling, desc="generate", indices=None):
+        from dataclasses import replace
+
+        out = super().generate(prompts, sampling, desc, indices)
+        return [replace(c, logprobs=[self.planted] * len(c.token_ids)) for c in out]
+
+
+@pytest.mark.parametrize("method", ["onpolicy", "grpo"])
+def test_importance_weights_multiply_every_tokens_loss(tiny_model_dir, method, monkeypatch):
+    """Token-level truncated IS (the paper's rollout_is=token): an engine that gave every token a far
+    lower probability than the trainer does makes every weight the threshold 2 (loss and gradient
+    double); one that gave a far higher probability makes every weight ~e^-100 (they vanish)."""
+    import selfdistill.train.rollouts as loop
+    from selfdistill.settings.training import EngineConfig
+
+    # Alternate rollouts graded correct, so that GRPO's advantages (and its loss) are not zero.
+    monkeypatch.setattr(loop, "rollout_rewards", lambda completions, *a: [i % 2 == 0 for i in range(len(completions))])
+
+    def first_loss(planted, importance_sampling):
+        model, tok = _student(tiny_model_dir)
+        engine = EngineConfig("hf", "request", 0.3, False, importance_sampling, 2.0)
+        hp = _hp(method, steps=1, n_rollouts=4)
+        rollouts = PlantedEngine(model, tok, planted)
+        (row,) = run_rollouts(
+            model, tok, SUBSET, method, "solution", "standard", hp, 0, rollouts=rollouts, engine=engine
+        )
+        return row
+
+    # The gradient scales with the weights (GRPO's loss sums to zero over a group before any update).
+    plain = first_loss(0.0, "none")  # the same rollouts, no weights
+    doubled, vanished = first_loss(-100.0, "token"), first_loss(100.0, "token")
+    assert plain["grad_norm"] > 0
+    assert doubled["grad_norm"] == pytest.approx(2 * plain["grad_norm"], rel=1e-6)
+    assert doubled["loss"] == pytest.approx(2 * plain["loss"], rel=1e-6, abs=1e-12)
+    assert vanished["grad_norm"] < 1e-30 and abs(vanished["loss"]) < 1e-30
+    assert plain["engine_logp_gap"] > 1  # the gap is logged whether or not it weights the loss

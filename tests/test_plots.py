@@ -4,6 +4,7 @@ point labels."""
 import itertools
 
 import pandas as pd
+import pytest
 
 from selfdistill import plots
 
@@ -22,7 +23,7 @@ def cells_table(richness, ablations, coverages, eval_set="ood"):
 
 def test_every_arm_has_its_own_style(tmp_path):
     cells = cells_table(["none", "answer", "solution", "solution_nothink", "regen"], ["standard", "preserve"], [1, 64])
-    fig = plots.plot_metric_by_coverage(cells, "accuracy", tmp_path / "a.png")
+    fig = plots.plot_metric_by_arm(cells, "accuracy", tmp_path / "a.png")
     data_lines = [container.lines[0] for container in fig.axes[0].containers]  # one errorbar per arm
     styles = [(line.get_color(), line.get_linestyle(), line.get_marker()) for line in data_lines]
     assert len(styles) == 20 and len(set(styles)) == 20  # the default colour cycle repeats after ten arms
@@ -32,7 +33,7 @@ def test_factorial_has_a_panel_per_integer_coverage_and_no_point_labels(tmp_path
     cells = cells_table(["none", "solution"], ["standard", "preserve", "suppress"], [1, 64])
     fig = plots.plot_factorial(cells, tmp_path / "f.png")
     titles = [ax.get_title() for ax in fig.axes]
-    assert titles == ["coverage 1", "coverage 64"]
+    assert titles == ["toy, coverage 1", "toy, coverage 64"]
     assert all(not ax.texts for ax in fig.axes)  # labels beside points overlapped; panels replace them
     assert (tmp_path / "f.png").stat().st_size > 0
 
@@ -74,5 +75,121 @@ def test_the_organism_figure_has_a_column_per_world_and_draws_each_prediction(tm
         predicted = [line.get_marker() for line in ax.lines if line.get_color() == "0.5"]
         assert predicted == [mark]
     top = fig.axes[0]
-    assert [t.get_text() for t in top.get_xticklabels()] == ["onpolicy\nsolution\nc64"]
+    assert [t.get_text() for t in top.get_xticklabels()] == ["onpolicy\nsolution"]  # one coverage: no need to name it
     assert len(top.containers) == 2  # free and forced on
+
+
+# ---- never pool models: two worlds with different base models ---------------------------------------------
+
+BASES = {"toy": 0.71, "toy_null": 0.45}  # the default worlds' OOD accuracy; their mean, 0.58, is no model's
+WORLDS = {"toy": "guess_check", "toy_null": "null"}
+
+
+def two_worlds(eval_sets=("ood", "ood_checks_on"), coverages=(64,), base_only=("ood_checks_off",)):
+    """Cell estimates of two models: the base model on every eval set, trained arms on `eval_sets`;
+    each value is its model's base value minus a per-arm drop, so any mixing of models shows."""
+    rows = []
+    arms = [("onpolicy", "none"), ("onpolicy", "solution"), ("grpo", "none")]
+    for model, base in BASES.items():
+        for eval_set in (*eval_sets, *base_only):
+            rows.append(
+                {
+                    "model": model,
+                    "method": "base",
+                    "richness": "none",
+                    "coverage": float("nan"),
+                    "eval_set": eval_set,
+                    "value": base,
+                }
+            )
+        for eval_set, (method, richness), coverage in itertools.product(eval_sets, arms, coverages):
+            drop = 0.2 if richness == "solution" else 0.01
+            rows.append(
+                {
+                    "model": model,
+                    "method": method,
+                    "richness": richness,
+                    "coverage": float(coverage),
+                    "eval_set": eval_set,
+                    "value": base - drop - 0.001 * coverage,
+                }
+            )
+    table = pd.DataFrame(rows).assign(ablation="standard")
+    for metric in ("accuracy", "epistemic_density", "epistemic_count", "mean_tokens"):
+        table[metric] = table["value"]
+        table[f"{metric}_ci_low"], table[f"{metric}_ci_high"] = table[metric] - 0.02, table[metric] + 0.02
+    return table
+
+
+def _panels(fig):
+    return [ax for ax in fig.axes if ax.get_visible()]
+
+
+def _owner(ax) -> str:
+    """The one model a panel's title names."""
+    named = [m for m in BASES if f"{m} (world {WORLDS[m]})" in ax.get_title()]
+    assert len(named) == 1, ax.get_title()
+    return named[0]
+
+
+def test_each_model_has_its_own_base_line_and_its_own_panels(tmp_path):
+    cells = two_worlds()
+    fig = plots.plot_metric_by_arm(cells, "accuracy", tmp_path / "a.png", WORLDS)
+    for ax in _panels(fig):
+        model = _owner(ax)
+        base_lines = [line.get_ydata()[0] for line in ax.lines if line.get_linestyle() == "--"]
+        assert base_lines == [BASES[model]]  # its own base, never the mean of the two (0.58)
+        points = [y for c in ax.containers for y in c.lines[0].get_ydata()]
+        mine = cells[(cells["model"] == model) & (cells["method"] != "base")]["accuracy"]
+        assert points and set(points) <= set(mine)  # only this model's arms
+
+
+def test_a_single_coverage_is_not_an_axis_and_a_base_only_panel_is_not_drawn(tmp_path):
+    fig = plots.plot_metric_by_arm(two_worlds(), "accuracy", tmp_path / "a.png", WORLDS)
+    panels = _panels(fig)
+    assert len(panels) == 4  # 2 models x 2 eval sets with trained arms; ood_checks_off has the base only
+    assert all("ood_checks_off" not in ax.get_title() for ax in panels)
+    assert all("coverage" not in ax.get_xlabel() for ax in panels)
+    assert [t.get_text() for t in panels[0].get_xticklabels()] == ["grpo", "onpolicy\nnone", "onpolicy\nsolution"]
+    by_coverage = plots.plot_metric_by_arm(two_worlds(coverages=(8, 64)), "accuracy", tmp_path / "b.png", WORLDS)
+    assert all("coverage" in ax.get_xlabel() for ax in _panels(by_coverage))
+    assert [t.get_text() for t in _panels(by_coverage)[0].get_xticklabels()] == ["8", "64"]
+
+
+def curve_tables():
+    """Training logs and OOD curves of one arm in two models, 3 seeds, steps 0-12 every 3; each
+    model's OOD curve starts at its own base value."""
+    logs, curves = [], []
+    for model, base in BASES.items():
+        for seed, step in itertools.product(range(3), range(13)):
+            run = {"model": model, "method": "onpolicy", "richness": "solution", "ablation": "standard"}
+            run |= {"coverage": 64, "seed": seed, "step": step}
+            logs.append(
+                {
+                    **run,
+                    "reward": base + 0.01 * step,
+                    "mean_length": 100 * base - step,
+                    "epistemic_count": base - 0.02 * step,
+                }
+            )
+            if step % 3 == 0:
+                curves.append(
+                    {**run, "eval_set": "ood", "accuracy": base - (0.01 * step + 0.001 * seed if step else 0)}
+                )
+    return pd.DataFrame(logs), pd.DataFrame(curves)
+
+
+def test_each_model_has_its_own_training_curves(tmp_path):
+    logs, curves = curve_tables()
+    fig = plots.plot_training_curves(logs, curves, tmp_path / "c.png", WORLDS)
+    assert len(_panels(fig)) == 8  # a row per model, 4 quantities
+    columns = {0: (curves, "accuracy"), 1: (logs, "reward"), 2: (logs, "mean_length"), 3: (logs, "epistemic_count")}
+    for i, ax in enumerate(_panels(fig)):
+        model, (table, metric) = _owner(ax), columns[i % 4]
+        mine = table[table["model"] == model]
+        expected = [g[metric].to_numpy() for _, g in mine.groupby("seed")] + [mine.groupby("step")[metric].mean()]
+        assert len(ax.lines) == len(expected)
+        for line, values in zip(ax.lines, expected, strict=True):
+            assert list(line.get_ydata()) == pytest.approx(list(values))
+    ood = [ax for ax in _panels(fig) if "ood accuracy" in ax.get_title()]
+    assert [ax.lines[-1].get_ydata()[0] for ax in ood] == pytest.approx([BASES["toy"], BASES["toy_null"]])

@@ -97,8 +97,11 @@ def test_every_setting_has_help():
 
 def test_a_nullable_setting_defaults_to_null():
     """A null in an overlay deletes the key and its default applies: for a setting that can be
-    null, that must be null, or `key: null` would mean something else than written."""
+    null, that must be null, or `key: null` would mean something else than written. (In a method's
+    `by_coverage` override, null deletes the override: the section's own value applies.)"""
     for path, node in _properties(workflow.schema()):
+        if ".by_coverage." in path:
+            continue
         nullable = None in node.get("enum", ()) or "null" in (
             node.get("type") if isinstance(node.get("type"), list) else ()
         )
@@ -108,9 +111,9 @@ def test_a_nullable_setting_defaults_to_null():
 
 def test_the_grid_keys_of_a_method_section_are_what_the_rules_leave_out():
     from selfdistill.grid import NOT_HYPERPARAMETERS
-    from selfdistill.settings.methods import CurveEvalSet, TeacherAxes
+    from selfdistill.settings.methods import CurveEvalSet, PerCoverage, TeacherAxes
 
-    keys = [f.name for cls in (TeacherAxes, CurveEvalSet) for f in dataclasses.fields(cls)]
+    keys = [f.name for cls in (TeacherAxes, CurveEvalSet, PerCoverage) for f in dataclasses.fields(cls)]
     assert tuple(keys) == NOT_HYPERPARAMETERS
 
 

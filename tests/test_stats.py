@@ -8,8 +8,9 @@ from selfdistill.stats import (
     hierarchical_ci,
     holm,
     independent_difference,
-    mechanism_regression,
+    mechanism_fit,
     paired_difference,
+    verdict,
 )
 
 
@@ -92,22 +93,21 @@ def test_cell_estimates_average_seeds_and_report_spread():
     assert row["accuracy_sd_seeds"] == pytest.approx(np.std([0.4, 0.6], ddof=1))
 
 
-def test_mechanism_regression_recovers_a_planted_effect():
+def test_mechanism_fit_recovers_a_planted_slope_and_intercept_in_accuracy_units():
+    """Changes from the base model: 0.2 OOD accuracy per epistemic word, -0.03 at unchanged hedging."""
     rng = np.random.default_rng(4)
     rows = []
     for run in range(12):
-        richness = ["none", "solution"][run % 2]
-        for _ in range(5):
-            count = rng.uniform(0, 30)
-            tokens = rng.uniform(30, 60)
-            acc = 0.3 + 0.01 * count + 0.001 * tokens + (0.05 if richness == "solution" else 0) + rng.normal(0, 0.01)
-            rows.append(
-                {"run": run, "richness": richness, "epistemic_count": count, "mean_tokens": tokens, "accuracy": acc}
-            )
-    table = mechanism_regression(pd.DataFrame(rows)).set_index("term")
-    assert table.loc["epistemic_count", "coefficient"] == pytest.approx(0.01, abs=0.002)
-    assert table.loc["epistemic_count", "ci_low"] > 0
-    assert table.loc["richness_solution", "coefficient"] == pytest.approx(0.05, abs=0.02)
+        for d_epistemic in rng.uniform(-1, 0, 4):  # its 4 checkpoints
+            rows.append({"run": run, "d_epistemic": d_epistemic, "d_accuracy": -0.03 + 0.2 * d_epistemic})
+            rows[-1]["d_accuracy"] += rng.normal(0, 0.01)
+    table = mechanism_fit(pd.DataFrame(rows)).set_index("term")
+    assert table.loc["slope", "coefficient"] == pytest.approx(0.2, abs=0.01)
+    assert table.loc["intercept", "coefficient"] == pytest.approx(-0.03, abs=0.01)
+    assert table.loc["slope", "ci_low"] > 0.15 and table.loc["intercept", "ci_high"] < 0
+    assert table["n_runs"].eq(12).all() and table["n_points"].eq(48).all()
+    few = mechanism_fit(pd.DataFrame(rows[:8]))  # two runs: no interval to give
+    assert few["ci_low"].isna().all()
 
 
 def test_full_coverage_in_paths_becomes_the_training_set_size():
@@ -121,26 +121,22 @@ def test_full_coverage_in_paths_becomes_the_training_set_size():
         parse_path("eval", "results/toy/eval/sft/solution/standard/cfull_s1/ood.parquet")
 
 
-def test_mechanism_regression_refuses_to_pool_models():
+def test_mechanism_fit_refuses_to_pool_models():
     points = pd.DataFrame(
         {
             "model": ["a", "a", "b", "b"],
             "run": [0, 1, 2, 3],
-            "richness": "none",
-            "epistemic_count": [1.0, 2, 3, 4],
-            "mean_tokens": [10.0, 20, 30, 40],
-            "accuracy": [0.1, 0.2, 0.3, 0.4],
+            "d_epistemic": [1.0, 2, 3, 4],
+            "d_accuracy": [0.1, 0.2, 0.3, 0.4],
         }
     )
     with pytest.raises(ValueError, match="several models"):
-        mechanism_regression(points)
+        mechanism_fit(points)
 
 
 def test_two_groups_of_two_cannot_reach_significance_and_the_verdict_says_so():
     """Claim (c) compares runs (seeds) under two coverages: 2 vs 2 runs have 6 relabellings, so no
     test reaches p < 0.05 however separated the groups are; the verdict must not read the CI alone."""
-    from selfdistill.findings import verdict
-
     result = independent_difference([0.03, 0.05], [0.01, 0.02])
     assert result["min_p"] == pytest.approx(1 / 3) and result["p_value"] >= result["min_p"]
     assert result["ci_low"] > 0  # the bootstrap CI alone would call it an effect
@@ -163,8 +159,6 @@ def test_each_arm_is_resampled_on_its_own():
 
 
 def test_a_verdict_in_either_direction_needs_the_adjusted_p():
-    from selfdistill.findings import verdict
-
     assert verdict(-0.03, -0.05, -0.01, 0.075, +1, 0.02) == "inconclusive at this sample size"
     assert verdict(-0.03, -0.05, -0.01, 0.01, +1, 0.02).startswith("not supported (effect in the opposite")
     assert verdict(0.03, 0.01, 0.05, 0.075, +1, 0.02) == "inconclusive at this sample size"
@@ -175,24 +169,26 @@ def test_paired_difference_reports_the_smallest_attainable_p():
     assert paired_difference(pd.Series([1.0, 2.0, 3.0]), pd.Series([0.0, 0.0, 0.0]))["min_p"] == pytest.approx(0.25)
 
 
-def test_findings_page_answers_the_mechanism_question_per_model_or_says_why_not():
+def test_findings_page_gives_the_mechanism_fit_per_model_or_says_why_not():
     from selfdistill.findings import render
 
     claims = pd.DataFrame({"claim": []})
-    assert "Not enough runs for the regression." in render(claims, pd.DataFrame(), "# findings")
+    assert "No checkpoints of trained runs in this grid." in render(claims, pd.DataFrame(), "# findings")
     fit = pd.DataFrame(
         {
-            "term": ["intercept", "epistemic_count"],
-            "coefficient": [0.4, 0.01],
-            "ci_low": [0.3, 0.005],
-            "ci_high": [0.5, 0.02],
+            "term": ["intercept", "slope"],
+            "coefficient": [-0.01, 0.2],
+            "ci_low": [-0.03, 0.1],
+            "ci_high": [0.01, 0.3],
             "n_points": 40,
             "n_runs": 8,
+            "d_epistemic_min": -0.8,
+            "d_epistemic_max": 0.1,
         }
     )
-    page = render(claims, pd.concat([fit.assign(model="a"), fit.assign(model="b", ci_low=[0.3, -0.01])]), "# f")
-    assert page.count("**Answer (8 runs, 40 points):**") == 2
-    assert "**a.**" in page and "yes:" in page and "not detectably:" in page
+    page = render(claims, pd.concat([fit.assign(model="a"), fit.assign(model="b")]), "# f", worlds={"a": "null"})
+    assert "| a (null) | 8 | 40 | -0.80 to +0.10 | +0.200 [+0.100, +0.300] | -0.010 [-0.030, +0.010] |" in page
+    assert "| b | 8 | 40 |" in page
 
 
 def test_floating_point_residue_is_no_effect():

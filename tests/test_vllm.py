@@ -7,6 +7,8 @@ adapter, merged adapter), valid gradable sampled outputs, and prompt log-probs e
 transformers forward pass.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 
@@ -17,9 +19,11 @@ from selfdistill.backends import Sampling  # noqa: E402
 from selfdistill.backends.hf import HFBackend  # noqa: E402
 from selfdistill.backends.vllm import VLLMBackend  # noqa: E402
 from selfdistill.generation import generate_table  # noqa: E402
+from selfdistill.models import load_model, load_tokenizer  # noqa: E402
 from selfdistill.prompts import prompt_ids, student_user_turn  # noqa: E402
+from selfdistill.train.model import trainable_model  # noqa: E402
 
-from configs import GRADING  # noqa: E402
+from configs import GRADING, LORA, TRAINING  # noqa: E402
 
 # CPU attention kernels need head_dim >= 32; 10% of this machine's memory is plenty for the KV cache.
 ENGINE = {"max_model_len": 256, "gpu_memory_utilization": 0.1, "enforce_eager": True}
@@ -198,28 +202,9 @@ def test_full_finetuned_model_is_served_in_place_of_the_base(engine, model_dir, 
 
 
 def rollout_engine(model_dir, student, lora_sync="request"):
-    from selfdistill.backends import make_rollout_engine
-    from selfdistill.settings.models import ModelConfig
-    from selfdistill.settings.training import EngineConfig
+    from configs import vllm_rollout_engine
 
-    model = ModelConfig(
-        source=model_dir,
-        backend="vllm",
-        dtype="float32",
-        chat_kwargs={},
-        lora="request",
-        vllm={"max_model_len": 256, "enforce_eager": True},
-        sampling={},
-    )
-    engine = EngineConfig(
-        backend="vllm",
-        lora_sync=lora_sync,
-        gpu_memory_utilization=0.1,
-        sleep=True,
-        importance_sampling="token",
-        is_threshold=2.0,
-    )
-    return make_rollout_engine(engine, model, student, None, model_dir, batch_size=64, seed=0, max_logprobs=16)
+    return vllm_rollout_engine(model_dir, student, lora_sync)[0]
 
 
 def optimizer_step(student, seed):
@@ -357,3 +342,117 @@ def test_banning_the_epistemic_ids_removes_them_from_vllm_samples(engine):
 
     assert banned and banned & set(sampled(False))
     assert not banned & set(sampled(True))
+
+
+# ---- one engine per training rank -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("finetune", ["lora", "full"])
+def test_two_ranks_with_an_engine_each_train_as_one_process(model_dir, tmp_path, finetune):
+    """2 ranks (FSDP over gloo), each sampling its share of the prompts with its own vLLM engine
+    (external_launcher), give one process's rollouts, losses and trained weights; every rank's engine
+    is told the new weights each step (negative control: rank 1 skips its second sync, and its share of
+    that step's rollouts comes from the old policy)."""
+    from test_distributed import _assert_same, _train, shares
+
+    common = {"model_dir": model_dir, "method": "onpolicy", "finetune": finetune, "engine": "vllm"}
+    keys = ["loss", "grad_norm", "reward", "mean_length", "tokens", "engine_logp_gap"]
+    one = _train(tmp_path, "one", processes=1, **common)
+    two = _train(tmp_path, "two", processes=2, **common)
+    _assert_same(one, two, keys)
+    assert shares(tmp_path, "two") == [[[0], [0]], [[1], [1]]]
+    assert all(row["engine_logp_gap"] < LOGP_TOLERANCE for row in two[0])  # the engines served the trainer's weights
+    if finetune == "full":
+        stale = _train(tmp_path, "stale", processes=2, skip_sync_on_rank=[1, 1], **common)
+        assert stale[0][0]["loss"] == pytest.approx(two[0][0]["loss"], rel=1e-4)
+        assert stale[0][1]["engine_logp_gap"] > 10 * LOGP_TOLERANCE  # rank 1 sampled the previous policy
+
+
+def test_two_ranks_with_engines_resume_from_their_shards(model_dir, tmp_path):
+    from test_distributed import _assert_same, _train
+
+    common = {"model_dir": model_dir, "method": "onpolicy", "finetune": "lora", "engine": "vllm", "processes": 2}
+    state = str(tmp_path / "partial" / "state.pt")
+    _train(tmp_path, "first", steps=1, state=state, **common)
+    resumed = _train(tmp_path, "resumed", state=state, **common)
+    uninterrupted = _train(tmp_path, "uninterrupted", **common)
+    _assert_same(uninterrupted, resumed, ["loss", "grad_norm", "reward", "engine_logp_gap"])
+
+
+@pytest.fixture(scope="module")
+def long_model_dir(toy_tokenizer_dir, tmp_path_factory):
+    """The vLLM tests' model with room for prompts of several KV-cache blocks."""
+    from conftest import save_tiny_model
+
+    arch = {"hidden_size": 64, "intermediate_size": 128, "num_layers": 2, "num_heads": 2, "num_kv_heads": 1}
+    return save_tiny_model(toy_tokenizer_dir, tmp_path_factory.mktemp("long"), {**arch, "max_positions": 1024}, 0.3)
+
+
+def test_a_sync_resets_the_prefix_cache(long_model_dir, monkeypatch):
+    """Prompts of 300 tokens sharing their first 298 (several KV blocks, cached by the first call):
+    after the weights are loaded in place, the engine's greedy continuations are the new student's,
+    not ones attending to the prefix's stale cached keys and values. Negative control: the reset
+    skipped, and they are not."""
+    from configs import vllm_rollout_engine
+
+    tokenizer = load_tokenizer(long_model_dir)
+    student = trainable_model(load_model(long_model_dir), LORA, replace(TRAINING, finetune="full"))
+    engine = vllm_rollout_engine(long_model_dir, student, max_model_len=1024)[0]
+    prefix = [5 + (7 * i) % 200 for i in range(298)]
+    prompts = [prefix + [9, 10], prefix + [11, 12]]
+    greedy = Sampling(n=1, temperature=0.0, max_new_tokens=24)
+
+    def continuations(backend):
+        return [c.token_ids for c in backend.generate(prompts, greedy)]
+
+    try:
+        continuations(engine)  # the shared prefix is now cached under the initial weights
+        for step, reset in ((0, True), (1, False)):
+            optimizer_step(student, seed=step)
+            expected = continuations(HFBackend(student, tokenizer))
+            if not reset:
+                monkeypatch.setattr(engine.llm, "reset_prefix_cache", lambda *a, **k: True)
+            engine.sync(student)
+            assert (continuations(engine) == expected) == reset, f"step {step}"
+    finally:
+        engine.close()
+
+
+def test_forcing_holds_back_the_end_of_thinking_until_an_epistemic_word(model_dir):
+    """`epistemic: forced` through vLLM's logits processor (as through transformers'): no completion
+    ends (EOS or </think>) before it has sampled an id of E. The engine is started with the end-of-
+    thinking ids biased up (a model that wants to stop at once): without forcing, nearly every
+    completion ends with no epistemic word (the negative control)."""
+    from selfdistill.backends import end_of_thinking_ids, epistemic_ids
+
+    backend = VLLMBackend(model_dir, engine=ENGINE, seed=0)
+    tok = backend.tokenizer
+    ends, words = set(end_of_thinking_ids(tok)), set(epistemic_ids(tok))
+    prompt = [tok.encode("Compute 1+2+3.")]
+    original = backend.llm.generate
+
+    def eager_to_stop(inputs, params, **kwargs):  # every request's end ids biased by +30, as the HF test's head
+        for p in params:
+            p.logit_bias = {**(p.logit_bias or {}), **{i: 30.0 for i in ends}}
+        return original(inputs, params, **kwargs)
+
+    backend.llm.generate = eager_to_stop
+
+    def ended(epistemic):
+        """(completions that ended before an epistemic word, completions that stopped at all)."""
+        sampling = Sampling(n=32, temperature=1.0, max_new_tokens=60, seed=0, epistemic=epistemic)
+        bad = stopped = 0
+        for c in backend.generate(prompt, sampling):
+            first_end = next((i for i, t in enumerate(c.token_ids) if t in ends), None)
+            first_word = next((i for i, t in enumerate(c.token_ids) if t in words), None)
+            bad += first_end is not None and (first_word is None or first_word > first_end)
+            stopped += c.finish_reason == "stop"
+        return bad, stopped
+
+    try:
+        assert ended("free")[0] >= 30
+        bad, stopped = ended("forced")
+        # None ends early, and once a word is out the biased end follows: forcing is released, not stuck.
+        assert bad == 0 and stopped >= 16
+    finally:
+        backend.close()

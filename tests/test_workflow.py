@@ -102,30 +102,35 @@ def test_edit_reruns_exactly_the_dependent_jobs(smoke_run, case):
     assert not result["extra"] and not result["missed"], result
 
 
-def test_findings_page_has_every_claim_with_numbers(smoke_run):
+def test_findings_page_opens_with_the_headline_and_has_every_claim_with_numbers(smoke_run):
     text = (smoke_run / "results/findings.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)[1:]
-    assert [s[:3] for s in sections] == ["(a)", "(b)", "(c)", "(d)", "Mec", "Pre", "The"]
-    for section in sections[:4]:
-        assert "Not tested" not in section
-        row = next(line for line in section.splitlines() if line.startswith("| ") and "comparison" not in line)
+    assert [s[:8] for s in sections] == ["Headline", "The pape", "Predicti", "The mode", "Does OOD"]
+    # The headline: the guess_check world's arm, its predicted sign, effect, CI and verdict mark, per quantity.
+    assert re.search(r"\| guess_check \(toy\) \| on-policy, solution teacher, coverage 1 \| ↓ [+-]\d\.\d{3} \[", text)
+    claims = re.split(r"^### ", sections[1], flags=re.M)[1:]
+    assert [c[:3] for c in claims] == ["(a)", "(b)", "(c)", "(d)"]
+    for claim in claims:
+        row = next(line for line in claim.splitlines() if line.startswith("| toy (guess_check) |"))
         assert re.search(r"\| -?\d+\.\d+ \|", row), row  # a measured effect, not a placeholder
         assert re.search(r"\*\*(supported|not supported|inconclusive)", row)
-    assert "**Answer (" in sections[4]
+    assert "Not tested" not in text
     # The organism: predictions written before any result, then the gate and a verdict per result.
-    assert sections[5].startswith("Predictions (written from the config before any result)")
-    assert "| toy | guess_check |" in sections[6]  # the gate's row
-    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood \| lower \| [+-]\d\.\d{3} \|", sections[6])
-    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood, \d terms \| lower \| [+-]\d\.\d{3} \|", sections[6])
+    assert sections[2].startswith("Predictions (written from the config before any result)")
+    assert "| toy | guess_check |" in sections[3]  # the gate's row
+    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood \| lower \| [+-]\d\.\d{3} \|", sections[3])
+    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood, \d terms \| lower \| [+-]\d\.\d{3} \|", sections[3])
+    assert "| toy (guess_check) |" in sections[4]  # the mechanism fit of the one model
     claims = pd.read_parquet(smoke_run / "results/summary/claims.parquet")
-    assert set(claims["claim"]) == {"a", "b", "c", "d"}
+    assert set(claims["claim"]) == {"a", "b", "c", "d"} and set(claims["model"]) == {"toy"}
 
 
-def test_report_builds_with_figures_and_findings(smoke_run):
+def test_report_opens_with_the_headline_and_has_the_figures(smoke_run):
     out = snakemake(smoke_run, "--report", "results/report.html")
     assert out.returncode == 0, out.stderr[-3000:]
     html = (smoke_run / "results/report.html").read_text()
     assert "findings" in html.lower() and "accuracy_by_richness" in html
+    assert "re-enable recovery" in html and "on-policy, solution teacher" in html  # the headline's table
 
 
 def test_training_job_as_two_ranks_gives_the_one_process_result(smoke_run, monkeypatch):

@@ -6,6 +6,7 @@ Training and grading code sees `Completion`s and never knows which backend made 
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -23,10 +24,25 @@ class Sampling:
     top_k: int = 0  # 0 = off
     max_new_tokens: int = 256
     seed: int = 0
+    # Prompt + response cap per sample (verl's rollout max_model_len), on top of max_new_tokens; 0: none.
+    max_total_tokens: int = 0
     # free; banned: never sample the epistemic words' ids (the set E), as NoWait does at inference;
     # forced: no end of thinking (</think> or EOS) before the response has an id of E (s1's budget
     # forcing, applied once): what verbalized checking is worth to a model, on any model.
     epistemic: str = "free"
+
+    def budget(self, prompt_length: int) -> int:
+        """New tokens a prompt of this length may sample: max_new_tokens, within max_total_tokens."""
+        if self.max_total_tokens:
+            return max(1, min(self.max_new_tokens, self.max_total_tokens - prompt_length))
+        return self.max_new_tokens
+
+    def prompt_seed(self, index: int) -> int:
+        """The seed of prompt `index`'s samples, sample k drawn with seed + k (vLLM's convention for
+        n > 1): a hash of the call's seed and the prompt's index in the whole call, so a sample does not
+        depend on the batch, shard or training rank it was drawn in, and no two prompts share a stream."""
+        digest = hashlib.blake2b(f"{self.seed}:{index}".encode(), digest_size=8).digest()
+        return int.from_bytes(digest, "little") >> 34  # below 2^30: room for + k in any seed type
 
     @classmethod
     def of(cls, section, seed: int, model: ModelConfig, name: str) -> Sampling:
@@ -73,16 +89,17 @@ class Completion:
     logprobs: list[float] | None = None  # the engine's log-prob of each sampled token, when it reports them
 
 
-def check_fits(prompts: list[list[int]], max_new_tokens: int, context: int, context_name: str) -> None:
+def check_fits(prompts: list[list[int]], sampling: Sampling, context: int, context_name: str) -> None:
     """Refuse, before generating anything, a prompt whose generation budget would run past the
     model's context (transformers would go on silently past its trained positions)."""
-    longest = max(range(len(prompts)), key=lambda i: len(prompts[i]), default=None)
-    if longest is not None and len(prompts[longest]) + max_new_tokens > context:
+    need = [len(p) + sampling.budget(len(p)) for p in prompts]
+    worst = max(range(len(prompts)), key=need.__getitem__, default=None)
+    if worst is not None and need[worst] > context:
         raise ValueError(
-            f"prompt {longest} has {len(prompts[longest])} tokens; with max_new_tokens = {max_new_tokens} it needs "
-            f"{len(prompts[longest]) + max_new_tokens} positions, more than the model's context of {context} "
-            f"({context_name}): lower this rule's max_new_tokens, drop or shorten the problem, or use a model "
-            "with a longer context"
+            f"prompt {worst} has {len(prompts[worst])} tokens; with a budget of {sampling.budget(len(prompts[worst]))} "
+            f"new tokens (max_new_tokens = {sampling.max_new_tokens}) it needs {need[worst]} positions, more than the "
+            f"model's context of {context} ({context_name}): lower this rule's max_new_tokens, drop or shorten the "
+            "problem, or use a model with a longer context"
         )
 
 
@@ -91,7 +108,11 @@ class Backend(Protocol):
 
     tokenizer: object
 
-    def generate(self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate") -> list[Completion]: ...
+    def generate(
+        self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate", indices: list[int] | None = None
+    ) -> list[Completion]:
+        """n completions per prompt; `indices`: each prompt's index in the whole call (the key of its
+        seed, `Sampling.prompt_seed`; default its position). Completions carry the position."""
 
     def close(self) -> None: ...
 

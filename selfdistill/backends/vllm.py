@@ -16,7 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from selfdistill.backends import Completion, Sampling, check_fits, epistemic_ids
+from selfdistill.backends import Completion, Sampling, check_fits, end_of_thinking_ids, epistemic_ids
 from selfdistill.models import is_full_model, load_tokenizer
 from selfdistill.settings.models import ModelConfig
 
@@ -60,31 +60,57 @@ class VLLMBackend:
         elif adapter_path:
             options.update(enable_lora=True, max_lora_rank=max(8, adapter_rank(adapter_path)))
             self.lora_request = LoRARequest("adapter", 1, str(adapter_path))
-        self.llm = LLM(model=model_path, tokenizer=tokenizer_path, dtype=dtype, seed=seed, **options)
+        from selfdistill.backends.vllm_forced import NoEndBeforeEpistemic
+
+        self.llm = LLM(
+            model=model_path,
+            tokenizer=tokenizer_path,
+            dtype=dtype,
+            seed=seed,
+            logits_processors=[NoEndBeforeEpistemic],  # `epistemic: forced`, switched on per request
+            **options,
+        )
 
     def generate(
-        self, prompts: list[list[int]], sampling: Sampling, desc: str = "generate", logprobs: bool = False
+        self,
+        prompts: list[list[int]],
+        sampling: Sampling,
+        desc: str = "generate",
+        indices: list[int] | None = None,
+        logprobs: bool = False,
     ) -> list[Completion]:
-        """Completions; with `logprobs`, each carries the engine's log-prob of every sampled token."""
+        """Completions; with `logprobs`, each carries the engine's log-prob of every sampled token.
+        Each prompt is its own seeded request (`Sampling.prompt_seed` of its index; vLLM draws sample
+        k with seed + k), so no two prompts share a random stream."""
         from vllm import SamplingParams
 
-        check_fits(prompts, sampling.max_new_tokens, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
-        if sampling.epistemic == "forced":  # the config check refuses it first; this guards other callers
-            raise ValueError("epistemic: forced needs the transformers backend (a stateful logits processor)")
+        from selfdistill.backends.vllm_forced import request_args
+
+        check_fits(prompts, sampling, self.llm.llm_engine.model_config.max_model_len, "max_model_len")
+        tok = self.tokenizer
+        forced = request_args(end_of_thinking_ids(tok), epistemic_ids(tok)) if sampling.epistemic == "forced" else None
+        indices = list(range(len(prompts))) if indices is None else indices
         # vLLM refuses n > 1 when greedy: send each prompt n times instead.
         copies = sampling.n if sampling.temperature == 0 else 1
-        params = SamplingParams(
-            n=sampling.n // copies,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            top_k=sampling.top_k if sampling.top_k > 0 else -1,
-            max_tokens=sampling.max_new_tokens,
-            seed=sampling.seed,
-            skip_special_tokens=False,
-            logprobs=0 if logprobs else None,
-            # -100 is vLLM's largest bias: a banned id's probability is below e^-100 of any other's.
-            logit_bias={i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.epistemic == "banned" else None,
-        )
+        params = [
+            SamplingParams(
+                n=sampling.n // copies,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                top_k=sampling.top_k if sampling.top_k > 0 else -1,
+                max_tokens=sampling.budget(len(ids)),
+                seed=sampling.prompt_seed(index),
+                skip_special_tokens=False,
+                logprobs=0 if logprobs else None,
+                # -100 is vLLM's largest bias: a banned id's probability is below e^-100 of any other's.
+                logit_bias=(
+                    {i: -100.0 for i in epistemic_ids(self.tokenizer)} if sampling.epistemic == "banned" else None
+                ),
+                extra_args=forced,
+            )
+            for index, ids in zip(indices, prompts, strict=True)
+            for _ in range(copies)
+        ]
         repeated = [ids for ids in prompts for _ in range(copies)]
         outputs = self.llm.generate(self._inputs(repeated), params, lora_request=self.lora_request, use_tqdm=True)
         eos = self.tokenizer.eos_token_id
@@ -146,6 +172,12 @@ class VLLMRollouts(VLLMBackend):
     every weight change the prefix cache is reset. On a GPU the engine can sleep while the trainer
     steps (`sleep`: weights offloaded, KV cache freed); on CPU that is a no-op. The engine reports
     the log-prob of every sampled token (after temperature), for the mismatch log and the IS weights.
+
+    With several training ranks each rank starts its own engine in its own process (vLLM's
+    `external_launcher` executor over the ranks' process group, tensor parallel 1: independent
+    engines, as verl's replicas and TRL's colocate mode) and samples its share of each step's
+    prompts (`distributed.generate_shares`); every rank's engine is told the full weights, gathered
+    from the FSDP shards one tensor at a time.
     """
 
     def __init__(
@@ -158,17 +190,21 @@ class VLLMRollouts(VLLMBackend):
         max_logprobs: int | None = None,
     ):
         import torch
+        import torch.distributed as dist
 
         # The engine in this process: weights reach its worker without serialization.
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         self.lora_sync = engine.lora_sync if lora_rank else None
         self.sleeping = engine.sleep and torch.cuda.is_available()
+        self.asleep = False
         options = {
             **model.vllm,
             "gpu_memory_utilization": engine.gpu_memory_utilization,
             "logprobs_mode": "processed_logprobs",
             "enable_sleep_mode": self.sleeping,
         }
+        if dist.is_initialized() and dist.get_world_size() > 1:  # one engine per training rank
+            options.update(distributed_executor_backend="external_launcher", tensor_parallel_size=1)
         if max_logprobs:  # it also scores the frozen teacher (the base weights), top-k per position
             options["max_logprobs"] = max_logprobs
         if self.lora_sync == "request":
@@ -186,15 +222,18 @@ class VLLMRollouts(VLLMBackend):
         self.adapters = Path(tempfile.mkdtemp(prefix="rollout-adapters-", dir=shm if shm.is_dir() else None))
 
     def sync(self, student) -> None:
-        """Serve the student's current weights."""
+        """Serve the student's current weights (every rank calls it: sharded weights are gathered)."""
+        from selfdistill import distributed
+
         if self.sleeping:
             self.llm.wake_up()
+            self.asleep = False
         self.version += 1
         if self.lora_sync == "request":
             from vllm.lora.request import LoRARequest
 
-            path = self.adapters / f"policy-{self.version}"
-            student.save_pretrained(path)
+            path = self.adapters / f"policy-{self.version}"  # this rank's own directory
+            student.save_pretrained(path, state_dict=distributed.full_trainable_weights(student))
             previous, self.lora_request = (
                 self.lora_request,
                 LoRARequest(f"policy-{self.version}", self.version, str(path)),
@@ -204,18 +243,28 @@ class VLLMRollouts(VLLMBackend):
                 shutil.rmtree(previous.lora_path, ignore_errors=True)
         else:
             # vLLM's in-place reload: checkpoint-format tensors, re-processed into its kernel format.
-            weights = list(_checkpoint_weights(student))
+            # Streamed a tensor at a time (the engine runs in this process): never a second whole model.
             self.llm.collective_rpc(
-                "reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True}
+                "reload_weights",
+                kwargs={"weights_iterator": _checkpoint_weights(student), "is_checkpoint_format": True},
             )
         self.llm.reset_prefix_cache()
 
-    def generate(self, prompts, sampling, desc="generate", logprobs=True):
+    def generate(self, prompts, sampling, desc="generate", indices=None, logprobs=True):
         try:
-            return super().generate(prompts, sampling, desc, logprobs=logprobs)
+            return super().generate(prompts, sampling, desc, indices, logprobs=logprobs)
         finally:
             if self.sleeping:  # give the trainer the GPU memory back until the next sync
                 self.llm.sleep(level=1)
+                self.asleep = True
+
+    def prompt_topk_logprobs(self, prompts, completions, k):
+        if self.asleep:  # its weights are offloaded and its KV cache freed: the scores would be garbage
+            raise RuntimeError(
+                "the rollout engine is asleep while the trainer steps (rollouts.sleep), so it cannot score the "
+                "frozen teacher: set rollouts.sleep: false, or onpolicy.teacher_backend: hf"
+            )
+        return super().prompt_topk_logprobs(prompts, completions, k)
 
     def close(self):
         shutil.rmtree(self.adapters, ignore_errors=True)
@@ -223,10 +272,14 @@ class VLLMRollouts(VLLMBackend):
 
 
 def _checkpoint_weights(student):
-    """The student's weights under their checkpoint names (what vLLM's load_weights reads): for a
-    LoRA student, the base weights with the adapter merged in (merged, read, unmerged)."""
-    if not hasattr(student, "merge_adapter"):
-        yield from ((name, p.detach()) for name, p in student.named_parameters())
+    """The student's weights under their checkpoint names (what vLLM's load_weights reads), in the
+    compute dtype (float32 masters cast one tensor at a time): for a LoRA student, the base weights
+    with the adapter merged in (merged, read, unmerged)."""
+    from selfdistill import distributed, precision
+
+    if not hasattr(student, "merge_adapter"):  # sharded weights gathered whole, one at a time, on every rank
+        for name, p in student.named_parameters():
+            yield name, precision.for_export(student, distributed.full(p.detach()))
         return
     student.merge_adapter()
     try:

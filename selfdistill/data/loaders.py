@@ -124,9 +124,16 @@ def normalize(raw: pd.DataFrame, spec: DatasetConfig, name: str) -> pd.DataFrame
         df["split"] = raw["split"] if "split" in raw else spec.split
 
     before = len(df)
-    df = df[~df["problem"].map(normalize_text).duplicated()].reset_index(drop=True)
+    key = df["problem"].map(normalize_text) if spec.deduplicate == "text" else df["problem_id"]
+    df = df[~key.duplicated()].reset_index(drop=True)
     if len(df) < before:
-        log.info("dataset %s: dropped %d duplicate problems (%d left)", name, before - len(df), len(df))
+        log.info(
+            "dataset %s: dropped %d duplicate problems by %s (%d left)",
+            name,
+            before - len(df),
+            spec.deduplicate,
+            len(df),
+        )
     return exclude_bad_rows(df, spec, name)[list(PROBLEM_COLUMNS)].astype(str)
 
 

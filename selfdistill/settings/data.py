@@ -50,6 +50,10 @@ class DatasetConfig:
     """empty, duplicate-id or unparsable-answer rows: stop, or exclude them (counted in the log)"""
     check_answers: bool = True
     """check that math-verify can parse every gold answer"""
+    deduplicate: Literal["text", "id"] = "text"
+    """drop repeated problems by their text (case and whitespace ignored; DAPO's raw parquet repeats each
+    ~100x), or by problem_id only (a file whose rows are a training set as it was run, e.g. the paper's
+    subsets)"""
     problem_pattern: str | None = optional()
     """regex with a group `problem`: the bare problem inside the source's own instructions"""
     columns: dict[ProblemColumn, str] | None = optional()
@@ -77,6 +81,14 @@ class DatasetConfig:
                         "is an empty range",
                         "use [low, high] with low <= high",
                     )
+        for coverage, name in config["coverage_files"].items():
+            if name not in datasets:
+                error(
+                    f"coverage_files.{coverage}",
+                    name,
+                    "is not under datasets",
+                    "add the dataset (its loader, path and columns) or fix the name",
+                )
         train = datasets.get(config["train_dataset"], {})
         if train.get("loader") == "toy":
             n_train = train["toy"]["n_train"]

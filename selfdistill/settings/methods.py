@@ -8,13 +8,14 @@ grid.METHODS names each method's class here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
 from selfdistill.settings.core import (
     Ablation,
     Constraint,
     Name,
+    NonNegative,
     NonNegativeInt,
     Positive,
     PositiveInt,
@@ -41,6 +42,30 @@ class CurveEvalSet:
     """the eval set the checkpoints are evaluated on (training curves)"""
 
 
+@dataclass(frozen=True, kw_only=True)
+class PerCoverage:
+    """The per-coverage settings of a rollout method."""
+
+    by_coverage: dict[Annotated[str, Constraint(pattern="^([0-9]+|full)$")], dict] = field(default_factory=dict)
+    """this section's training settings for some coverages, over the rest, e.g. the paper's full-data runs:
+    {full: {prompts_per_step: 256, mini_batch_prompts: 128}}; not steps or checkpoint_every (they decide which
+    checkpoint evaluations exist)"""
+
+
+def check_by_coverage(config: dict, method: str, error) -> None:
+    """`by_coverage` may not change the keys that decide which jobs exist (grid.PER_GRID_KEYS)."""
+    from selfdistill.grid import PER_GRID_KEYS
+
+    for coverage, overrides in config[method]["by_coverage"].items():
+        for key in sorted(set(overrides) & set(PER_GRID_KEYS)):
+            error(
+                f"{method}.by_coverage.{coverage}.{key}",
+                overrides[key],
+                "cannot be set per coverage (it decides which checkpoint evaluations exist)",
+                f"set {method}.{key} in the section itself",
+            )
+
+
 # ---- offline self-distillation ----------------------------------------------------------------------
 
 
@@ -52,6 +77,8 @@ class SFTConfig:
     """traces kept per problem by the preserve / suppress trace selection"""
     lr: Positive
     """peak; decays linearly to 0"""
+    weight_decay: NonNegative = 0.0
+    """AdamW's decoupled weight decay on every trainable weight (verl's actor: 0.01)"""
     epochs: PositiveInt
     """passes over the kept traces"""
     batch_size: PositiveInt
@@ -96,8 +123,13 @@ class RolloutConfig:
     """rollout top-k (0 = off)"""
     max_new_tokens: PositiveInt
     """rollout budget; a cut-off rollout gets reward 0"""
+    max_total_tokens: Annotated[int, Constraint(minimum=2)] | None = None
+    """prompt + response cap per rollout, on top of max_new_tokens (verl's rollout max_model_len: 18,944 for
+    SDPO, 10,240 for GRPO in the paper's code); null: max_new_tokens alone"""
     lr: Positive
     """AdamW learning rate (after warm-up)"""
+    weight_decay: NonNegative = 0.0
+    """AdamW's decoupled weight decay on every trainable weight (verl's actor: 0.01)"""
     warmup_steps: NonNegativeInt = 0
     """the learning rate rises linearly over these steps, then stays (verl's lr_warmup_steps)"""
     mini_batch_prompts: NonNegativeInt = 0
@@ -143,6 +175,9 @@ class OnPolicyConfig(RolloutConfig):
     is_clip: Annotated[float, Constraint(exclusiveMinimum=1)] | None = None
     """weight each token's loss by min(p_now / p_sampled, is_clip): the later mini-batch steps of a batch are
     slightly off-policy (SDPO's is_clip)"""
+    teacher_prompt_max_tokens: PositiveInt | None = None
+    """right-truncate each teacher prompt to this many tokens (verl's max_reprompt_len, truncation right);
+    prompts are also cut so prompt + completion fit the model's context; the step log counts truncations"""
 
     @staticmethod
     def check(config: dict, error) -> None:
@@ -198,10 +233,24 @@ class GRPOConfig(RolloutConfig):
     """the ratio is clipped to [1 - clip_low, 1 + clip_high]"""
     clip_high: Annotated[float, Constraint(minimum=0)]
     """the upper clip (DAPO's clip-higher: above clip_low)"""
+    clip_ratio_c: NonNegative = 3.0
+    """dual clip (verl's clip_ratio_c, > 1): with a negative advantage a token's loss is at most
+    -A x clip_ratio_c; 0: off"""
     scale_rewards: bool
-    """divide the advantage by the group's reward std"""
+    """divide the advantage by the group's reward std (verl's norm_adv_by_std_in_grpo; the paper's baseline:
+    false)"""
     updates_per_batch: PositiveInt
     """optimizer steps per sampled batch (> 1: the clip matters)"""
+
+    @staticmethod
+    def check(config: dict, error) -> None:
+        if 0 < config["grpo"]["clip_ratio_c"] <= 1:
+            error(
+                "grpo.clip_ratio_c",
+                config["grpo"]["clip_ratio_c"],
+                "would bound the loss of a negative advantage below the unclipped one (verl requires > 1)",
+                "use a value above 1 (verl's 3.0), or 0 for no dual clip",
+            )
 
 
 def settings_class(method: str) -> type:
@@ -211,10 +260,9 @@ def settings_class(method: str) -> type:
     return globals()[METHODS[method].settings]
 
 
-def hyperparameters(config: dict, method: str):
-    """A method's section of a checked config as its typed hyperparameters: without its grid keys
-    (what the training rules pass, too)."""
-    from selfdistill.grid import NOT_HYPERPARAMETERS
+def hyperparameters(config: dict, method: str, coverage=None):
+    """A method's section of a checked config as its typed hyperparameters at `coverage`
+    (grid.hyperparameters: what the training rules pass, too)."""
+    from selfdistill import grid
 
-    section = {k: v for k, v in config[method].items() if k not in NOT_HYPERPARAMETERS}
-    return build(settings_class(method), section)
+    return build(settings_class(method), grid.hyperparameters(config, method, coverage))

@@ -50,16 +50,6 @@ class ModelConfig:
         for name, model in config["models"].items():
             if "toy_pretrain" in model and model["source"] != "toy":
                 error(f"models.{name}.toy_pretrain", model["toy_pretrain"], "applies to toy models only", "remove it")
-            if model["backend"] != "hf":
-                for set_name, eval_set in config["eval_sets"].items():
-                    if eval_set["epistemic"] == "forced":
-                        error(
-                            f"eval_sets.{set_name}.epistemic",
-                            "forced",
-                            "needs the transformers backend (a stateful logits processor), and "
-                            f"models.{name}.backend is {model['backend']}",
-                            "use backend hf for this model, or epistemic banned / free",
-                        )
             if model["source"] == "toy" and "toy_pretrain" not in config:
                 error(
                     f"models.{name}.source", "toy", "needs a `toy_pretrain:` block", "add one (see config/config.yaml)"

@@ -89,16 +89,24 @@ class EngineConfig:
         vllm = [name for name, m in config["models"].items() if (rollouts["backend"] or m["backend"]) == "vllm"]
         if not vllm or not any(m in config["methods"] for m in ROLLOUT_METHODS):
             return
-        if training["processes"] > 1:
+        if training["processes"] > 1 and rollouts["lora_sync"] == "merge":
             error(
-                "training.processes",
-                training["processes"],
-                f"needs one rollout engine fed by every rank, which is not built (vLLM rollouts for {vllm})",
-                "set training.processes: 1, or "
-                "rollouts.backend: hf (every rank samples its share through transformers)",
+                "rollouts.lora_sync",
+                "merge",
+                "would merge the adapter into weights sharded across training.processes ranks",
+                "use lora_sync: request (each rank's engine serves the gathered adapter)",
+            )
+        onpolicy_vllm_teacher = "onpolicy" in config["methods"] and config["onpolicy"]["teacher_backend"] == "vllm"
+        if onpolicy_vllm_teacher and rollouts["sleep"]:
+            error(
+                "rollouts.sleep",
+                True,
+                "puts the rollout engine to sleep while the trainer steps, and onpolicy.teacher_backend vllm scores "
+                "the frozen teacher through that engine during the steps (its weights offloaded, KV cache freed)",
+                "set rollouts.sleep: false (the engine keeps its memory share), or onpolicy.teacher_backend: hf",
             )
         weights_change = training["finetune"] == "full" or rollouts["lora_sync"] == "merge"
-        if "onpolicy" in config["methods"] and config["onpolicy"]["teacher_backend"] == "vllm" and weights_change:
+        if onpolicy_vllm_teacher and weights_change:
             error(
                 "onpolicy.teacher_backend",
                 "vllm",

@@ -27,7 +27,14 @@ from selfdistill.settings.core import (
 from selfdistill.settings.data import DatasetConfig
 from selfdistill.settings.generation import EvalSetConfig, GenerationConfig, TeacherConfig
 from selfdistill.settings.grading import GradingConfig
-from selfdistill.settings.methods import CurveEvalSet, TeacherAxes, check_curve_eval_set, settings_class
+from selfdistill.settings.methods import (
+    CurveEvalSet,
+    PerCoverage,
+    TeacherAxes,
+    check_by_coverage,
+    check_curve_eval_set,
+    settings_class,
+)
 from selfdistill.settings.models import ModelConfig
 from selfdistill.settings.organism import OrganismConfig
 from selfdistill.settings.prompts import Prompts
@@ -84,6 +91,9 @@ class Workflow:
     """training seeds (subsets, sampling, adapter initialization)"""
     methods: choices(Literal[tuple(METHODS)])
     """the training methods run; each needs its section"""
+    coverage_files: dict[Annotated[str, Constraint(pattern="^([0-9]+|full)$")], Name] = field(default_factory=dict)
+    """coverage -> a dataset (under datasets) whose training problems are that coverage's subset, for every
+    seed, instead of the seeded nested draw: the paper's shipped subsets (config/paper_subsets.yaml)"""
     train_batch_size: PositiveInt
     """a subset smaller than this is repeated to fill it (1 x 64, 8 x 8)"""
     teacher: TeacherConfig
@@ -104,17 +114,30 @@ class Workflow:
         for method in config["methods"]:
             if METHODS[method].rollouts:
                 check_curve_eval_set(config, method, error)
+                check_by_coverage(config, method, error)
 
 
 def method_schema(method: str) -> dict:
     """A method's section: its hyperparameters and its grid keys."""
     schema = object_schema(settings_class(method))
     spec = METHODS[method]
-    for keys in [TeacherAxes] * spec.teacher + [CurveEvalSet] * spec.rollouts:
+    for keys in [TeacherAxes] * spec.teacher + [CurveEvalSet, PerCoverage] * spec.rollouts:
         extra = object_schema(keys)
         schema["properties"].update(extra["properties"])
-        schema["required"] = [*schema.get("required", []), *extra["required"]]
+        schema["required"] = [*schema.get("required", []), *extra.get("required", [])]
+    if spec.rollouts:  # an override holds some of the section's own settings, checked as they are
+        overrides = object_schema(settings_class(method), partial=True)
+        schema["properties"]["by_coverage"]["additionalProperties"] = overrides
     return schema
+
+
+def coverage_keys_as_text(config: dict) -> None:
+    """Maps keyed by coverage (`coverage_files`, a method's `by_coverage`) take the coverage as text,
+    as the jobs' wildcards do: YAML reads `64:` as a number."""
+    config["coverage_files"] = {str(k): v for k, v in config["coverage_files"].items()}
+    for method in METHODS:
+        if "by_coverage" in config.get(method, {}):
+            config[method]["by_coverage"] = {str(k): v for k, v in config[method]["by_coverage"].items()}
 
 
 @functools.cache

@@ -1,18 +1,11 @@
-"""What each rollout method optimizes: an objective chooses which of a step's rollouts train and
-gives their per-token loss; the loop in `selfdistill.train.rollouts` does everything else.
-
-An objective has `updates_per_batch` and `needs_old_logp`; `prepare(rows, completions, correct)` ->
-the rollouts that train; `micro_context(micro)` -> what its loss needs for a micro-batch (the
-teacher's hidden states, the advantages); `token_loss(logits, ids, context, old_logp, positions)`
--> per-token loss and divergence (or None) of one chunk of completion positions, old_logp being
-the sampled tokens' log-probs under the weights the batch was sampled with; `after_step()`;
-`state_dict()` / `load_state_dict()`; `shard()`. A new method adds its objective here and a line
-in `make_objective` (its settings class, registry line and the rest: docs/methods.md, "Adding a method").
+"""What each rollout method optimizes: an objective (a subclass of `Objective`) chooses which of a
+step's rollouts train and gives their per-token loss; the loop in `selfdistill.train.rollouts`
+does everything else. A new method adds its objective here and a line in `make_objective` (its
+settings class, registry line and the rest: docs/methods.md, "Adding a method").
 """
 
 from __future__ import annotations
 
-import copy
 import math
 from contextlib import contextmanager
 
@@ -20,13 +13,51 @@ import numpy as np
 import torch
 from peft import PeftModel
 
-from selfdistill import distributed, prompts
+from selfdistill import distributed, precision, prompts
 from selfdistill.grid import ROLLOUT_METHODS
 from selfdistill.settings.methods import GRPOConfig, OnPolicyConfig
 from selfdistill.train.batching import completion_hidden, log_softmax, output_head, sampled_logp
 from selfdistill.train.losses import ablation_target, generalized_jsd, topk_tail, with_tail
 
 SAMPLED_LOGP_FLOOR = -20.0
+
+
+class Objective:
+    """What a rollout method optimizes. The loop calls, per sampled batch: `prepare`, then per
+    micro-batch `micro_context` and per chunk of completion positions `token_loss`, then
+    `after_step` once the batch's optimizer steps are done."""
+
+    updates_per_batch = 1  # passes over the batch's mini-batches, one optimizer step each
+    needs_old_logp = False  # token_loss needs the sampled tokens' log-probs before the batch's updates
+
+    def prepare(self, rows, completions, correct) -> list[int]:
+        """The indices of the rollouts that train this step (rows: the step's problems)."""
+        raise NotImplementedError
+
+    def micro_context(self, micro: list[int]):
+        """What the loss needs for a micro-batch of rollouts (the teacher's hidden states, advantages)."""
+        raise NotImplementedError
+
+    def token_loss(self, logits, ids, context, old_logp, positions: slice):
+        """(per-token loss [B, L], per-token divergence or None) of one chunk of completion positions;
+        old_logp: the sampled tokens' log-probs under the weights the batch was sampled with."""
+        raise NotImplementedError
+
+    def step_log(self) -> dict:
+        """Per-step values for the training log, beside the loop's own."""
+        return {}
+
+    def after_step(self) -> None:
+        pass
+
+    def shard(self) -> None:
+        """Follow the student onto its shards (several training ranks)."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
 
 
 # ---- self-distillation (SDPO-style) -----------------------------------------------------------
@@ -73,10 +104,11 @@ class Teacher:
 
     def __init__(self, model, mode: str, ema_rate: float, scorer=None):
         self.model, self.mode, self.rate, self.scorer = model, mode, ema_rate, scorer
-        # Without an adapter to disable (full fine-tuning), the frozen teacher is a copy of the initial weights.
+        # Without an adapter to disable (full fine-tuning), the frozen teacher is a copy of the initial
+        # weights, in the compute dtype (the student's float32 masters would double its memory).
         self.initial = None
         if mode == "frozen" and scorer is None and not isinstance(model, PeftModel):
-            self.initial = copy.deepcopy(model).eval().requires_grad_(False)
+            self.initial = precision.frozen_copy(model)
         self.ema = self._trainable() if mode == "ema" else None
 
     def _trainable(self) -> dict:
@@ -106,14 +138,14 @@ class Teacher:
 
     @torch.no_grad()
     def hidden(self, prompts_ids, completions, pad_id):
-        with self._weights() as model:
+        with self._weights() as model, precision.autocast(model):
             return completion_hidden(model, prompts_ids, completions, pad_id)[0]
 
     @torch.no_grad()
     def head(self, hidden):
         """Logits of a chunk of the teacher's hidden states; an EMA teacher swaps in only the head's
         weights (called once per chunk)."""
-        with self._weights(self._head_names()) as model:
+        with self._weights(self._head_names()) as model, precision.autocast(model):
             return output_head(model)(hidden)
 
     def _head_names(self) -> set[str]:
@@ -166,11 +198,9 @@ class Teacher:
             self.ema = state["ema"]
 
 
-class Distillation:
+class Distillation(Objective):
     """Minimize a per-token divergence to the teacher (the same model, the context in its prompt)
     on the student's own rollouts, with the uncertainty ablation applied to the teacher's target."""
-
-    updates_per_batch = 1
 
     def __init__(
         self,
@@ -192,17 +222,29 @@ class Distillation:
         self.in_e = torch.zeros(len(tokenizer), dtype=torch.bool, device=model.device)
         self.in_e[epistemic.epistemic_token_ids(tokenizer)] = True
 
-    def shard(self):
-        self.teacher.shard()
-
     def prepare(self, rows, completions, correct) -> list[int]:
-        """The rollouts that train: all but those that need a demonstration and have none (regen)."""
+        """The rollouts that train: all but those that need a demonstration and have none (regen).
+        Teacher prompts are right-truncated as verl's reprompt (`max_reprompt_len`, truncation right):
+        to `teacher_prompt_max_tokens`, and so that prompt + completion fit the model's context (a
+        long demonstration must not stop a multi-day run); the step log counts them."""
         turns = teacher_turns(rows, completions, correct, self.richness, self.templates, self.hp.n_rollouts)
         self.completions = [c.token_ids for c in completions]
-        self.teacher_prompts = {
-            k: prompts.prompt_ids(self.tokenizer, t, self.chat_kwargs) for k, t in enumerate(turns) if t is not None
-        }
+        context = self.teacher.model.config.max_position_embeddings
+        self.teacher_prompts, truncated = {}, 0
+        for k, turn in enumerate(turns):
+            if turn is None:
+                continue
+            ids = prompts.prompt_ids(self.tokenizer, turn, self.chat_kwargs)
+            limit = context - len(self.completions[k])
+            if self.hp.teacher_prompt_max_tokens:
+                limit = min(limit, self.hp.teacher_prompt_max_tokens)
+            truncated += len(ids) > limit
+            self.teacher_prompts[k] = ids[: max(1, limit)]
+        self.truncated_fraction = truncated / max(1, len(self.teacher_prompts))
         return sorted(self.teacher_prompts)
+
+    def step_log(self) -> dict:
+        return {"teacher_truncated": self.truncated_fraction}
 
     def micro_context(self, micro: list[int]):
         """The teacher's side of a micro-batch: its hidden states, or a sparse scorer's top-k."""
@@ -227,6 +269,9 @@ class Distillation:
 
     def after_step(self):
         self.teacher.update()
+
+    def shard(self):
+        self.teacher.shard()
 
     def state_dict(self) -> dict:
         return self.teacher.state_dict()
@@ -259,11 +304,18 @@ def teacher_turns(rows, completions, correct, richness, templates, n):
 
 
 def grpo_token_loss(new_logp, old_logp, advantages, hp: GRPOConfig):
-    """Clipped-ratio policy gradient per token (asymmetric clip, no KL term)."""
+    """Clipped-ratio policy gradient per token, as verl's vanilla policy loss (no KL term): PPO's
+    pessimistic max of the plain and the clipped ratio's loss, the ratio clipped to
+    [1 - clip_low, 1 + clip_high]; with `clip_ratio_c` (dual clip), a negative advantage's loss is
+    also bounded by -A * clip_ratio_c, so a token whose probability grew far past the sampling
+    policy's cannot dominate the step."""
     ratio = torch.exp(new_logp - old_logp)
     clipped = ratio.clamp(1 - hp.clip_low, 1 + hp.clip_high)
     adv = advantages[:, None]
-    return -torch.minimum(ratio * adv, clipped * adv)
+    loss = torch.maximum(-ratio * adv, -clipped * adv)
+    if hp.clip_ratio_c:
+        loss = torch.where(adv < 0, torch.minimum(loss, -adv * hp.clip_ratio_c), loss)
+    return loss
 
 
 def group_advantages(rewards: np.ndarray, n: int, scale: bool) -> np.ndarray:
@@ -275,17 +327,14 @@ def group_advantages(rewards: np.ndarray, n: int, scale: bool) -> np.ndarray:
     return adv.reshape(-1)
 
 
-class GRPO:
+class GRPO(Objective):
     """Group-relative policy gradient on the verifiable reward."""
+
+    needs_old_logp = True  # the ratio's denominator
 
     def __init__(self, hp: GRPOConfig):
         self.hp = hp
         self.updates_per_batch = hp.updates_per_batch
-
-    def shard(self):
-        pass
-
-    needs_old_logp = True  # the ratio's denominator
 
     def prepare(self, rows, completions, correct) -> list[int]:
         self.advantages = group_advantages(
@@ -299,15 +348,6 @@ class GRPO:
     def token_loss(self, logits, ids, advantages, old_logp, positions: slice):
         new_logp = sampled_logp(logits, ids, self.hp.temperature)
         return grpo_token_loss(new_logp, old_logp, advantages.to(logits.device, new_logp.dtype), self.hp), None
-
-    def after_step(self):
-        pass
-
-    def state_dict(self) -> dict:
-        return {}
-
-    def load_state_dict(self, state: dict) -> None:
-        pass
 
 
 def make_objective(

@@ -3,7 +3,7 @@ rollouts per training problem from the current student, grade them, let the meth
 choose the ones that train and give their per-token loss, step; checkpoint and save resumable state
 every `checkpoint_every` steps. The objectives (self-distillation, GRPO) are in
 `selfdistill.train.objectives`; the rollout engines (the student itself through transformers, or a
-vLLM engine told the new weights after every step) in `selfdistill.train.engines`.
+vLLM engine told the new weights after every step) in `selfdistill.backends`.
 
 Losses are computed `loss_chunk` completion positions at a time (`backward_in_chunks`), so their
 memory does not grow with the response length. When the rollouts come from an engine that reports
@@ -25,14 +25,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from selfdistill import distributed, epistemic, prompts
+from selfdistill import distributed, epistemic, precision, prompts
 from selfdistill.backends import Sampling
 from selfdistill.grading import grade_responses
 from selfdistill.settings.methods import RolloutConfig
 from selfdistill.settings.training import EngineConfig
 from selfdistill.train import state
 from selfdistill.train.batching import completion_hidden, micro_batches, output_head, sampled_logp
-from selfdistill.train.step import accumulate_and_step, backward_in_chunks
+from selfdistill.train.step import accumulate_and_step, backward_in_chunks, make_optimizer
 
 log = logging.getLogger(__name__)
 # A token's engine/trainer probability ratio outside [1/2, 2] counts as a mismatch in the log.
@@ -73,16 +73,17 @@ def _sampled_logp_pass(model, head, batch: _Step, keep, micro_batch_size, pad, t
     """The sampled tokens' log-probs under the current weights (before this step's updates), for
     every kept rollout; with engine log-probs, the step's mismatch statistics and IS weights."""
     for micro in micro_batches(keep, micro_batch_size, batch.length):
-        hidden, mask, ids = completion_hidden(
-            model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
-        )
-        logp = torch.cat(
-            [
-                sampled_logp(head(hidden[:, s : s + loss_chunk]), ids[:, s : s + loss_chunk], temperature)
-                for s in range(0, hidden.shape[1], loss_chunk)
-            ],
-            1,
-        )
+        with precision.autocast(model):
+            hidden, mask, ids = completion_hidden(
+                model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
+            )
+            logp = torch.cat(
+                [
+                    sampled_logp(head(hidden[:, s : s + loss_chunk]), ids[:, s : s + loss_chunk], temperature)
+                    for s in range(0, hidden.shape[1], loss_chunk)
+                ],
+                1,
+            )
         for row, k in enumerate(micro):
             batch.old_logp[k] = logp[row, : len(batch.completion_ids[k])].double().cpu()
     if batch.engine_logp is None:
@@ -99,14 +100,17 @@ def _sampled_logp_pass(model, head, batch: _Step, keep, micro_batch_size, pad, t
 def _micro_loss(model, head, objective, batch: _Step, pad, loss_chunk, micro, scale):
     """A micro-batch's loss (summed over its valid tokens; back-propagated x scale, chunk by chunk)
     and its summed divergence (NaN: none)."""
-    hidden, mask, ids = completion_hidden(
-        model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
-    )
+    with precision.autocast(model):
+        hidden, mask, ids = completion_hidden(
+            model, [batch.student_ids[k] for k in micro], [batch.completion_ids[k] for k in micro], pad
+        )
     context = objective.micro_context(micro)
     width = ids.shape[1]
 
     def chunk_loss(h, positions):
-        logits, valid = head(h), mask[:, positions]
+        with precision.autocast(model):
+            logits = head(h)
+        valid = mask[:, positions]
         old = batch.chunk(batch.old_logp, micro, positions, width, h.device) if batch.old_logp else None
         per_token, divergence = objective.token_loss(logits, ids[:, positions], context, old, positions)
         if batch.is_weight:
@@ -146,7 +150,7 @@ def train_on_rollouts(
 ) -> list[dict]:
     """Train the student in place with `objective`; returns the per-step log rows.
 
-    rollouts: the rollout engine (`selfdistill.train.engines`), told the student's weights before
+    rollouts: the rollout engine (`selfdistill.backends.make_rollout_engine`), told the student's weights before
     each step's sampling. With `state_path`, the full training state is saved there every
     `checkpoint_every` steps and, if present at the start, training resumes from it with the same
     result as an uninterrupted run. The objective must be made before this call (a frozen teacher
@@ -158,7 +162,7 @@ def train_on_rollouts(
     distributed.shard(model)
     objective.shard()
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=0.0)
+    opt = make_optimizer(params, hp.lr, hp.weight_decay)
     head = output_head(model)
 
     # Linear warm-up over training steps (sampled batches), then constant.
@@ -185,9 +189,17 @@ def train_on_rollouts(
             prompts.prompt_ids(tokenizer, prompts.student_user_turn(templates.student, r.problem), chat_kwargs)
             for r in batch
         ]
-        sampling = Sampling(hp.n_rollouts, hp.temperature, hp.top_p, hp.top_k, hp.max_new_tokens, seed * 100_003 + step)
+        sampling = Sampling(
+            hp.n_rollouts,
+            hp.temperature,
+            hp.top_p,
+            hp.top_k,
+            hp.max_new_tokens,
+            seed * 100_003 + step,
+            max_total_tokens=hp.max_total_tokens or 0,
+        )
         rollouts.sync(model)  # the engine samples from the student as it is now
-        completions = rollouts.generate(student_prompts, sampling, desc=f"rollouts step {step}")
+        completions = distributed.generate_shares(rollouts, student_prompts, sampling, desc=f"rollouts step {step}")
         # Graded on rank 0 only: a grading timeout on one rank must not change another's batch.
         correct = distributed.broadcast(
             rollout_rewards(completions, [batch[c.prompt_index].answer for c in completions], grading)
@@ -204,17 +216,19 @@ def train_on_rollouts(
         micro_loss = functools.partial(_micro_loss, model, head, objective, step_batch, pad, loss_chunk)
         n_tokens = sum(len(step_batch.completion_ids[k]) for k in keep)
         lr = sched.get_last_lr()[0]
-        for _ in range(objective.updates_per_batch):
-            loss_sum = div_sum = 0.0
-            grad_norms = []
-            for mini in _mini_batches(keep, completions, hp.mini_batch_prompts):
-                micros = micro_batches(mini, hp.micro_batch_size, step_batch.length)
-                tokens = sum(len(step_batch.completion_ids[k]) for k in mini)
-                loss, div, grad_norm = accumulate_and_step(
-                    params, opt, micros, micro_loss, tokens, hp.max_grad_norm, step
-                )
-                loss_sum, div_sum = loss_sum + loss, div_sum + div
-                grad_norms.append(grad_norm)
+        updates = [  # every optimizer step of this batch: updates_per_batch passes over its mini-batches
+            accumulate_and_step(
+                params,
+                opt,
+                micro_batches(mini, hp.micro_batch_size, step_batch.length),
+                micro_loss,
+                sum(len(step_batch.completion_ids[k]) for k in mini),
+                hp.max_grad_norm,
+                step,
+            )
+            for _ in range(objective.updates_per_batch)
+            for mini in _mini_batches(keep, completions, hp.mini_batch_prompts)
+        ]
         sched.step()
         objective.after_step()
 
@@ -223,19 +237,23 @@ def train_on_rollouts(
         log_rows.append(
             {
                 "step": step,
-                "loss": loss_sum / max(1, n_tokens),
+                # Means over the batch's optimizer steps (each token counted once per pass over the batch).
+                "loss": sum(u.loss for u in updates) / max(1, n_tokens * objective.updates_per_batch),
                 "reward": float(np.mean(correct)),
                 "mean_length": float(np.mean([len(i) for i in step_batch.completion_ids])),
                 "epistemic_count": float(np.mean([epistemic.substring_count(t) for t in texts])),
                 "epistemic_words": float(np.mean([epistemic.word_count(t) for t in texts])),
-                "divergence": div_sum / max(1, n_tokens),
-                "grad_norm": float(np.mean(grad_norms)) if grad_norms else 0.0,
+                "divergence": sum(u.extra for u in updates) / max(1, n_tokens * objective.updates_per_batch),
+                "grad_norm": float(np.mean([u.grad_norm for u in updates])) if updates else 0.0,
+                "update_changed": float(np.mean([u.changed for u in updates])) if updates else math.nan,
+                "update_ratio": float(np.mean([u.update_ratio for u in updates])) if updates else math.nan,
                 "lr": lr,
                 "masked_fraction": 1 - len(keep) / len(completions),
                 "tokens": n_tokens,
                 # Engine vs trainer on the sampled tokens (NaN when the rollouts are the trainer's own).
                 "engine_logp_gap": distributed.all_sum(step_batch.gap_sum) / counted if counted else math.nan,
                 "engine_ratio_outside": distributed.all_sum(step_batch.outside) / counted if counted else math.nan,
+                **objective.step_log(),
             }
         )
         if on_step:

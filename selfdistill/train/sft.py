@@ -8,11 +8,11 @@ import random
 import pandas as pd
 import torch
 
-from selfdistill import distributed, prompts
+from selfdistill import distributed, precision, prompts
 from selfdistill.settings.methods import SFTConfig
 from selfdistill.train import state
 from selfdistill.train.batching import completion_hidden, micro_batches, output_head, sampled_logp
-from selfdistill.train.step import accumulate_and_step, backward_in_chunks
+from selfdistill.train.step import accumulate_and_step, backward_in_chunks, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def train_sft(
     torch.manual_seed(seed)
     distributed.shard(model)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=hp.lr, weight_decay=0.0)
+    opt = make_optimizer(params, hp.lr, hp.weight_decay)
     steps_per_epoch = max(1, len(examples) // hp.batch_size)
     schedule = []  # (epoch, example indices) per step, fixed up front so a resumed run sees the same
     for epoch in range(hp.epochs):
@@ -68,12 +68,15 @@ def train_sft(
     head = output_head(model)
 
     def micro_loss(micro, scale):
-        hidden, mask, ids = completion_hidden(
-            model, [examples[i][0] for i in micro], [examples[i][1] for i in micro], pad
-        )
+        with precision.autocast(model):
+            hidden, mask, ids = completion_hidden(
+                model, [examples[i][0] for i in micro], [examples[i][1] for i in micro], pad
+            )
 
         def nll(h, positions):
-            logp = sampled_logp(head(h), ids[:, positions])
+            with precision.autocast(model):
+                logits = head(h)
+            logp = sampled_logp(logits, ids[:, positions])
             return -(logp * mask[:, positions]).sum(), torch.zeros(())
 
         return backward_in_chunks(hidden, nll, loss_chunk, scale)
@@ -84,16 +87,18 @@ def train_sft(
         micros = micro_batches(idx, hp.micro_batch_size, lambda i: len(examples[i][0]) + len(examples[i][1]))
         n_total = sum(len(examples[i][1]) for i in idx)
         lr = sched.get_last_lr()[0]
-        loss_sum, _, grad_norm = accumulate_and_step(params, opt, micros, micro_loss, n_total, hp.max_grad_norm, step)
+        update = accumulate_and_step(params, opt, micros, micro_loss, n_total, hp.max_grad_norm, step)
         sched.step()
         rows.append(
             {
                 "step": step,
                 "epoch": epoch,
-                "loss": loss_sum / n_total,
+                "loss": update.loss / n_total,
                 "tokens": n_total,
                 "lr": lr,
-                "grad_norm": grad_norm,
+                "grad_norm": update.grad_norm,
+                "update_changed": update.changed,
+                "update_ratio": update.update_ratio,
             }
         )
         if on_step:

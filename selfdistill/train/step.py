@@ -2,17 +2,82 @@
 
 from __future__ import annotations
 
+import logging
 import math
+from dataclasses import dataclass
 
 import torch
 
 from selfdistill import distributed
 
+log = logging.getLogger(__name__)
+# A step that changes fewer of the sampled trainable weights than this is logged as vanishing. A
+# healthy step changes every weight with a gradient (> 90% on the tiny model; a LoRA adapter's first
+# step only its B half, as A gets no gradient while B = 0); bf16 weights at lr 1e-6 / 1e-5: 2-15%.
+VANISHING = 0.25
+
+
+def make_optimizer(params: list, lr: float, weight_decay: float) -> torch.optim.AdamW:
+    """AdamW as the paper's verl actor uses it (torch's, betas 0.9 / 0.999, decoupled weight decay on
+    every trainable weight). Its state takes the weights' dtype: float32 (`require_float32_trainable`)."""
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
+@dataclass(frozen=True)
+class StepStats:
+    loss: float  # summed over the step's valid tokens
+    extra: float  # summed alongside (e.g. the divergence)
+    grad_norm: float  # before clipping
+    changed: float  # fraction of the sampled trainable weights the optimizer step changed (NaN: no step)
+    update_ratio: float  # RMS of the update / RMS of the weights, over the same sample
+
+
+class UpdateProbe:
+    """Reads a fixed sample of every trainable tensor (64 evenly spaced entries of each, by their
+    index in the whole tensor, so the same entries whatever the number of ranks sharding it) before
+    and after an optimizer step: which fraction of the weights the step really changed, and its
+    size relative to the weights. A few hundred small reads per step whatever the model's size; it
+    shows an update that rounds to nothing (bf16 weights, a zero learning rate)."""
+
+    PER_TENSOR = 64
+
+    def __init__(self, params):
+        self.reads = [self._local_read(p) for p in params]
+
+    def _local_read(self, p):
+        """(this rank's tensor, the flat indices into it of the sampled entries it holds)."""
+        numel = p.numel()  # of the whole tensor, sharded or not
+        wanted = torch.linspace(0, numel - 1, min(numel, self.PER_TENSOR)).long()
+        if not hasattr(p, "to_local"):
+            return p, wanted
+        from torch.distributed.tensor._utils import compute_local_shape_and_global_offset
+
+        local = p.to_local()
+        shape, offset = compute_local_shape_and_global_offset(p.shape, p.device_mesh, p.placements)
+        row = math.prod(p.shape[1:])  # FSDP shards dim 0: this rank holds whole rows [offset, offset + rows)
+        start, stop = offset[0] * row, (offset[0] + shape[0]) * row
+        held = wanted[(wanted >= start) & (wanted < stop)]
+        return local, held - start
+
+    def read(self) -> torch.Tensor:
+        parts = [t.detach().reshape(-1)[i.to(t.device)].double().cpu() for t, i in self.reads]
+        return torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+
+    @staticmethod
+    def compare(before: torch.Tensor, after: torch.Tensor) -> tuple[float, float]:
+        """(fraction changed, update RMS / weight RMS), summed over ranks."""
+        diff = after - before
+        changed, count, diff_sq, weight_sq = (
+            distributed.all_sum(float(v))
+            for v in ((diff != 0).sum(), diff.numel(), diff.square().sum(), before.square().sum())
+        )
+        return changed / max(1.0, count), math.sqrt(diff_sq / weight_sq) if weight_sq else math.nan
+
 
 def accumulate_and_step(
     params, optimizer, micro_batches: list, micro_loss, n_tokens: int, max_grad_norm: float, step: int
-) -> tuple[float, float, float]:
-    """Gradient accumulation, clipping and one optimizer step; returns (loss sum, extra sum, grad norm).
+) -> StepStats:
+    """Gradient accumulation, clipping and one optimizer step.
 
     micro_loss(micro, scale) back-propagates the micro-batch's loss (summed over its valid
     tokens) times `scale` and returns (that loss sum, a float to sum alongside, e.g. the divergence):
@@ -31,12 +96,26 @@ def accumulate_and_step(
         extra_sum += extra * weight
     loss_sum, extra_sum = distributed.all_sum(loss_sum), distributed.all_sum(extra_sum)
     if not micro_batches:  # nothing to learn from this step (e.g. every rollout masked)
-        return loss_sum, extra_sum, 0.0
+        return StepStats(loss_sum, extra_sum, 0.0, math.nan, math.nan)
     grad_norm = distributed.full(torch.nn.utils.clip_grad_norm_(params, max_grad_norm)).item()
     require_finite(step, loss=loss_sum, grad_norm=grad_norm)
+    probe = UpdateProbe(params)
+    before = probe.read()
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)  # the gradients' memory is free while the next rollouts are sampled
-    return loss_sum, extra_sum, grad_norm
+    changed, ratio = probe.compare(before, probe.read())
+    lr = optimizer.param_groups[0]["lr"]
+    if changed < VANISHING and lr > 0 and grad_norm > 0:
+        log.warning(
+            "step %d: the optimizer step changed %.2f%% of the sampled trainable weights (update / weight RMS %.2e, "
+            "lr %.2e): the update is vanishing. Likely causes: trainable weights in bf16/fp16 (an update of ~lr rounds "
+            "to nothing), or a learning rate too small for the weights' precision",
+            step,
+            100 * changed,
+            ratio,
+            lr,
+        )
+    return StepStats(loss_sum, extra_sum, grad_norm, changed, ratio)
 
 
 def backward_in_chunks(hidden, chunk_loss, chunk: int, scale: float) -> tuple[float, float]:
