@@ -35,8 +35,9 @@ class TrainingConfig:
     """completion positions whose logits exist at once in the losses: memory bounded by the chunk, not the
     response length"""
     processes: PositiveInt = 1
-    """training processes per job, one per GPU: > 1 runs the training rules under `accelerate launch` with the
-    model sharded by FSDP (give resources.train_sft / train_rollouts the same number of GPUs)"""
+    """training processes (ranks) per job, one per GPU: > 1 starts them with srun inside a SLURM job, else with
+    `accelerate launch`, the model sharded by FSDP2 and the rollouts split between the ranks (give
+    resources.train_sft / train_rollouts the same number of GPUs)"""
 
     @staticmethod
     def check(config: dict, error) -> None:
