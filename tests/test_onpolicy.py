@@ -259,3 +259,29 @@ def test_importance_weights_multiply_every_tokens_loss(tiny_model_dir, method, m
     assert doubled["loss"] == pytest.approx(2 * plain["loss"], rel=1e-6, abs=1e-12)
     assert vanished["grad_norm"] < 1e-30 and abs(vanished["loss"]) < 1e-30
     assert plain["engine_logp_gap"] > 1  # the gap is logged whether or not it weights the loss
+
+
+def test_a_steps_logged_loss_is_the_mean_over_all_its_optimizer_steps(tiny_model_dir, monkeypatch):
+    """With several mini-batches per sampled batch, the step's logged loss is the token-weighted mean
+    over every optimizer step's loss, not the last mini-batch's (as it once was)."""
+    from selfdistill.train import rollouts
+
+    recorded = []  # (summed token loss, tokens) of each optimizer step
+    step = rollouts.accumulate_and_step
+
+    def recording(params, opt, micros, micro_loss, n_tokens, *rest):
+        stats = step(params, opt, micros, micro_loss, n_tokens, *rest)
+        recorded.append((stats.loss, n_tokens))
+        return stats
+
+    monkeypatch.setattr(rollouts, "accumulate_and_step", recording)
+    model, tok = _student(tiny_model_dir)
+    subset = pd.concat(
+        [SUBSET, SUBSET.assign(problem_id="p1", problem="Compute 4+4+1+8+9.", answer="26")], ignore_index=True
+    )
+    hp = _hp("onpolicy", steps=1, prompts_per_step=2, mini_batch_prompts=1)
+    (row,) = run_rollouts(model, tok, subset, "onpolicy", "solution", "standard", hp, seed=0)
+    assert len(recorded) == 2
+    means = [loss / tokens for loss, tokens in recorded]
+    assert abs(means[0] - means[1]) > 1e-6  # the two mini-batches differ, so the test can tell them apart
+    assert row["loss"] == pytest.approx(sum(loss for loss, _ in recorded) / sum(t for _, t in recorded), rel=1e-9)
