@@ -243,7 +243,7 @@ def test_importance_weights_multiply_every_tokens_loss(tiny_model_dir, method, m
 
     def first_loss(planted, importance_sampling):
         model, tok = _student(tiny_model_dir)
-        engine = EngineConfig("hf", "request", 0.3, False, importance_sampling, 2.0)
+        engine = EngineConfig(backend="hf", sleep=False, importance_sampling=importance_sampling)
         hp = _hp(method, steps=1, n_rollouts=4)
         rollouts = PlantedEngine(model, tok, planted)
         (row,) = run_rollouts(
