@@ -37,9 +37,9 @@ def test_thousand_pathological_answers_finish_and_the_pool_survives():
     assert len(results) == 1001 and results[-1] == (True, "ok")
     statuses = {s.split(":")[0] for _, s in results}
     assert statuses <= {"ok", "error", "timeout"}
-    n_timeouts = sum(s == "timeout" for _, s in results)
-    # Every answer is bounded by the timeout: the total cannot exceed all-timeouts on 2 workers.
-    assert elapsed < (n_timeouts * timeout) / 2 + 120
+    # Every answer is bounded by the timeout, so the whole storm by every answer timing out on 2 workers
+    # (a bound on a loaded machine too, where the answers that finish take longer than when idle).
+    assert elapsed < len(answers) * timeout / 2 + 120
 
 
 def test_extraction_handles_pathological_text_quickly():
