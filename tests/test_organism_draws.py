@@ -5,6 +5,7 @@ sum to the change), and the between-world test with draws as units."""
 import importlib.util
 import math
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -151,3 +152,27 @@ def test_check_marker_is_the_worlds_check(world):
         for n_terms in (2, 5, 6):
             text = "".join(s for s, _ in toy.guess_trace([3] * n_terms, rng, world, p_check, 0.3, 5))
             assert (draws.CHECK in text) is expected, text
+
+
+def test_teacher_in_checks_token_classes_and_right_digits():
+    spec = importlib.util.spec_from_file_location("teacher_in_checks", SCRIPT.with_name("teacher_in_checks.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # a check with a slip in the last result's units digit (12+5=18) and one in a first digit (3+9=22)
+    text = (
+        "<think>Guess: 17. Hmm, let me check: 3+9=22. 12+5=18. I guessed 17. Wait, that seems wrong. It is 18.</think>"
+    )
+    pieces = re.findall(r"<think>|</think>| ?[A-Za-z]+|\d|.", text + " The answer is \\boxed{18}.")
+    classes, right = module.token_classes(pieces)
+    assert "".join(pieces).startswith(text)
+    by_class = {}
+    for piece, c in zip(pieces, classes, strict=True):
+        by_class.setdefault(c, []).append(piece)
+    assert by_class["guess"] == ["1", "7"] and by_class["Hmm"] == [" Hmm"] and by_class["Yes/Wait"] == [" Wait"]
+    assert by_class["chain operand"] == ["3", "9", "1", "2", "5"]
+    assert by_class["chain result"] == ["2", "2", "1", "8"]
+    assert by_class["restated guess"] == ["1", "7"] and by_class["correction"] == ["1", "8"]
+    assert by_class["final answer"] == ["1", "8"]
+    # right digits: 3+9 -> "1" at the first result digit (shown "2": the next is not scored); 12+5 -> "1", "7"
+    results = [k for k, c in enumerate(classes) if c == "chain result"]
+    assert right == {results[0]: "1", results[2]: "1", results[3]: "7"}
