@@ -15,6 +15,7 @@ OVERLAYS = {
     "config/chain.yaml": (),
     "config/pretraining_seeds.yaml": (),
     "config/dose_response.yaml": (),
+    "config/draws.yaml": (),
     "config/paper.yaml": (),
     "config/paper_lora.yaml": ("config/paper.yaml",),
     "config/paper_subsets.yaml": ("config/paper.yaml",),

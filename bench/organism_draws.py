@@ -1,0 +1,323 @@
+"""The organism's verdict over pretrained draws, the unit of replication (issue 22).
+
+    snakemake --cores 2 --configfile config/draws.yaml    # first: the draws' run
+    python bench/organism_draws.py --machine "..."        # writes bench/results/organism_draws.{json,md}
+
+Reads that run's results/summary/organism.parquet, each model's gate.json and the per-sample OOD
+evaluations, and reports per pretrained draw (model, world, pretraining seed): the gate's numbers, the
+solution arm's effects (OOD, OOD with checking forced on, recovery = forced-on effect minus free
+effect, in domain, epistemic words), the control arm's OOD effect, a verdict, and the decomposition
+of the OOD change into a change of the checking rate and changes of accuracy with and without a
+check. Across draws: the fraction of draws with each verdict (Clopper-Pearson 95% interval) and the
+between-world difference of the OOD effect tested with draws (seed pairs) as units.
+
+Verdict of a draw (the arm's effects against its base model, 95% CIs as in organism.parquet):
+- damage: checking forced on is clearly lower (CI below 0 and the effect beyond the no-effect margin):
+  the ability to check, not only its use, is gone;
+- suppression: otherwise, OOD is lower (CI below 0) and forced-on lies within the margin or the
+  recovery is positive (CI above 0): the drop is checking not used;
+- none: neither.
+
+Decomposition of the OOD change (free OOD samples; a sample checks when its response holds the
+check's opening "let me check"): within a stratum (sum length), accuracy = r a_c + (1 - r) a_n with r
+the share of samples that check and a_c, a_n the accuracy of those that check and those that do not;
+base (0) to arm (1):
+
+    delta = (r1 - r0)(a_c0 - a_n0)      # (a) rate: how much less often it checks x what a check was worth
+          + r1 (a_c1 - a_c0)            # (b) accuracy when it checks
+          + (1 - r1)(a_n1 - a_n0)       # (c) accuracy when it does not
+
+which sums exactly; the draw's terms are the strata's weighted by their share of problems (equal
+samples per problem, so they sum to the pooled change). "What a check was worth" is observational
+(the model chooses when to check): the gate's forced on - off is the causal value.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT)]
+
+from selfdistill.organism import MARGIN, sum_lengths  # noqa: E402
+from selfdistill.stats import paired_difference  # noqa: E402
+
+CHECK = "let me check"  # the opening of a check in both guess worlds (selfdistill.data.toy.guess_trace)
+ARM = {"method": "onpolicy", "richness": "solution", "ablation": "standard"}
+CONTROL = {**ARM, "richness": "none"}
+VERDICTS = ("suppression", "damage", "none")
+QUANTITIES = ("ood", "ood_on", "recovery", "in_domain", "epistemic")
+
+
+# ---- pure functions --------------------------------------------------------------------------
+
+
+def classify(ood: dict, ood_on: dict, recovery: dict, margin: float = MARGIN) -> str:
+    """A draw's verdict from its arm's effects, each a dict with effect, ci_low and ci_high."""
+    if ood_on["ci_high"] < 0 and ood_on["effect"] < -margin:
+        return "damage"
+    forced_on_unchanged = -margin <= ood_on["ci_low"] and ood_on["ci_high"] <= margin
+    if ood["ci_high"] < 0 and (forced_on_unchanged or recovery["ci_low"] > 0):
+        return "suppression"
+    return "none"
+
+
+def verdict_fractions(verdicts: list[str], level: float = 0.95) -> dict:
+    """Per verdict: count, fraction and its Clopper-Pearson (exact binomial) interval."""
+    n, out = len(verdicts), {}
+    for label in VERDICTS:
+        k = sum(v == label for v in verdicts)
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact") if n else None
+        out[label] = {
+            "k": k,
+            "n": n,
+            "fraction": k / n if n else float("nan"),
+            "ci_low": float(ci.low) if ci else float("nan"),
+            "ci_high": float(ci.high) if ci else float("nan"),
+        }
+    return out
+
+
+def _times(weight: float, x: float) -> float:
+    """weight * x, 0 where the weight is 0 (a conditional accuracy of an empty group is undefined)."""
+    return 0.0 if weight == 0 else weight * x
+
+
+def _conditional(correct: np.ndarray, mask: np.ndarray) -> float:
+    return float(correct[mask].mean()) if mask.any() else float("nan")
+
+
+def decompose(base_checked, base_correct, arm_checked, arm_correct) -> dict:
+    """The change of accuracy from base to arm split into (a) rate, (b) accuracy when checking and
+    (c) accuracy when not (the module docstring's formula); arrays of per-sample booleans."""
+    c0, y0 = np.asarray(base_checked, bool), np.asarray(base_correct, float)
+    c1, y1 = np.asarray(arm_checked, bool), np.asarray(arm_correct, float)
+    r0, r1 = float(c0.mean()), float(c1.mean())
+    ac0, an0, ac1, an1 = _conditional(y0, c0), _conditional(y0, ~c0), _conditional(y1, c1), _conditional(y1, ~c1)
+    return {
+        "rate_base": r0,
+        "rate_arm": r1,
+        "acc_check_base": ac0,
+        "acc_nocheck_base": an0,
+        "acc_check_arm": ac1,
+        "acc_nocheck_arm": an1,
+        "rate_term": _times(r1 - r0, ac0 - an0),
+        "check_accuracy_term": _times(r1, ac1 - ac0),
+        "nocheck_accuracy_term": _times(1 - r1, an1 - an0),
+        "total": float(y1.mean() - y0.mean()),
+    }
+
+
+TERMS = ("rate_term", "check_accuracy_term", "nocheck_accuracy_term")
+
+
+def decompose_strata(base: pd.DataFrame, arm: pd.DataFrame, strata: pd.Series) -> dict:
+    """decompose within each stratum (problem_id -> label), the terms weighted by the stratum's share
+    of the base's problems; base and arm have columns problem_id, checked, correct."""
+    labels = base["problem_id"].map(strata)
+    weights = base.drop_duplicates("problem_id")["problem_id"].map(strata).value_counts(normalize=True)
+    out = {"total": 0.0, **{t: 0.0 for t in TERMS}, "strata": {}}
+    for label, weight in weights.items():
+        b, a = base[labels == label], arm[arm["problem_id"].map(strata) == label]
+        part = decompose(b["checked"], b["correct"], a["checked"], a["correct"])
+        out["strata"][label] = {"weight": float(weight), **part}
+        for key in ("total", *TERMS):
+            out[key] += weight * part[key]
+    out["rate_base"] = float(base["checked"].mean())
+    out["rate_arm"] = float(arm["checked"].mean())
+    out["rate_share"] = out["rate_term"] / out["total"] if out["total"] else float("nan")
+    return out
+
+
+def between_worlds(differences: pd.Series) -> dict:
+    """The between-world difference of the OOD effect with draws (seed pairs) as units: mean, a
+    bootstrap CI, the exact two-sided sign-flip p (and the smallest p n pairs can give), and a
+    one-sample t-test."""
+    d = differences.astype(float)
+    out = paired_difference(d, pd.Series(0.0, index=d.index))
+    t = stats.ttest_1samp(d.to_numpy(), 0.0) if len(d) > 1 else None
+    out["t_p_value"] = float(t.pvalue) if t is not None else float("nan")
+    out["t_p_value_one_sided_lower"] = float(t.pvalue / 2 if t.statistic < 0 else 1 - t.pvalue / 2) if t else np.nan
+    out["n_pairs"] = out.pop("n_problems")
+    return out
+
+
+# ---- reading a run ---------------------------------------------------------------------------
+
+
+def _samples(path: Path) -> pd.DataFrame:
+    table = pd.read_parquet(path, columns=["problem_id", "response", "correct"])
+    return table.assign(checked=table["response"].str.contains(CHECK, regex=False))
+
+
+def _arm_samples(results: Path, model: str, arm: dict, eval_set: str) -> pd.DataFrame:
+    runs = results / model / "eval" / arm["method"] / arm["richness"] / arm["ablation"]
+    paths = sorted(runs.glob(f"*/{eval_set}.parquet"))  # one per coverage subset and training seed
+    return pd.concat([_samples(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
+
+
+def _effect(table: pd.DataFrame, model: str, arm: dict, quantity: str) -> dict:
+    rows = table[
+        (table["model"] == model)
+        & (table["stratum"] == "all")
+        & (table["quantity"] == quantity)
+        & (table["richness"] == arm["richness"])
+        & (table["method"] == arm["method"])
+        & (table["ablation"] == arm["ablation"])
+    ]
+    if len(rows) != 1:
+        raise ValueError(f"organism.parquet: {len(rows)} rows for {model} {arm} {quantity}, expected 1")
+    r = rows.iloc[0]
+    keys = ("effect", "ci_low", "ci_high", "p_value", "seed_effects", "n_seeds")
+    return {k: (r[k].item() if hasattr(r[k], "item") else r[k]) for k in keys}
+
+
+def draws(results: Path) -> tuple[list[dict], list[dict]]:
+    """One row per gated toy model (a pretrained draw), and one per (guess_check, null) seed pair."""
+    table = pd.read_parquet(results / "summary" / "organism.parquet")
+    strata = sum_lengths(pd.read_parquet(results / "data" / "toy.parquet"))
+    rows = []
+    for gate_path in sorted(results.glob("*/gate.json")):
+        model = gate_path.parent.name
+        gate = json.loads(gate_path.read_text())
+        gate = {k: v for k, v in gate.items() if k != "provenance"}
+        effects = {q: _effect(table, model, ARM, q) for q in QUANTITIES}
+        base = _samples(results / model / "eval" / "base" / "ood.parquet")
+        arm = _arm_samples(results, model, ARM, "ood")
+        rows.append(
+            {
+                "model": model,
+                "world": gate["world"],
+                "pretraining_seed": gate.get("seed"),
+                "gate": gate,
+                "effects": effects,
+                "control_ood": _effect(table, model, CONTROL, "ood"),
+                "verdict": classify(effects["ood"], effects["ood_on"], effects["recovery"]),
+                "decomposition": decompose_strata(base, arm, strata),
+            }
+        )
+    between = table[(table["world"] == "guess_check - null") & (table["richness"] == ARM["richness"])]
+    pairs = [
+        {
+            "pair": r.model,
+            "pretraining_seed": next(d["pretraining_seed"] for d in rows if d["model"] == r.model.split(" - ")[0]),
+            **{k: float(getattr(r, k)) for k in ("effect", "ci_low", "ci_high", "p_value")},
+        }
+        for r in between.itertuples()
+    ]
+    return rows, pairs
+
+
+# ---- the report ------------------------------------------------------------------------------
+
+
+def _f(x, digits=3, sign=True) -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "n/a"
+    return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
+
+
+def _ci(e: dict) -> str:
+    return f"{_f(e['effect'])} [{_f(e['ci_low'])}, {_f(e['ci_high'])}]"
+
+
+def render(report: dict) -> str:
+    lines = [
+        "# The organism's verdict over pretrained draws",
+        "",
+        f"{report['measured']}. Config `{report['config']}`; arm on-policy/solution/standard against each",
+        "draw's base model (95% CIs over problems of the training-seed mean, as in organism.parquet);",
+        f"no-effect margin ±{MARGIN:g}. Recovery = forced-on effect minus free effect.",
+        "",
+        "| model | world | seed | gate OOD off / on (value) | in-domain value | Wait selectivity | OOD | "
+        "forced on | recovery | in domain | epistemic words | control (none) OOD | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in report["draws"]:
+        g, e = d["gate"], d["effects"]
+        lines.append(
+            f"| {d['model']} | {d['world']} | {d['pretraining_seed']} | {g['ood_off']:.3f} / {g['ood_on']:.3f} "
+            f"({g['ood_value']:+.3f}) | {g['in_domain_value']:+.3f} | {_f(g.get('wait_selectivity'), 2)} | "
+            f"{_ci(e['ood'])} | {_ci(e['ood_on'])} | {_ci(e['recovery'])} | {_ci(e['in_domain'])} | "
+            f"{_f(e['epistemic']['effect'], 2)} | {_f(d['control_ood']['effect'])} | **{d['verdict']}** |"
+        )
+    lines += [
+        "",
+        "**Decomposition of the OOD change** (free OOD samples, per sum-length stratum, weighted by the",
+        "stratum's share): (a) (r1 - r0)(a_c0 - a_n0), (b) r1 (a_c1 - a_c0), (c) (1 - r1)(a_n1 - a_n0).",
+        "",
+        "| model | world | checking rate base -> arm | acc. when checking, base -> arm | "
+        "(a) rate | (b) when checking | (c) when not | sum | OOD change | share (a) |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for d in report["draws"]:
+        x = d["decomposition"]
+        strata = sorted(x["strata"].items())
+        checking = " / ".join(f"{s['acc_check_base']:.2f} -> {s['acc_check_arm']:.2f} ({label})" for label, s in strata)
+        lines.append(
+            f"| {d['model']} | {d['world']} | {x['rate_base']:.3f} -> {x['rate_arm']:.3f} | {checking} | "
+            f"{_f(x['rate_term'])} | {_f(x['check_accuracy_term'])} | {_f(x['nocheck_accuracy_term'])} | "
+            f"{_f(sum(x[t] for t in TERMS))} | {_f(x['total'])} | {_f(x['rate_share'], 2, False)} |"
+        )
+    lines += ["", "**Between worlds, per seed pair** (guess_check OOD effect minus null's, paired by problem):", ""]
+    lines += ["| pair | seed | difference [95% CI] | p (sign-flip over problems) |", "|---|---|---|---|"]
+    lines += [f"| {p['pair']} | {p['pretraining_seed']} | {_ci(p)} | {p['p_value']:.3g} |" for p in report["pairs"]]
+    b = report["between_worlds"]
+    lines += [
+        "",
+        f"**Across draws** ({b['n_pairs']} seed pairs as units): mean difference {_ci(b)}, exact sign-flip "
+        f"p {b['p_value']:.3g} (smallest attainable {b['min_p']:.3g}), one-sample t p {b['t_p_value']:.3g} "
+        f"(one-sided, lower: {b['t_p_value_one_sided_lower']:.3g}).",
+        "",
+        "**Verdicts across draws** (Clopper-Pearson 95% intervals):",
+        "",
+        "| world | " + " | ".join(VERDICTS) + " |",
+        "|---" * (len(VERDICTS) + 1) + "|",
+    ]
+    for world, fractions in report["verdict_fractions"].items():
+        cells = [f"{f['k']}/{f['n']} [{f['ci_low']:.2f}, {f['ci_high']:.2f}]" for f in fractions.values()]
+        lines.append(f"| {world} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--results", type=Path, default=ROOT / "results")
+    parser.add_argument("--config", default="config/draws.yaml", help="the overlay the run used (for the record)")
+    parser.add_argument("--machine", default="", help="where and how the run was measured (for the record)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "organism_draws.json")
+    args = parser.parse_args()
+    rows, pairs = draws(args.results)
+    if not rows:
+        sys.exit(f"no */gate.json under {args.results}: run the draws first (snakemake --configfile {args.config})")
+    differences = pd.Series({p["pretraining_seed"]: p["effect"] for p in pairs})
+    report = {
+        "measured": args.machine or f"measured {datetime.date.today()}",
+        "config": args.config,
+        "draws": rows,
+        "pairs": pairs,
+        "between_worlds": between_worlds(differences),
+        "verdict_fractions": {
+            world: verdict_fractions([d["verdict"] for d in rows if d["world"] == world])
+            for world in dict.fromkeys(d["world"] for d in rows)
+        },
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(report, indent=1, default=float) + "\n")
+    tmp.replace(args.out)
+    markdown = render(report)
+    args.out.with_suffix(".md").write_text(markdown)
+    print(markdown)
+
+
+if __name__ == "__main__":
+    main()
