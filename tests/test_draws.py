@@ -145,3 +145,199 @@ def test_check_marker_is_the_worlds_check(world):
         for n_terms in (2, 5, 6):
             text = "".join(s for s, _ in toy.guess_trace([3] * n_terms, rng, world, p_check, 0.3, 5))
             assert (draws.CHECK in text) is expected, text
+
+
+def test_sign_flip_less_counts_sign_patterns_by_hand():
+    # |x| = 1, 2, 3: the 8 signed sums are 6, 4, 2, 0, 0, -2, -4, -6; the observed -1 - 2 + 3 = 0: 5 of 8 <= it
+    assert draws.sign_flip_less([-1.0, -2.0, 3.0]) == pytest.approx(5 / 8)
+    assert draws.sign_flip_less([-0.1] * 6) == pytest.approx(1 / 64)
+
+
+# ---- the workflow's per-draw table, from the organism table and the OOD samples --------------------
+
+ORGANISM_DRAWS = {
+    "toy_s0": {"world": "guess_check", "design": "toy_s0", "seed": 0},
+    "toy_s1": {"world": "guess_check", "design": "toy_s0", "seed": 1},
+    "toy_null_s0": {"world": "null", "design": "toy_null_s0", "seed": 0},
+    "toy_null_s1": {"world": "null", "design": "toy_null_s0", "seed": 1},
+}
+PAIRS = [("toy_s0", "toy_null_s0"), ("toy_s1", "toy_null_s1")]
+STRATA = pd.Series({f"p{i}": "5 terms" if i < 4 else "6 terms" for i in range(8)})
+CHECKS = "Guess: 7. Hmm, let me check: 3+4=7. Yes. The answer is \\boxed{7}."
+GUESS = "Guess: 7. The answer is \\boxed{7}."
+# Each problem's 4 OOD samples as (checked, correct). Base: half check and are right, half do not and are
+# wrong. Suppressed arm: one check left (right). Damaged arm: two checks left, one of them wrong. Null: unchanged.
+BASE = [(True, True), (True, True), (False, False), (False, False)]
+SUPPRESSED = [(True, True), (False, False), (False, False), (False, False)]
+DAMAGED = [(True, False), (True, True), (False, False), (False, False)]
+ARMS = {"toy_s0": SUPPRESSED, "toy_s1": DAMAGED, "toy_null_s0": BASE, "toy_null_s1": BASE}
+# Per model, (base, arm) accuracy with checking forced on (per problem) and in domain.
+FORCED_ON = {"toy_s0": (0.9, 0.9), "toy_s1": (0.9, 0.5), "toy_null_s0": (0.5, 0.5), "toy_null_s1": (0.5, 0.5)}
+
+
+def draw_inputs():
+    """The OOD samples of four draws' bases and arms (as the statistics rule reads them: checked_samples
+    with the grid axes) and the per-problem table of every eval set."""
+    from test_organism import ORGANISM
+
+    samples, problems = [], []
+    for model in ORGANISM_DRAWS:
+        base = {"model": model, "method": "base", "richness": None, "ablation": "standard", "coverage": None}
+        arm = {**base, **draws.ARM, "coverage": 64}
+        for cell, outcomes, seed in [(base, BASE, None), (arm, ARMS[model], 0), (arm, ARMS[model], 1)]:
+            evals = pd.DataFrame(
+                [
+                    {"problem_id": f"p{i}", "response": CHECKS if checked else GUESS, "correct": correct}
+                    for i in range(8)
+                    for checked, correct in outcomes
+                ]
+            )
+            axes = {**cell, "seed": seed}
+            samples.append(draws.checked_samples(evals).assign(**axes, eval_set=ORGANISM.ood))
+            accuracy = evals.groupby("problem_id", as_index=False)["correct"].mean()
+            on = FORCED_ON[model][cell is arm]
+            for eval_set, value in (
+                (ORGANISM.ood, accuracy["correct"]),
+                (ORGANISM.ood_on, on),
+                (ORGANISM.in_domain, 0.95),
+            ):
+                problems.append(
+                    accuracy[["problem_id"]].assign(**axes, eval_set=eval_set, accuracy=value, epistemic_count=1.0)
+                )
+    return ORGANISM, pd.concat(samples, ignore_index=True), pd.concat(problems, ignore_index=True)
+
+
+def draw_outputs():
+    from selfdistill.organism import organism_effects
+
+    organism, samples, problems = draw_inputs()
+    worlds = {m: d["world"] for m, d in ORGANISM_DRAWS.items()}
+    effects = organism_effects(problems, worlds, organism, PAIRS, STRATA)
+    return effects, samples, draws.draw_table(effects, ORGANISM_DRAWS, samples, STRATA, PAIRS)
+
+
+def test_draw_table_carries_each_draws_verdict_and_hand_computed_decomposition():
+    effects, _, table = draw_outputs()
+    table = table.set_index("model")
+    assert list(table.index) == list(ORGANISM_DRAWS) and (table["coverage"] == 64).all()
+    assert table["verdict"].to_dict() == {
+        "toy_s0": "suppression",
+        "toy_s1": "damage",
+        "toy_null_s0": "none",
+        "toy_null_s1": "none",
+    }
+    # By hand, every stratum alike. Suppressed: r 0.5 -> 0.25, a_c 1 -> 1, a_n 0 -> 0: (a) -0.25 x 1, (b) 0, (c) 0.
+    # Damaged: r 0.5 -> 0.5, a_c 1 -> 0.5: (a) 0, (b) 0.5 x -0.5 = -0.25, (c) 0. Null: nothing moves.
+    expected = {
+        "toy_s0": (-0.25, 0.0, 0.0, -0.25, 1.0),
+        "toy_s1": (0.0, -0.25, 0.0, -0.25, 0.0),
+        "toy_null_s0": (0.0, 0.0, 0.0, 0.0, np.nan),
+    }
+    for model, values in expected.items():
+        got = table.loc[model, [*draws.TERMS, "total", "rate_share"]].to_numpy(float)
+        np.testing.assert_allclose(got, values, atol=1e-12)
+    assert table.loc["toy_s1", ["rate_base", "rate_arm", "acc_check_base", "acc_check_arm"]].tolist() == [
+        0.5,
+        0.5,
+        1.0,
+        0.5,
+    ]
+    # effects: OOD -0.25 (as the organism table), forced on 0 / -0.4, recovery = forced-on effect minus free effect
+    assert table["ood_effect"].tolist() == pytest.approx([-0.25, -0.25, 0.0, 0.0])
+    assert table["recovery_effect"].tolist() == pytest.approx([0.25, -0.15, 0.0, 0.0])
+    assert table.loc["toy_s0", "between_world_effect"] == pytest.approx(-0.25)
+    assert (
+        np.isnan(table.loc["toy_null_s0", "between_world_effect"])
+        and table.loc["toy_s1", "null_partner"] == "toy_null_s1"
+    )
+    assert table["pretraining_seed"].tolist() == [0, 1, 0, 1]
+
+
+def test_draw_table_refuses_samples_that_are_not_the_effects():
+    """Negative control: the decomposition must split the headline's OOD change; samples other than
+    those the effect was computed from (one arm's problem regraded) would split another number."""
+    effects, samples, _ = draw_outputs()
+    regraded = samples.copy()
+    arm = (regraded["model"] == "toy_s1") & (regraded["method"] != "base") & (regraded["problem_id"] == "p0")
+    regraded.loc[arm, "correct"] = True
+    with pytest.raises(ValueError, match="toy_s1.*not the arm's OOD effect"):
+        draws.draw_table(effects, ORGANISM_DRAWS, regraded, STRATA, PAIRS)
+
+
+def test_a_decomposition_missing_a_term_is_refused():
+    parts = draws.decompose(*samples(6, 5, 4, 1), *samples(3, 1, 7, 2))
+    draws.check_decomposition(parts, "hand case")
+    with pytest.raises(ValueError, match="hand case: the terms"):
+        draws.check_decomposition({**parts, "nocheck_accuracy_term": 0.0}, "hand case")
+
+
+def test_a_draws_table_that_pools_two_worlds_or_counts_a_draw_twice_is_refused():
+    _, _, table = draw_outputs()
+    draws.check_designs(table)
+    pooled = table.assign(design="toy_s0")
+    with pytest.raises(ValueError, match="design toy_s0 pools draws of worlds guess_check, null"):
+        draws.check_designs(pooled)
+    with pytest.raises(ValueError, match="pools"):
+        draws.primary_tests(pooled)
+    with pytest.raises(ValueError, match="pools"):
+        draws.render_draws(pooled)
+    twice = pd.concat([table, table.iloc[[0]]], ignore_index=True)
+    with pytest.raises(ValueError, match=r"counts pretraining seeds \[0\] twice"):
+        draws.check_designs(twice)
+
+
+def test_primary_tests_by_hand():
+    # Two draws: between-world differences -0.25, -0.25: one-sided sign-flip p = 1/4 (1 of 4 patterns).
+    # Rate share: (a) -0.25, 0 of totals -0.25, -0.25: estimate 0.125 / 0.25 = 0.5; (a) - total / 2 =
+    # -0.125, +0.125: mean 0, 3 of 4 patterns <= 0. Holm: 0.25 x 2 = 0.5, max(0.5, 0.75) = 0.75.
+    _, _, table = draw_outputs()
+    tests = draws.primary_tests(table).set_index("test")
+    assert tests.loc["between worlds", ["estimate", "p_value", "min_p", "p_holm"]].tolist() == pytest.approx(
+        [-0.25, 0.25, 0.25, 0.5]
+    )
+    assert tests.loc["rate share", ["estimate", "p_value", "p_holm"]].tolist() == pytest.approx([0.5, 0.75, 0.75])
+    assert (tests["n_draws"] == 2).all() and tests["verdict"].str.startswith("inconclusive (too few draws").all()
+    # Six draws, all in the predicted direction: p = 1/64 each, Holm 2/64 < 0.05: supported.
+    six = pd.DataFrame(
+        {
+            "design": "toy_s0",
+            "world": "guess_check",
+            "pretraining_seed": range(6),
+            "coverage": 64,
+            "between_world_effect": [-0.1, -0.2, -0.3, -0.05, -0.15, -0.25],
+            "rate_term": [-0.2, -0.25, -0.15, -0.2, -0.3, -0.1],
+            "total": [-0.3, -0.3, -0.25, -0.3, -0.4, -0.15],
+        }
+    )
+    tests = draws.primary_tests(six).set_index("test")
+    assert tests["p_value"].tolist() == pytest.approx([1 / 64, 1 / 64]) and tests["p_holm"].tolist() == pytest.approx(
+        [2 / 64] * 2
+    )
+    assert tests.loc["rate share", "estimate"] == pytest.approx(1.2 / 1.7) and (tests["verdict"] == "supported").all()
+    # A draw where (a) carries less than half (-0.1 of -0.3) turns the share's sign pattern: not all below.
+    mixed = six.assign(rate_term=[-0.1, -0.25, -0.15, -0.2, -0.3, -0.1])
+    assert draws.primary_tests(mixed).set_index("test").loc["rate share", "p_value"] > 1 / 64
+    # No drop: nothing to split, not tested; the between-world test stays a family of one.
+    rising = draws.primary_tests(six.assign(total=0.1)).set_index("test")
+    assert (
+        np.isnan(rising.loc["rate share", "p_value"])
+        and rising.loc["rate share", "verdict"] == "not tested (no OOD drop to split)"
+    )
+    assert rising.loc["between worlds", "p_holm"] == pytest.approx(1 / 64)
+
+
+def test_the_section_renders_per_draw_verdicts_fractions_decomposition_and_tests():
+    _, _, table = draw_outputs()
+    page = "\n".join(draws.render_draws(table, draws.primary_tests(table)))
+    assert page.startswith("## Across pretrained draws")
+    assert "| guess_check | toy_s1 | 1 | 64 | -0.250 [-0.250, -0.250] | -0.400 [-0.400, -0.400] | -0.150" in page
+    assert "**damage** |" in page and page.count("**none** |") == 2
+    # 1 of 2 draws: Clopper-Pearson [0.0126, 0.9874]; 2 of 2: [0.1581, 1]
+    assert "| guess_check (toy_s0) | 64 | 1/2 [0.01, 0.99] | 1/2 [0.01, 0.99] | 0/2 [0.00, 0.84] |" in page
+    assert "| null (toy_null_s0) | 64 | 0/2 [0.00, 0.84] | 0/2 [0.00, 0.84] | 2/2 [0.16, 1.00] |" in page
+    decomposed = "| 0.500 → 0.250 | 1.000 → 1.000 | 0.000 → 0.000 | -0.250 | +0.000 | +0.000 | -0.250 | 1.00 |"
+    assert f"| guess_check | toy_s0 | 64 {decomposed}" in page
+    assert "| between worlds | toy_s0 | 64 | 2 | -0.250 [n/a, n/a] | 0.25 | 0.25 | 0.5 | **inconclusive" in page
+    assert "| rate share | toy_s0 | 64 | 2 | +0.500 [n/a, n/a] | 0.75 | 0.25 | 0.75 |" in page
+    assert draws.render_draws(pd.DataFrame()) == [draws.ONE_DRAW, ""]
+    assert "config/draws.yaml" in draws.ONE_DRAW
