@@ -48,21 +48,20 @@ claims = (
 write_table(claims, snakemake.output.claims, provenance)
 organism, draws = pd.DataFrame(), pd.DataFrame()
 if param(snakemake, "organism"):
-    sets, strata = (
-        section(snakemake, "organism", OrganismConfig),
-        sum_lengths(read_table(snakemake.input.train_problems)),
-    )
+    sets = section(snakemake, "organism", OrganismConfig)
+    strata = sum_lengths(read_table(snakemake.input.train_problems))
     pairs = [tuple(pair) for pair in param(snakemake, "world_pairs")]
     organism = organism_effects(problems, param(snakemake, "worlds"), sets, pairs, strata)
     # Per pretrained draw (models of one world differing only in the pretraining seed), where a world has several.
-    if param(snakemake, "draws") and len(organism):
+    pretrained = param(snakemake, "draws")
+    if pretrained and len(organism):
         samples = []
         for path in snakemake.input.evals:
             axes = parse_path("eval", path, full)
             arm = axes["method"] == "base" or all(axes[k] == v for k, v in ARM.items())
-            if axes["model"] in param(snakemake, "draws") and axes["eval_set"] == sets.ood and arm:
+            if axes["model"] in pretrained and axes["eval_set"] == sets.ood and arm:
                 samples.append(checked_samples(read_table(path)).assign(**axes))
-        draws = draw_table(organism, param(snakemake, "draws"), pd.concat(samples, ignore_index=True), strata, pairs)
+        draws = draw_table(organism, pretrained, pd.concat(samples, ignore_index=True), strata, pairs)
 write_table(organism, snakemake.output.organism, provenance)
 write_table(draws, snakemake.output.draws, provenance)
 write_table(primary_tests(draws), snakemake.output.draw_tests, provenance)

@@ -429,7 +429,8 @@ def render_draws(table: pd.DataFrame, tests: pd.DataFrame | None = None) -> list
 def _render_tests(tests: pd.DataFrame) -> list[str]:
     lines = [
         "**Primary tests** (pre-registered; draws are the units; exact one-sided sign-flip tests over draws,",
-        f"Holm-corrected together at familywise size {ALPHA:g}; 95% CIs: percentile bootstrap over draws).",
+        f"Holm-corrected together over this table at familywise size {ALPHA:g}; 95% CIs: percentile bootstrap",
+        "over draws).",
         "(1) between worlds: the seed pairs' differences of the arm's OOD effect (guess_check − null) are",
         f"negative on average; (2) rate share: (a) carries more than {SHARE:g} of the guess_check draws' mean OOD",
         f"drop, tested as mean over draws of (a) − {SHARE:g} × OOD change < 0.",
