@@ -394,8 +394,9 @@ def render(
 ) -> str:
     """The findings page: the headline table (per world and arm, predicted vs measured, beside the
     paper's numbers) and its figure first, then the organism across pretrained draws (draws: the
-    per-draw table, one line when each world has one draw); then the paper's claims per model, the organism's details,
-    the mechanism fit per model; the claims this grid cannot test as one line at the end."""
+    per-draw table, draw_tests: its primary tests; one line when each world has one draw); then the
+    paper's claims per model, the organism's details, the mechanism fit per model; the claims this
+    grid cannot test as one line at the end."""
     lines = [header, ""]
     if effects is not None and len(effects):
         lines += ["## Headline: each arm against its base model, per world", "", HEADLINE_LEGEND, ""]
