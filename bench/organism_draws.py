@@ -11,25 +11,9 @@ of the OOD change into a change of the checking rate and changes of accuracy wit
 check. Across draws: the fraction of draws with each verdict (Clopper-Pearson 95% interval) and the
 between-world difference of the OOD effect tested with draws (seed pairs) as units.
 
-Verdict of a draw (the arm's effects against its base model, 95% CIs as in organism.parquet):
-- damage: checking forced on is clearly lower (CI below 0 and the effect beyond the no-effect margin):
-  the ability to check, not only its use, is gone;
-- suppression: otherwise, OOD is lower (CI below 0) and forced-on lies within the margin or the
-  recovery is positive (CI above 0): the drop is checking not used;
-- none: neither.
-
-Decomposition of the OOD change (free OOD samples; a sample checks when its response holds the
-check's opening "let me check"): within a stratum (sum length), accuracy = r a_c + (1 - r) a_n with r
-the share of samples that check and a_c, a_n the accuracy of those that check and those that do not;
-base (0) to arm (1):
-
-    delta = (r1 - r0)(a_c0 - a_n0)      # (a) rate: how much less often it checks x what a check was worth
-          + r1 (a_c1 - a_c0)            # (b) accuracy when it checks
-          + (1 - r1)(a_n1 - a_n0)       # (c) accuracy when it does not
-
-which sums exactly; the draw's terms are the strata's weighted by their share of problems (equal
-samples per problem, so they sum to the pooled change). "What a check was worth" is observational
-(the model chooses when to check): the gate's forced on - off is the causal value.
+The verdict of a draw and the decomposition are selfdistill.draws's (its docstring says how); the
+workflow's findings page carries the same per draw (results/summary/draws.parquet); this script adds
+the gate's numbers and writes them down as a bench result.
 """
 
 from __future__ import annotations
