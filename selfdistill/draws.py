@@ -250,9 +250,11 @@ def draw_table(
             }
         )
     table = pd.DataFrame(rows)
-    if len(table):
-        check_designs(table)
-    return table
+    if table.empty:
+        return table
+    check_designs(table)
+    order = [table["world"] != "guess_check", table["design"], table["coverage"], table["pretraining_seed"]]
+    return table.iloc[np.lexsort(order[::-1])].reset_index(drop=True)
 
 
 def _pooled_accuracies(samples: pd.DataFrame, which: str) -> dict:
@@ -353,6 +355,10 @@ def _f(x, digits: int = 3, sign: bool = True) -> str:
     return f"{x:+.{digits}f}" if sign else f"{x:.{digits}f}"
 
 
+def _p(p: float) -> str:
+    return "n/a" if np.isnan(p) else f"{p:.3g}"
+
+
 def _ci(r, quantity: str) -> str:
     effect, low, high = (getattr(r, f"{quantity}_{k}") for k in ("effect", "ci_low", "ci_high"))
     return f"{_f(effect)} [{_f(low)}, {_f(high)}]"
@@ -444,7 +450,7 @@ def _render_tests(tests: pd.DataFrame) -> list[str]:
     header = ["test", "design", "coverage", "draws", "estimate [95% CI]", "p", "smallest attainable p", "p (Holm)"]
     rows = [
         [r.test, r.design, r.coverage, r.n_draws, f"{_f(r.estimate)} [{_f(r.ci_low)}, {_f(r.ci_high)}]"]
-        + [f"{r.p_value:.3g}", f"{r.min_p:.3g}", f"{r.p_holm:.3g}", f"**{r.verdict}**"]
+        + [_p(r.p_value), _p(r.min_p), _p(r.p_holm), f"**{r.verdict}**"]
         for r in tests.itertuples()
     ]
     return lines + _table([*header, "verdict"], rows)
