@@ -11,25 +11,9 @@ of the OOD change into a change of the checking rate and changes of accuracy wit
 check. Across draws: the fraction of draws with each verdict (Clopper-Pearson 95% interval) and the
 between-world difference of the OOD effect tested with draws (seed pairs) as units.
 
-Verdict of a draw (the arm's effects against its base model, 95% CIs as in organism.parquet):
-- damage: checking forced on is clearly lower (CI below 0 and the effect beyond the no-effect margin):
-  the ability to check, not only its use, is gone;
-- suppression: otherwise, OOD is lower (CI below 0) and forced-on lies within the margin or the
-  recovery is positive (CI above 0): the drop is checking not used;
-- none: neither.
-
-Decomposition of the OOD change (free OOD samples; a sample checks when its response holds the
-check's opening "let me check"): within a stratum (sum length), accuracy = r a_c + (1 - r) a_n with r
-the share of samples that check and a_c, a_n the accuracy of those that check and those that do not;
-base (0) to arm (1):
-
-    delta = (r1 - r0)(a_c0 - a_n0)      # (a) rate: how much less often it checks x what a check was worth
-          + r1 (a_c1 - a_c0)            # (b) accuracy when it checks
-          + (1 - r1)(a_n1 - a_n0)       # (c) accuracy when it does not
-
-which sums exactly; the draw's terms are the strata's weighted by their share of problems (equal
-samples per problem, so they sum to the pooled change). "What a check was worth" is observational
-(the model chooses when to check): the gate's forced on - off is the causal value.
+The verdict of a draw and the decomposition are selfdistill.draws's (its docstring says how); the
+workflow's findings page carries the same per draw (results/summary/draws.parquet); this script adds
+the gate's numbers and writes them down as a bench result.
 """
 
 from __future__ import annotations
@@ -42,120 +26,31 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from selfdistill.draws import (  # noqa: E402
+    ARM,
+    CONTROL,
+    TERMS,
+    VERDICTS,
+    between_worlds,
+    checked_samples,
+    classify,
+    decompose_strata,
+    verdict_fractions,
+)
 from selfdistill.organism import MARGIN, sum_lengths  # noqa: E402
-from selfdistill.stats import paired_difference  # noqa: E402
 
-CHECK = "let me check"  # the opening of a check in both guess worlds (selfdistill.data.toy.guess_trace)
-ARM = {"method": "onpolicy", "richness": "solution", "ablation": "standard"}
-CONTROL = {**ARM, "richness": "none"}
-VERDICTS = ("suppression", "damage", "none")
 QUANTITIES = ("ood", "ood_on", "recovery", "in_domain", "epistemic")
-
-
-# ---- pure functions --------------------------------------------------------------------------
-
-
-def classify(ood: dict, ood_on: dict, recovery: dict, margin: float = MARGIN) -> str:
-    """A draw's verdict from its arm's effects, each a dict with effect, ci_low and ci_high."""
-    if ood_on["ci_high"] < 0 and ood_on["effect"] < -margin:
-        return "damage"
-    forced_on_unchanged = -margin <= ood_on["ci_low"] and ood_on["ci_high"] <= margin
-    if ood["ci_high"] < 0 and (forced_on_unchanged or recovery["ci_low"] > 0):
-        return "suppression"
-    return "none"
-
-
-def verdict_fractions(verdicts: list[str], level: float = 0.95) -> dict:
-    """Per verdict: count, fraction and its Clopper-Pearson (exact binomial) interval."""
-    n, out = len(verdicts), {}
-    for label in VERDICTS:
-        k = sum(v == label for v in verdicts)
-        ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact") if n else None
-        out[label] = {
-            "k": k,
-            "n": n,
-            "fraction": k / n if n else float("nan"),
-            "ci_low": float(ci.low) if ci else float("nan"),
-            "ci_high": float(ci.high) if ci else float("nan"),
-        }
-    return out
-
-
-def _times(weight: float, x: float) -> float:
-    """weight * x, 0 where the weight is 0 (a conditional accuracy of an empty group is undefined)."""
-    return 0.0 if weight == 0 else weight * x
-
-
-def _conditional(correct: np.ndarray, mask: np.ndarray) -> float:
-    return float(correct[mask].mean()) if mask.any() else float("nan")
-
-
-def decompose(base_checked, base_correct, arm_checked, arm_correct) -> dict:
-    """The change of accuracy from base to arm split into (a) rate, (b) accuracy when checking and
-    (c) accuracy when not (the module docstring's formula); arrays of per-sample booleans."""
-    c0, y0 = np.asarray(base_checked, bool), np.asarray(base_correct, float)
-    c1, y1 = np.asarray(arm_checked, bool), np.asarray(arm_correct, float)
-    r0, r1 = float(c0.mean()), float(c1.mean())
-    ac0, an0, ac1, an1 = _conditional(y0, c0), _conditional(y0, ~c0), _conditional(y1, c1), _conditional(y1, ~c1)
-    return {
-        "rate_base": r0,
-        "rate_arm": r1,
-        "acc_check_base": ac0,
-        "acc_nocheck_base": an0,
-        "acc_check_arm": ac1,
-        "acc_nocheck_arm": an1,
-        "rate_term": _times(r1 - r0, ac0 - an0),
-        "check_accuracy_term": _times(r1, ac1 - ac0),
-        "nocheck_accuracy_term": _times(1 - r1, an1 - an0),
-        "total": float(y1.mean() - y0.mean()),
-    }
-
-
-TERMS = ("rate_term", "check_accuracy_term", "nocheck_accuracy_term")
-
-
-def decompose_strata(base: pd.DataFrame, arm: pd.DataFrame, strata: pd.Series) -> dict:
-    """decompose within each stratum (problem_id -> label), the terms weighted by the stratum's share
-    of the base's problems; base and arm have columns problem_id, checked, correct."""
-    labels = base["problem_id"].map(strata)
-    weights = base.drop_duplicates("problem_id")["problem_id"].map(strata).value_counts(normalize=True)
-    out = {"total": 0.0, **{t: 0.0 for t in TERMS}, "strata": {}}
-    for label, weight in weights.items():
-        b, a = base[labels == label], arm[arm["problem_id"].map(strata) == label]
-        part = decompose(b["checked"], b["correct"], a["checked"], a["correct"])
-        out["strata"][label] = {"weight": float(weight), **part}
-        for key in ("total", *TERMS):
-            out[key] += weight * part[key]
-    out["rate_base"] = float(base["checked"].mean())
-    out["rate_arm"] = float(arm["checked"].mean())
-    out["rate_share"] = out["rate_term"] / out["total"] if out["total"] else float("nan")
-    return out
-
-
-def between_worlds(differences: pd.Series) -> dict:
-    """The between-world difference of the OOD effect with draws (seed pairs) as units: mean, a
-    bootstrap CI, the exact two-sided sign-flip p (and the smallest p n pairs can give), and a
-    one-sample t-test."""
-    d = differences.astype(float)
-    out = paired_difference(d, pd.Series(0.0, index=d.index))
-    t = stats.ttest_1samp(d.to_numpy(), 0.0) if len(d) > 1 else None
-    out["t_p_value"] = float(t.pvalue) if t is not None else float("nan")
-    out["t_p_value_one_sided_lower"] = float(t.pvalue / 2 if t.statistic < 0 else 1 - t.pvalue / 2) if t else np.nan
-    out["n_pairs"] = out.pop("n_problems")
-    return out
 
 
 # ---- reading a run ---------------------------------------------------------------------------
 
 
 def _samples(path: Path) -> pd.DataFrame:
-    table = pd.read_parquet(path, columns=["problem_id", "response", "correct"])
-    return table.assign(checked=table["response"].str.contains(CHECK, regex=False))
+    return checked_samples(pd.read_parquet(path, columns=["problem_id", "response", "correct"]))
 
 
 def _arm_samples(results: Path, model: str, arm: dict, eval_set: str) -> pd.DataFrame:

@@ -14,6 +14,7 @@ from selfdistill.config import check_config
 from selfdistill.settings.models import model_section
 from selfdistill.toy_worlds import (
     gated_models,
+    pretrained_draws,
     toy_pretrain_spec,
     toy_world,
     world_pairs,

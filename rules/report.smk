@@ -63,6 +63,8 @@ rule statistics:
         mechanism="results/summary/mechanism.parquet",
         claims="results/summary/claims.parquet",
         organism="results/summary/organism.parquet",
+        draws="results/summary/draws.parquet",
+        draw_tests="results/summary/draw_tests.parquet",
     log:
         "logs/statistics/statistics.log",
     conda:
@@ -77,6 +79,7 @@ rule statistics:
         organism=canon(config.get("organism")),
         worlds=canon(WORLDS),
         world_pairs=canon(world_pairs(config)),
+        draws=canon(pretrained_draws(config)),
     script:
         "../scripts/statistics.py"
 
@@ -103,6 +106,8 @@ rule findings:
         claims="results/summary/claims.parquet",
         mechanism="results/summary/mechanism.parquet",
         organism="results/summary/organism.parquet",
+        draws="results/summary/draws.parquet",
+        draw_tests="results/summary/draw_tests.parquet",
         predictions="results/predictions.md",
         gates=GATES,
         figures=FIGURES,

@@ -1,5 +1,6 @@
 import pandas as pd
 
+from selfdistill.draws import ARM, checked_samples, draw_table, primary_tests
 from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.grid import parse_path
 from selfdistill.io import read_provenance, read_table, write_table
@@ -45,15 +46,22 @@ claims = (
     else pd.DataFrame()
 )
 write_table(claims, snakemake.output.claims, provenance)
-organism = (
-    organism_effects(
-        problems,
-        param(snakemake, "worlds"),
-        section(snakemake, "organism", OrganismConfig),
-        [tuple(pair) for pair in param(snakemake, "world_pairs")],
-        sum_lengths(read_table(snakemake.input.train_problems)),
-    )
-    if param(snakemake, "organism")
-    else pd.DataFrame()
-)
+organism, draws = pd.DataFrame(), pd.DataFrame()
+if param(snakemake, "organism"):
+    sets = section(snakemake, "organism", OrganismConfig)
+    strata = sum_lengths(read_table(snakemake.input.train_problems))
+    pairs = [tuple(pair) for pair in param(snakemake, "world_pairs")]
+    organism = organism_effects(problems, param(snakemake, "worlds"), sets, pairs, strata)
+    # Per pretrained draw (models of one world differing only in the pretraining seed), where a world has several.
+    pretrained = param(snakemake, "draws")
+    if pretrained and len(organism):
+        samples = []
+        for path in snakemake.input.evals:
+            axes = parse_path("eval", path, full)
+            arm = axes["method"] == "base" or all(axes[k] == v for k, v in ARM.items())
+            if axes["model"] in pretrained and axes["eval_set"] == sets.ood and arm:
+                samples.append(checked_samples(read_table(path)).assign(**axes))
+        draws = draw_table(organism, pretrained, pd.concat(samples, ignore_index=True), strata, pairs)
 write_table(organism, snakemake.output.organism, provenance)
+write_table(draws, snakemake.output.draws, provenance)
+write_table(primary_tests(draws), snakemake.output.draw_tests, provenance)

@@ -10,6 +10,7 @@ import io
 import numpy as np
 import pandas as pd
 
+from selfdistill.draws import render_draws
 from selfdistill.grid import METHODS
 from selfdistill.stats import arm, base_arm, holm, independent_difference, paired_difference, select, verdict
 
@@ -388,15 +389,20 @@ def render(
     details: str = "",
     worlds: dict | None = None,
     gates: dict[str, dict] | None = None,
+    draws: pd.DataFrame | None = None,
+    draw_tests: pd.DataFrame | None = None,
 ) -> str:
     """The findings page: the headline table (per world and arm, predicted vs measured, beside the
-    paper's numbers) and its figure first; then the paper's claims per model, the organism's details,
-    the mechanism fit per model; the claims this grid cannot test as one line at the end."""
+    paper's numbers) and its figure first, then the organism across pretrained draws (draws: the
+    per-draw table, draw_tests: its primary tests; one line when each world has one draw); then the
+    paper's claims per model, the organism's details, the mechanism fit per model; the claims this
+    grid cannot test as one line at the end."""
     lines = [header, ""]
     if effects is not None and len(effects):
         lines += ["## Headline: each arm against its base model, per world", "", HEADLINE_LEGEND, ""]
         lines += _markdown(headline(effects)) + ["", headline_scope(effects, gates), ""]
         lines += ["![Per world: OOD accuracy and hedging of each arm](figures/organism.png)", ""]
+        lines += render_draws(pd.DataFrame() if draws is None else draws, draw_tests)
     tested = [key for key in SECTIONS if len(claims) and (claims["claim"] == key).any()]
     if tested:
         lines += ["## The paper's claims, per model", ""] + CLAIMS_NOTE + [""]

@@ -47,3 +47,19 @@ def world_pairs(config: dict) -> list[tuple[str, str]]:
         for null in models
         if toy_world(config, null) == "null" and rest(check) == rest(null)
     ]
+
+
+def pretrained_draws(config: dict) -> dict[str, dict]:
+    """Gated toy models that are draws of one design: the same world and pretraining but for the
+    seed, where a design has two draws or more. model -> {world, design (its model of the lowest
+    seed), seed}."""
+    designs: dict[str, dict[str, int]] = {}
+    for model in gated_models(config):
+        spec = toy_pretrain_spec(config, model)
+        designs.setdefault(json.dumps({**spec, "seed": None}, sort_keys=True), {})[model] = spec["seed"]
+    return {
+        model: {"world": toy_world(config, model), "design": min(seeds, key=seeds.get), "seed": seed}
+        for seeds in designs.values()
+        if len(seeds) >= 2
+        for model, seed in seeds.items()
+    }

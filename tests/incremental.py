@@ -38,7 +38,10 @@ FIGURES = {
 }
 REPORT = {
     "summarize": {"results/summary/metrics.parquet", "results/summary/curves.parquet"},
-    "statistics": {f"results/summary/{t}.parquet" for t in ("cells", "comparisons", "mechanism", "claims", "organism")},
+    "statistics": {
+        f"results/summary/{t}.parquet"
+        for t in ("cells", "comparisons", "mechanism", "claims", "organism", "draws", "draw_tests")
+    },
     "findings": {"results/findings.md", "results/headline.rst"},
     "figures": FIGURES,
 }
@@ -208,6 +211,11 @@ CASES = {
     # The claims and the page (and the figures drawn from the statistics), never the gate and training.
     "code: selfdistill/findings.py": (
         ("code", "selfdistill/findings.py"),
+        {rule: REPORT[rule] for rule in ("statistics", "figures", "findings")},
+    ),
+    # The draws' statistics and their section of the page (the figures read the statistics' tables).
+    "code: selfdistill/draws.py": (
+        ("code", "selfdistill/draws.py"),
         {rule: REPORT[rule] for rule in ("statistics", "figures", "findings")},
     ),
     "code: selfdistill/backends/vllm.py (toy model uses hf)": (("code", "selfdistill/backends/vllm.py"), {}),

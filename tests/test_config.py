@@ -186,6 +186,19 @@ def test_a_toy_model_overrides_the_pretraining_seed_and_traces_only_where_it_say
     assert gated_models(cfg) == []
 
 
+def test_pretrained_draws_are_models_of_one_world_differing_only_in_the_seed():
+    from selfdistill.toy_worlds import pretrained_draws
+
+    assert pretrained_draws(load_config()) == {}  # one draw per world
+    draws = pretrained_draws(load_config("config/draws.yaml"))
+    for world, prefix in (("guess_check", "toy_s"), ("null", "toy_null_s")):
+        expected = {f"{prefix}{s}": {"world": world, "design": f"{prefix}0", "seed": s} for s in range(6)}
+        assert {m: d for m, d in draws.items() if d["world"] == world} == expected
+    # organism.yaml: the doses share seed 0 with toy_s0 but not its p_check: designs of their own, of one
+    organism = pretrained_draws(load_config("config/organism.yaml"))
+    assert sorted(organism) == sorted([f"toy_s{s}" for s in range(3)] + [f"toy_null_s{s}" for s in range(3)])
+
+
 def test_unknown_key_names_key_and_file(tmp_path):
     cfg = load()
     cfg["sft"]["learning_rate"] = 0.1

@@ -149,6 +149,30 @@ def test_the_page_and_the_report_open_with_the_headline():
     assert html.count("<tr") == 7 and html.count("toy_null (null)") == 3 and "(Table 1)" in html
 
 
+def test_the_draws_section_follows_the_headline_and_says_so_with_one_draw_per_world():
+    from test_draws import draw_outputs
+
+    from selfdistill.draws import ONE_DRAW, primary_tests
+
+    effects, _, draws = draw_outputs()
+    page = render(pd.DataFrame(), pd.DataFrame(), "# F", effects, "## Organism details\n", None, None, draws)
+    headings = re.findall(r"^## .*", page, flags=re.M)
+    assert headings[:3] == [
+        "## Headline: each arm against its base model, per world",
+        "## Across pretrained draws",
+        "## Organism details",
+    ]
+    section = page.split("## Across pretrained draws")[1].split("## Organism details")[0]
+    assert "**Verdicts across draws**" in section and "| rate share | toy_s0 | 64 | 2 |" in section
+    # the tests the statistics rule wrote are the ones shown (not recomputed)
+    written = primary_tests(draws).assign(verdict="as written")
+    assert "**as written**" in render(pd.DataFrame(), pd.DataFrame(), "# F", effects, "", None, None, draws, written)
+    # one draw per world (the default): one line after the headline; no organism: nothing
+    one = render(pd.DataFrame(), pd.DataFrame(), "# F", organism_table(), "## Organism details\n", WORLDS)
+    assert one.split("figures/organism.png)\n\n")[1].startswith(ONE_DRAW + "\n\n## Organism details")
+    assert ONE_DRAW not in render(two_models_claims(), pd.DataFrame(), "# F", worlds=WORLDS)
+
+
 def test_mechanism_points_are_changes_from_each_models_own_base():
     rows = []
     for model, base in (("toy", 0.71), ("toy_null", 0.45)):

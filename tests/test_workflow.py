@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from selfdistill import grid
+from selfdistill.draws import ONE_DRAW
 
 from incremental import CASES, REPORT, compare, copy_checkout, planned_after, snakemake, write_overlay
 from incremental import SMOKE as CFG
@@ -106,6 +107,9 @@ def test_findings_page_opens_with_the_headline_and_has_every_claim_with_numbers(
     text = (smoke_run / "results/findings.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)[1:]
     assert [s[:8] for s in sections] == ["Headline", "The pape", "Predicti", "The mode", "Does OOD"]
+    # One pretrained draw of the one world: the headline says its verdicts are that draw's, in one line.
+    assert sections[0].rstrip().endswith(ONE_DRAW)
+    assert pd.read_parquet(smoke_run / "results/summary/draws.parquet").empty
     # The headline: the guess_check world's arm, its predicted sign, effect, CI and verdict mark, per quantity.
     assert re.search(r"\| guess_check \(toy\) \| on-policy, solution teacher, coverage 1 \| ↓ [+-]\d\.\d{3} \[", text)
     claims = re.split(r"^### ", sections[1], flags=re.M)[1:]
