@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -74,6 +75,7 @@ def stale_eval(tmp_path, name, control=False):
     return checkout, after, pd.read_parquet(checkout / EVAL), log
 
 
+@pytest.mark.slow  # real Snakemake runs killed mid-job: 1.5-2 min each
 def test_stale_generation_shards_are_discarded_after_a_config_change(tmp_path):
     checkout, after, table, log = stale_eval(tmp_path, "fixed")
     assert "discarding partial state" in log and "shard 0: reusing" not in log
@@ -118,6 +120,7 @@ def stale_training(tmp_path, name, control=False):
     return checkout, after, adapter(checkout), log
 
 
+@pytest.mark.slow
 def test_stale_training_state_is_discarded_after_a_config_change(tmp_path):
     checkout, after, weights, log = stale_training(tmp_path, "fixed")
     assert "discarding partial state" in log and "resumed from" not in log
