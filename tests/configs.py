@@ -91,3 +91,19 @@ def dataset(spec: dict):
     from selfdistill.settings.data import DatasetConfig
 
     return build(DatasetConfig, with_defaults({"datasets": {"d": dict(spec)}})["datasets"]["d"])
+
+
+def ended_before_a_word(backend, prompt, epistemic: str) -> tuple[int, int]:
+    """32 samples of `prompt` (the forcing tests of both backends): (completions that ended, by EOS
+    or </think>, before any epistemic id, completions that stopped at all)."""
+    from selfdistill.backends import Sampling, end_of_thinking_ids, epistemic_ids
+
+    ends, words = set(end_of_thinking_ids(backend.tokenizer)), set(epistemic_ids(backend.tokenizer))
+    sampling = Sampling(n=32, temperature=1.0, max_new_tokens=60, seed=0, epistemic=epistemic)
+    bad = stopped = 0
+    for c in backend.generate(prompt, sampling):
+        first_end = next((i for i, t in enumerate(c.token_ids) if t in ends), None)
+        first_word = next((i for i, t in enumerate(c.token_ids) if t in words), None)
+        bad += first_end is not None and (first_word is None or first_word > first_end)
+        stopped += c.finish_reason == "stop"
+    return bad, stopped

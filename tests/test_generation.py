@@ -57,12 +57,14 @@ def test_forcing_holds_back_the_end_of_thinking_until_an_epistemic_word(tiny_mod
     """`epistemic: forced` (s1-style budget forcing): no completion ends (EOS or </think>) before
     it has sampled an id of E. The tiny model is biased to end at once, so without forcing nearly
     every completion ends with no epistemic word (the negative control)."""
-    from selfdistill.backends import Sampling, end_of_thinking_ids, epistemic_ids
+    from selfdistill.backends import end_of_thinking_ids
     from selfdistill.backends.hf import HFBackend
+
+    from configs import ended_before_a_word
 
     backend = HFBackend.load(tiny_model_dir)
     model, tok = backend.model, backend.tokenizer
-    ends, words = set(end_of_thinking_ids(tok)), set(epistemic_ids(tok))
+    ends = set(end_of_thinking_ids(tok))
     assert tok.eos_token_id in ends and tok.convert_tokens_to_ids("</think>") in ends
     head = torch.nn.Linear(model.config.hidden_size, len(tok), bias=True)
     with torch.no_grad():
@@ -72,19 +74,8 @@ def test_forcing_holds_back_the_end_of_thinking_until_an_epistemic_word(tiny_mod
     model.lm_head = head
     prompt = [tok.encode("Compute 1+2+3.")]
 
-    def ended(epistemic):
-        """(completions that ended before an epistemic word, completions that stopped at all)."""
-        sampling = Sampling(n=32, temperature=1.0, max_new_tokens=60, seed=0, epistemic=epistemic)
-        bad = stopped = 0
-        for c in backend.generate(prompt, sampling):
-            first_end = next((i for i, t in enumerate(c.token_ids) if t in ends), None)
-            first_word = next((i for i, t in enumerate(c.token_ids) if t in words), None)
-            bad += first_end is not None and (first_word is None or first_word > first_end)
-            stopped += c.finish_reason == "stop"
-        return bad, stopped
-
-    assert ended("free")[0] >= 30
-    bad, stopped = ended("forced")
+    assert ended_before_a_word(backend, prompt, "free")[0] >= 30
+    bad, stopped = ended_before_a_word(backend, prompt, "forced")
     # None ends early, and once a word is out the biased EOS follows: forcing is released, not stuck.
     assert bad == 0 and stopped >= 16
 

@@ -423,11 +423,13 @@ def test_forcing_holds_back_the_end_of_thinking_until_an_epistemic_word(model_di
     ends (EOS or </think>) before it has sampled an id of E. The engine is started with the end-of-
     thinking ids biased up (a model that wants to stop at once): without forcing, nearly every
     completion ends with no epistemic word (the negative control)."""
-    from selfdistill.backends import end_of_thinking_ids, epistemic_ids
+    from selfdistill.backends import end_of_thinking_ids
+
+    from configs import ended_before_a_word
 
     backend = VLLMBackend(model_dir, engine=ENGINE, seed=0)
     tok = backend.tokenizer
-    ends, words = set(end_of_thinking_ids(tok)), set(epistemic_ids(tok))
+    ends = set(end_of_thinking_ids(tok))
     prompt = [tok.encode("Compute 1+2+3.")]
     original = backend.llm.generate
 
@@ -438,20 +440,9 @@ def test_forcing_holds_back_the_end_of_thinking_until_an_epistemic_word(model_di
 
     backend.llm.generate = eager_to_stop
 
-    def ended(epistemic):
-        """(completions that ended before an epistemic word, completions that stopped at all)."""
-        sampling = Sampling(n=32, temperature=1.0, max_new_tokens=60, seed=0, epistemic=epistemic)
-        bad = stopped = 0
-        for c in backend.generate(prompt, sampling):
-            first_end = next((i for i, t in enumerate(c.token_ids) if t in ends), None)
-            first_word = next((i for i, t in enumerate(c.token_ids) if t in words), None)
-            bad += first_end is not None and (first_word is None or first_word > first_end)
-            stopped += c.finish_reason == "stop"
-        return bad, stopped
-
     try:
-        assert ended("free")[0] >= 30
-        bad, stopped = ended("forced")
+        assert ended_before_a_word(backend, prompt, "free")[0] >= 30
+        bad, stopped = ended_before_a_word(backend, prompt, "forced")
         # None ends early, and once a word is out the biased end follows: forcing is released, not stuck.
         assert bad == 0 and stopped >= 16
     finally:
