@@ -43,7 +43,8 @@ from selfdistill.draws import (  # noqa: E402
 )
 from selfdistill.organism import MARGIN, sum_lengths  # noqa: E402
 
-QUANTITIES = ("ood", "ood_on", "recovery", "in_domain", "epistemic")
+QUANTITIES = ("ood", "ood_on", "ood_off", "recovery", "in_domain", "epistemic")
+PRESERVE = {**ARM, "ablation": "preserve"}  # the uncertainty ablation: the student's own hedging kept (claim d)
 
 
 # ---- reading a run ---------------------------------------------------------------------------
@@ -59,7 +60,7 @@ def _arm_samples(results: Path, model: str, arm: dict, eval_set: str) -> pd.Data
     return pd.concat([_samples(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
 
 
-def _effect(table: pd.DataFrame, model: str, arm: dict, quantity: str) -> dict:
+def _effect(table: pd.DataFrame, model: str, arm: dict, quantity: str, optional: bool = False) -> dict | None:
     rows = table[
         (table["model"] == model)
         & (table["stratum"] == "all")
@@ -68,6 +69,8 @@ def _effect(table: pd.DataFrame, model: str, arm: dict, quantity: str) -> dict:
         & (table["method"] == arm["method"])
         & (table["ablation"] == arm["ablation"])
     ]
+    if rows.empty and optional:
+        return None
     if len(rows) != 1:
         raise ValueError(f"organism.parquet: {len(rows)} rows for {model} {arm} {quantity}, expected 1")
     r = rows.iloc[0]
@@ -84,7 +87,8 @@ def draws(results: Path) -> tuple[list[dict], list[dict]]:
         model = gate_path.parent.name
         gate = json.loads(gate_path.read_text())
         gate = {k: v for k, v in gate.items() if k != "provenance"}
-        effects = {q: _effect(table, model, ARM, q) for q in QUANTITIES}
+        effects = {q: _effect(table, model, ARM, q, optional=q == "ood_off") for q in QUANTITIES}
+        preserve = {q: _effect(table, model, PRESERVE, q, optional=True) for q in ("ood", "ood_on", "epistemic")}
         base = _samples(results / model / "eval" / "base" / "ood.parquet")
         arm = _arm_samples(results, model, ARM, "ood")
         rows.append(
@@ -95,6 +99,7 @@ def draws(results: Path) -> tuple[list[dict], list[dict]]:
                 "gate": gate,
                 "effects": effects,
                 "control_ood": _effect(table, model, CONTROL, "ood"),
+                "preserve": preserve if preserve["ood"] else None,
                 "verdict": classify(effects["ood"], effects["ood_on"], effects["recovery"]),
                 "decomposition": decompose_strata(base, arm, strata),
             }
@@ -133,15 +138,16 @@ def render(report: dict) -> str:
         f"no-effect margin ±{MARGIN:g}. Recovery = forced-on effect minus free effect.",
         "",
         "| model | world | seed | gate OOD off / on (value) | in-domain value | Wait selectivity | OOD | "
-        "forced on | recovery | in domain | epistemic words | control (none) OOD | verdict |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "forced on | forced off | recovery | in domain | epistemic words | control (none) OOD | verdict |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in report["draws"]:
         g, e = d["gate"], d["effects"]
         lines.append(
             f"| {d['model']} | {d['world']} | {d['pretraining_seed']} | {g['ood_off']:.3f} / {g['ood_on']:.3f} "
             f"({g['ood_value']:+.3f}) | {g['in_domain_value']:+.3f} | {_f(g.get('wait_selectivity'), 2)} | "
-            f"{_ci(e['ood'])} | {_ci(e['ood_on'])} | {_ci(e['recovery'])} | {_ci(e['in_domain'])} | "
+            f"{_ci(e['ood'])} | {_ci(e['ood_on'])} | {_ci(e['ood_off']) if e['ood_off'] else 'n/a'} | "
+            f"{_ci(e['recovery'])} | {_ci(e['in_domain'])} | "
             f"{_f(e['epistemic']['effect'], 2)} | {_f(d['control_ood']['effect'])} | **{d['verdict']}** |"
         )
     lines += [
@@ -162,6 +168,24 @@ def render(report: dict) -> str:
             f"{_f(x['rate_term'])} | {_f(x['check_accuracy_term'])} | {_f(x['nocheck_accuracy_term'])} | "
             f"{_f(sum(x[t] for t in TERMS))} | {_f(x['total'])} | {_f(x['rate_share'], 2, False)} |"
         )
+    preserved = [d for d in report["draws"] if d.get("preserve")]
+    if preserved:
+        lines += [
+            "",
+            "**Claim (d), the uncertainty ablation** (on-policy/solution/preserve against the base model: the",
+            "student's own distribution kept at its epistemic words; prediction written first: epistemic words",
+            "and OOD accuracy no lower, beside the standard arm's):",
+            "",
+            "| model | world | OOD, preserve | OOD, standard | forced on, preserve | epistemic words, preserve | "
+            "epistemic words, standard |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        for d in preserved:
+            x, e = d["preserve"], d["effects"]
+            lines.append(
+                f"| {d['model']} | {d['world']} | {_ci(x['ood'])} | {_ci(e['ood'])} | {_ci(x['ood_on'])} | "
+                f"{_f(x['epistemic']['effect'], 2)} | {_f(e['epistemic']['effect'], 2)} |"
+            )
     lines += ["", "**Between worlds, per seed pair** (guess_check OOD effect minus null's, paired by problem):", ""]
     lines += ["| pair | seed | difference [95% CI] | p (sign-flip over problems) |", "|---|---|---|---|"]
     lines += [f"| {p['pair']} | {p['pretraining_seed']} | {_ci(p)} | {p['p_value']:.3g} |" for p in report["pairs"]]

@@ -1,7 +1,8 @@
 """The organism over pretrained draws, the unit of replication (issue 22): toy models of one world
-that differ only in their pretraining seed. Per draw: the solution arm's effects and its verdict,
-and the decomposition of its OOD change; across draws: the fraction of draws with each verdict
-(Clopper-Pearson intervals) and two pre-registered primary tests with draws as units.
+that differ only in their pretraining seed or micro-batch split (the floating-point order). Per draw:
+the solution arm's effects and its verdict, and the decomposition of its OOD change; across draws:
+the fraction of draws with each verdict (Clopper-Pearson intervals) and two pre-registered primary
+tests with draws as units.
 
 Verdict of a draw (the arm's effects against its base model, 95% CIs as in organism.parquet):
 - damage: checking forced on is clearly lower (CI below 0 and the effect beyond the no-effect margin):
@@ -44,11 +45,14 @@ from selfdistill.stats import holm, paired_difference, select
 CHECK = "let me check"  # the opening of a check in both guess worlds (selfdistill.data.toy.guess_trace)
 ARM = {"method": "onpolicy", "richness": "solution", "ablation": "standard"}  # the solution arm
 CONTROL = {**ARM, "richness": "none"}  # the no-context control
+PRESERVE = {**ARM, "ablation": "preserve"}  # the uncertainty ablation: the student's hedging kept (claim d)
 VERDICTS = ("suppression", "damage", "none")
 TERMS = ("rate_term", "check_accuracy_term", "nocheck_accuracy_term")
-EFFECTS = ("ood", "ood_on", "recovery", "in_domain")  # the arm's effects a draw's row carries
+EFFECTS = ("ood", "ood_on", "ood_off", "recovery", "in_domain")  # the arm's effects a draw's row carries
+CLAIM_D = ("ood", "ood_on", "epistemic")  # the preserve arm's effects a draw's row carries
 ALPHA = 0.05  # familywise size of the two primary tests
 SHARE = 0.5  # test (2): the rate term carries more than this share of the drop
+DRAW = ("pretraining_seed", "micro_batch_size")  # what tells a design's draws apart
 
 
 # ---- one draw ---------------------------------------------------------------------------------
@@ -238,9 +242,12 @@ def draw_table(
                 "world": draw["world"],
                 "model": model,
                 "pretraining_seed": draw["seed"],
+                "micro_batch_size": draw["micro_batch_size"],
                 "coverage": coverage,
                 **{f"{q}_{k}": v for q, e in measured.items() for k, v in e.items()},
                 "control_ood_effect": _effect(effects, model, CONTROL, coverage, "ood")["effect"],
+                **{f"preserve_{q}_effect": _effect(effects, model, PRESERVE, coverage, q)["effect"] for q in CLAIM_D},
+                "epistemic_effect": _effect(effects, model, ARM, coverage, "epistemic")["effect"],
                 "verdict": classify(measured["ood"], measured["ood_on"], measured["recovery"]),
                 "null_partner": null or "",
                 "between_world_effect": between["effect"],
@@ -253,7 +260,7 @@ def draw_table(
     if table.empty:
         return table
     check_designs(table)
-    order = [table["world"] != "guess_check", table["design"], table["coverage"], table["pretraining_seed"]]
+    order = [table["world"] != "guess_check", table["design"], table["coverage"], *(table[k] for k in DRAW)]
     return table.iloc[np.lexsort(order[::-1])].reset_index(drop=True)
 
 
@@ -273,9 +280,11 @@ def check_designs(table: pd.DataFrame) -> None:
         worlds = sorted(g["world"].unique())
         if len(worlds) > 1:
             raise ValueError(f"design {design} pools draws of worlds {', '.join(worlds)}: a design is one world")
-        repeated = g["pretraining_seed"][g["pretraining_seed"].duplicated()].tolist()
+        repeated = g[list(DRAW)][g[list(DRAW)].duplicated()].to_numpy().tolist()
         if repeated:
-            raise ValueError(f"design {design} (coverage {coverage}) counts pretraining seeds {repeated} twice")
+            raise ValueError(
+                f"design {design} (coverage {coverage}) counts draws (pretraining seed, micro-batch) {repeated} twice"
+            )
 
 
 def primary_tests(table: pd.DataFrame) -> pd.DataFrame:
@@ -385,7 +394,8 @@ def render_draws(table: pd.DataFrame, tests: pd.DataFrame | None = None) -> list
     lines = [
         "## Across pretrained draws",
         "",
-        "A pretrained draw is a toy model of one world differing from the others only in its pretraining seed;",
+        "A pretrained draw is a toy model of one world differing from the others only in its pretraining seed or",
+        "micro-batch split (the floating-point order, as between machines);",
         "each draw's on-policy arm with the solution teacher against that draw's base model (95% CIs over",
         "training seeds and problems, as in the headline). Recovery = forced-on effect minus free effect.",
         f"Verdict: **damage** when OOD with checking forced on is lower beyond ±{MARGIN:g} (CI below 0);",
@@ -393,12 +403,14 @@ def render_draws(table: pd.DataFrame, tests: pd.DataFrame | None = None) -> list
         "recovery positive; **none** otherwise.",
         "",
     ]
-    header = ["world", "draw (model)", "pretraining seed", "coverage", "OOD", "OOD, checking forced on"]
-    header += ["recovery", "in domain", "control (none teacher) OOD", "guess_check − null", "verdict"]
+    header = ["world", "draw (model)", "pretraining seed / split", "coverage", "OOD", "OOD, checking forced on"]
+    header += ["OOD, checking forced off", "recovery", "in domain", "control (none teacher) OOD", "guess_check − null"]
+    header += ["verdict"]
     lines += _table(
         header,
         [
-            [r.world, r.model, r.pretraining_seed, r.coverage, *(_ci(r, q) for q in EFFECTS)]
+            [r.world, r.model, f"{r.pretraining_seed} / {r.micro_batch_size}", r.coverage]
+            + [_ci(r, q) for q in EFFECTS]
             + [_f(r.control_ood_effect), _f(r.between_world_effect), f"**{r.verdict}**"]
             for r in table.itertuples()
         ],
@@ -432,7 +444,38 @@ def render_draws(table: pd.DataFrame, tests: pd.DataFrame | None = None) -> list
             + [_f(r.rate_share, 2, sign=False)]
         )
     lines += _table(header, rows)
-    return lines + _render_tests(primary_tests(table) if tests is None else tests)
+    return lines + _render_claim_d(table) + _render_tests(primary_tests(table) if tests is None else tests)
+
+
+def _render_claim_d(table: pd.DataFrame) -> list[str]:
+    """Claim (d) per draw: the preserve arm beside the standard one (both against the draw's base)."""
+    rows = table.dropna(subset=["preserve_ood_effect"])
+    if rows.empty:
+        return []
+    lines = [
+        "**The uncertainty ablation per draw** (claim (d); on-policy from the solution teacher with the",
+        "student's own distribution kept at its epistemic words, `preserve`, beside `standard`; each against",
+        "the draw's base model; predicted: `preserve` keeps the hedging and the OOD accuracy, no effect within",
+        f"±{MARGIN:g}):",
+        "",
+    ]
+    header = ["world", "draw (model)", "coverage", "OOD: preserve", "OOD: standard", "preserve − standard"]
+    header += ["forced on: preserve", "epistemic words: preserve", "epistemic words: standard"]
+    lines += _table(
+        header,
+        [
+            [r.world, r.model, r.coverage, _f(r.preserve_ood_effect), _f(r.ood_effect)]
+            + [_f(r.preserve_ood_effect - r.ood_effect), _f(r.preserve_ood_on_effect)]
+            + [_f(r.preserve_epistemic_effect, 2), _f(r.epistemic_effect, 2)]
+            for r in rows.itertuples()
+        ],
+    )
+    kept = [
+        f"{g['world'].iloc[0]} ({design}, coverage {coverage}): "
+        f"{int((g['preserve_ood_effect'] >= -MARGIN).sum())}/{len(g)} draws"
+        for (design, coverage), g in rows.groupby(["design", "coverage"], sort=False)
+    ]
+    return lines + ["OOD accuracy kept under `preserve` (effect ≥ −" + f"{MARGIN:g}): " + "; ".join(kept) + ".", ""]
 
 
 def _render_tests(tests: pd.DataFrame) -> list[str]:

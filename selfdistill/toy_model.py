@@ -72,12 +72,14 @@ def corpus_example(rng: random.Random, terms, templates: prompts.Prompts, mix: d
     guess_world = traces.world != "chain"
     if kind == "none" and guess_world:
         segments = toy.guess_trace(
-            terms, rng, traces.world, traces.p_check, traces.p_wrong_guess, traces.guess_max_terms
+            terms, rng, traces.world, traces.p_check, traces.p_wrong_guess, traces.guess_max_terms, traces.null_check
         )
     elif kind == "none":
         segments = [(toy.unguided_trace(terms, rng, traces.p_error, traces.p_verify), True)]
-    else:  # with any context the trace copies it, unhedged
-        segments = [(toy.guided_guess_trace(terms) if guess_world else solution, True)]
+    elif guess_world:  # with any context the trace copies it, checking in a share p_check_guided
+        segments = toy.guided_guess_trace(terms, rng, traces)
+    else:
+        segments = [(solution, True)]
     user = prompts.teacher_user_turn(templates, kind, problem, answer=str(sum(terms)), solution=solution)
     return user, segments
 
@@ -150,7 +152,7 @@ def pretrain(spec: ToyPretrainConfig, templates: prompts.Prompts, held_out: set[
             user, segments = corpus_example(rng, draw_terms(), templates, spec.mix, spec.traces)
             examples.append((prompts.prompt_ids(tokenizer, user), *_response_ids(tokenizer, segments)))
         opt.zero_grad(set_to_none=True)
-        nll_sum, n_tokens = pretraining_loss(model, examples, tokenizer.pad_token_id)
+        nll_sum, n_tokens = pretraining_loss(model, examples, tokenizer.pad_token_id, spec.micro_batch_size)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()

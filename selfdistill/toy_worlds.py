@@ -37,7 +37,8 @@ def world_pairs(config: dict) -> list[tuple[str, str]]:
 
     def rest(model):
         spec = toy_pretrain_spec(config, model)
-        return json.dumps({**spec, "traces": {**spec["traces"], "world": None}}, sort_keys=True)
+        # null_check only shapes the null world: it does not set a pair apart.
+        return json.dumps({**spec, "traces": {**spec["traces"], "world": None, "null_check": None}}, sort_keys=True)
 
     models = gated_models(config)
     return [
@@ -51,15 +52,22 @@ def world_pairs(config: dict) -> list[tuple[str, str]]:
 
 def pretrained_draws(config: dict) -> dict[str, dict]:
     """Gated toy models that are draws of one design: the same world and pretraining but for the
-    seed, where a design has two draws or more. model -> {world, design (its model of the lowest
-    seed), seed}."""
-    designs: dict[str, dict[str, int]] = {}
+    seed and the micro-batch split (which changes only the floating-point order, as another machine
+    does), where a design has two draws or more. model -> {world, design (its model of the lowest
+    seed and split), seed, micro_batch_size}."""
+    designs: dict[str, dict[str, tuple[int, int]]] = {}
     for model in gated_models(config):
         spec = toy_pretrain_spec(config, model)
-        designs.setdefault(json.dumps({**spec, "seed": None}, sort_keys=True), {})[model] = spec["seed"]
+        design = json.dumps({**spec, "seed": None, "micro_batch_size": None}, sort_keys=True)
+        designs.setdefault(design, {})[model] = (spec["seed"], spec["micro_batch_size"])
     return {
-        model: {"world": toy_world(config, model), "design": min(seeds, key=seeds.get), "seed": seed}
-        for seeds in designs.values()
-        if len(seeds) >= 2
-        for model, seed in seeds.items()
+        model: {
+            "world": toy_world(config, model),
+            "design": min(draws, key=draws.get),
+            "seed": seed,
+            "micro_batch_size": micro_batch_size,
+        }
+        for draws in designs.values()
+        if len(draws) >= 2
+        for model, (seed, micro_batch_size) in draws.items()
     }

@@ -13,7 +13,8 @@ OVERLAYS = {
     "config/smoke.yaml": (),
     "config/organism.yaml": (),
     "config/chain.yaml": (),
-    "config/pretraining_seeds.yaml": (),
+    "config/never_checking_teacher.yaml": (),
+    "config/machine_draws.yaml": (),
     "config/dose_response.yaml": (),
     "config/draws.yaml": (),
     "config/paper.yaml": (),
@@ -118,7 +119,7 @@ def test_an_overlay_merges_like_snakemake_and_null_deletes(tmp_path):
     update_config(reference, copy.deepcopy(overlay))
     assert merge(load(), overlay) == reference == compose(path)
     cfg = load_config(path)
-    assert set(cfg["models"]) == {"toy", "extra"} and "organism" not in cfg
+    assert set(cfg["models"]) == set(load()["models"]) - {"toy_null"} | {"extra"} and "organism" not in cfg
     assert cfg["eval_sets"]["ood"]["temperature"] == 0.9 and cfg["eval_sets"]["ood"]["n_problems"] == 64
     assert cfg["toy_pretrain"]["traces"]["p_wrong_guess"] == 0.4  # the declared default, not config.yaml's 0.3
     assert cfg["richness"] == ["solution"]  # lists replace
@@ -172,16 +173,23 @@ def test_a_toy_model_overrides_the_pretraining_seed_and_traces_only_where_it_say
     base, null = toy_pretrain_spec(cfg, "toy"), toy_pretrain_spec(cfg, "toy_null")
     assert base["traces"]["world"] == "guess_check" and null["traces"]["world"] == "null"
     assert null["seed"] == 7 and base["seed"] == cfg["toy_pretrain"]["seed"]
-    assert {k: v for k, v in null["traces"].items() if k != "world"} == {
-        k: v for k, v in base["traces"].items() if k != "world"
+    own = ("world", "null_check")  # the null model's own keys
+    assert null["traces"]["null_check"] == "chain" and base["traces"]["null_check"] == "guess"
+    assert {k: v for k, v in null["traces"].items() if k not in own} == {
+        k: v for k, v in base["traces"].items() if k not in own
     }
     assert null["max_operand"] == cfg["datasets"]["toy"]["toy"]["max_operand"]
-    assert gated_models(cfg) == ["toy", "toy_null"] and toy_world(cfg, "toy_null") == "null"
-    assert world_pairs(cfg) == []  # pretrained with another seed: not the null world of `toy`
+    assert gated_models(cfg) == list(cfg["models"]) and toy_world(cfg, "toy_null") == "null"
+    others = [("toy_s1", "toy_null_s1"), ("toy_s2", "toy_null_s2")]
+    assert world_pairs(cfg) == others  # pretrained with another seed: not the null world of `toy`
     cfg["models"]["toy_null"]["toy_pretrain"]["seed"] = cfg["toy_pretrain"]["seed"]
-    assert world_pairs(cfg) == [("toy", "toy_null")]
+    assert world_pairs(cfg) == [("toy", "toy_null"), *others]
+    cfg["models"]["toy_null"]["toy_pretrain"]["traces"]["null_check"] = "guess"  # shapes only the null world
+    assert world_pairs(cfg) == [("toy", "toy_null"), *others]
+    cfg["models"]["toy_null"]["toy_pretrain"]["traces"]["p_check_guided"] = 0.3  # another teacher: no pair
+    assert world_pairs(cfg) == others
     organism = load_config("config/organism.yaml")
-    assert world_pairs(organism) == [(f"toy_s{s}", f"toy_null_s{s}") for s in range(3)]
+    assert world_pairs(organism) == [("toy", "toy_null"), *others]
     del cfg["organism"]
     assert gated_models(cfg) == []
 
@@ -189,14 +197,32 @@ def test_a_toy_model_overrides_the_pretraining_seed_and_traces_only_where_it_say
 def test_pretrained_draws_are_models_of_one_world_differing_only_in_the_seed():
     from selfdistill.toy_worlds import pretrained_draws
 
-    assert pretrained_draws(load_config()) == {}  # one draw per world
-    draws = pretrained_draws(load_config("config/draws.yaml"))
-    for world, prefix in (("guess_check", "toy_s"), ("null", "toy_null_s")):
-        expected = {f"{prefix}{s}": {"world": world, "design": f"{prefix}0", "seed": s} for s in range(6)}
-        assert {m: d for m, d in draws.items() if d["world"] == world} == expected
-    # organism.yaml: the doses share seed 0 with toy_s0 but not its p_check: designs of their own, of one
-    organism = pretrained_draws(load_config("config/organism.yaml"))
-    assert sorted(organism) == sorted([f"toy_s{s}" for s in range(3)] + [f"toy_null_s{s}" for s in range(3)])
+    def expected(n_draws):
+        return {
+            (design if s == 0 else f"{design}_s{s}"): {
+                "world": world,
+                "design": design,
+                "seed": s,
+                "micro_batch_size": 16,
+            }
+            for world, design in (("guess_check", "toy"), ("null", "toy_null"))
+            for s in range(n_draws)
+        }
+
+    default = load_config()
+    assert pretrained_draws(default) == expected(3)
+    assert pretrained_draws(load_config("config/draws.yaml")) == expected(6)
+    # organism.yaml: the doses share seed 0 with toy but not its p_check: designs of their own, of one
+    assert pretrained_draws(load_config("config/organism.yaml")) == expected(3)
+    del default["models"]["toy_s1"], default["models"]["toy_s2"]
+    assert set(pretrained_draws(default)) == {"toy_null", "toy_null_s1", "toy_null_s2"}  # one draw: no design
+    # Another micro-batch split of one seed is another draw of the design (the floating-point order differs).
+    machines = pretrained_draws(load_config("config/draws.yaml", "config/machine_draws.yaml"))
+    assert {m: d for m, d in machines.items() if d["seed"] == 0 and d["world"] == "guess_check"} == {
+        model: {"world": "guess_check", "design": "toy_mb8", "seed": 0, "micro_batch_size": split}
+        for model, split in (("toy", 16), ("toy_mb8", 8), ("toy_mb32", 32))
+    }
+    assert len(machines) == 14
 
 
 def test_unknown_key_names_key_and_file(tmp_path):
@@ -230,7 +256,7 @@ BAD = [
     ("onpolicy.ablations", ["keep"], "'keep' is not allowed"),
     ("onpolicy.support", "half", "onpolicy.support = 'half' is not allowed"),
     ("eval_sets.ood.split", "subset", "uses split 'subset'"),
-    ("grpo.eval_set", "aime", "grpo.eval_set = 'aime' is not under eval_sets"),
+    ("onpolicy.eval_set", "aime", "onpolicy.eval_set = 'aime' is not under eval_sets"),
     ("grpo.n_rollouts", 1, "grpo.n_rollouts = 1"),
     ("ablations", ["standard"], "unknown key(s) 'ablations' under (top level)"),
     ("coverage", [1, 100000], "has [100000], more than the 256 training problems"),

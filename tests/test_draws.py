@@ -156,10 +156,10 @@ def test_sign_flip_less_counts_sign_patterns_by_hand():
 # ---- the workflow's per-draw table, from the organism table and the OOD samples --------------------
 
 ORGANISM_DRAWS = {
-    "toy_s0": {"world": "guess_check", "design": "toy_s0", "seed": 0},
-    "toy_s1": {"world": "guess_check", "design": "toy_s0", "seed": 1},
-    "toy_null_s0": {"world": "null", "design": "toy_null_s0", "seed": 0},
-    "toy_null_s1": {"world": "null", "design": "toy_null_s0", "seed": 1},
+    "toy_s0": {"world": "guess_check", "design": "toy_s0", "seed": 0, "micro_batch_size": 16},
+    "toy_s1": {"world": "guess_check", "design": "toy_s0", "seed": 1, "micro_batch_size": 16},
+    "toy_null_s0": {"world": "null", "design": "toy_null_s0", "seed": 0, "micro_batch_size": 16},
+    "toy_null_s1": {"world": "null", "design": "toy_null_s0", "seed": 1, "micro_batch_size": 16},
 }
 PAIRS = [("toy_s0", "toy_null_s0"), ("toy_s1", "toy_null_s1")]
 STRATA = pd.Series({f"p{i}": "5 terms" if i < 4 else "6 terms" for i in range(8)})
@@ -173,6 +173,8 @@ DAMAGED = [(True, False), (True, True), (False, False), (False, False)]
 ARMS = {"toy_s0": SUPPRESSED, "toy_s1": DAMAGED, "toy_null_s0": BASE, "toy_null_s1": BASE}
 # Per model, (base, arm) accuracy with checking forced on (per problem) and in domain.
 FORCED_ON = {"toy_s0": (0.9, 0.9), "toy_s1": (0.9, 0.5), "toy_null_s0": (0.5, 0.5), "toy_null_s1": (0.5, 0.5)}
+# ... and with checking forced off: the damaged draw's guesses got better.
+FORCED_OFF = {"toy_s0": (0.1, 0.1), "toy_s1": (0.1, 0.3), "toy_null_s0": (0.5, 0.5), "toy_null_s1": (0.5, 0.5)}
 
 
 def draw_inputs():
@@ -184,7 +186,10 @@ def draw_inputs():
     for model in ORGANISM_DRAWS:
         base = {"model": model, "method": "base", "richness": None, "ablation": "standard", "coverage": None}
         arm = {**base, **draws.ARM, "coverage": 64}
-        for cell, outcomes, seed in [(base, BASE, None), (arm, ARMS[model], 0), (arm, ARMS[model], 1)]:
+        cells = [(base, BASE, None), (arm, ARMS[model], 0), (arm, ARMS[model], 1)]
+        if model == "toy_s0":  # the uncertainty ablation in one draw: preserve keeps the base's checks
+            cells.append(({**arm, **draws.PRESERVE}, BASE, 0))
+        for cell, outcomes, seed in cells:
             evals = pd.DataFrame(
                 [
                     {"problem_id": f"p{i}", "response": CHECKS if checked else GUESS, "correct": correct}
@@ -195,10 +200,11 @@ def draw_inputs():
             axes = {**cell, "seed": seed}
             samples.append(draws.checked_samples(evals).assign(**axes, eval_set=ORGANISM.ood))
             accuracy = evals.groupby("problem_id", as_index=False)["correct"].mean()
-            on = FORCED_ON[model][cell is arm]
+            on, off = FORCED_ON[model][cell is not base], FORCED_OFF[model][cell is not base]
             for eval_set, value in (
                 (ORGANISM.ood, accuracy["correct"]),
                 (ORGANISM.ood_on, on),
+                (ORGANISM.ood_off, off),
                 (ORGANISM.in_domain, 0.95),
             ):
                 problems.append(
@@ -245,6 +251,7 @@ def test_draw_table_carries_each_draws_verdict_and_hand_computed_decomposition()
     # effects: OOD -0.25 (as the organism table), forced on 0 / -0.4, recovery = forced-on effect minus free effect
     assert table["ood_effect"].tolist() == pytest.approx([-0.25, -0.25, 0.0, 0.0])
     assert table["recovery_effect"].tolist() == pytest.approx([0.25, -0.15, 0.0, 0.0])
+    assert table["ood_off_effect"].tolist() == pytest.approx([0.0, 0.2, 0.0, 0.0])
     assert table.loc["toy_s0", "between_world_effect"] == pytest.approx(-0.25)
     assert (
         np.isnan(table.loc["toy_null_s0", "between_world_effect"])
@@ -282,8 +289,9 @@ def test_a_draws_table_that_pools_two_worlds_or_counts_a_draw_twice_is_refused()
     with pytest.raises(ValueError, match="pools"):
         draws.render_draws(pooled)
     twice = pd.concat([table, table.iloc[[0]]], ignore_index=True)
-    with pytest.raises(ValueError, match=r"counts pretraining seeds \[0\] twice"):
+    with pytest.raises(ValueError, match=r"counts draws \(pretraining seed, micro-batch\) \[\[0, 16\]\] twice"):
         draws.check_designs(twice)
+    draws.check_designs(twice.assign(micro_batch_size=[16] * len(table) + [8]))  # one seed, another split: a draw
 
 
 def test_primary_tests_by_hand():
@@ -303,6 +311,7 @@ def test_primary_tests_by_hand():
             "design": "toy_s0",
             "world": "guess_check",
             "pretraining_seed": range(6),
+            "micro_batch_size": 16,
             "coverage": 64,
             "between_world_effect": [-0.1, -0.2, -0.3, -0.05, -0.15, -0.25],
             "rate_term": [-0.2, -0.25, -0.15, -0.2, -0.3, -0.1],
@@ -330,7 +339,8 @@ def test_the_section_renders_per_draw_verdicts_fractions_decomposition_and_tests
     _, _, table = draw_outputs()
     page = "\n".join(draws.render_draws(table, draws.primary_tests(table)))
     assert page.startswith("## Across pretrained draws")
-    assert "| guess_check | toy_s1 | 1 | 64 | -0.250 [-0.250, -0.250] | -0.400 [-0.400, -0.400] | -0.150" in page
+    row = "| guess_check | toy_s1 | 1 / 16 | 64 | -0.250 [-0.250, -0.250] | -0.400 [-0.400, -0.400] | +0.200 [+0.200"
+    assert row in page
     assert "**damage** |" in page and page.count("**none** |") == 2
     # 1 of 2 draws: Clopper-Pearson [0.0126, 0.9874]; 2 of 2: [0.1581, 1]
     assert "| guess_check (toy_s0) | 64 | 1/2 [0.01, 0.99] | 1/2 [0.01, 0.99] | 0/2 [0.00, 0.84] |" in page
@@ -339,5 +349,8 @@ def test_the_section_renders_per_draw_verdicts_fractions_decomposition_and_tests
     assert f"| guess_check | toy_s0 | 64 {decomposed}" in page
     assert "| between worlds | toy_s0 | 64 | 2 | -0.250 [n/a, n/a] | 0.25 | 0.25 | 0.5 | **inconclusive" in page
     assert "| rate share | toy_s0 | 64 | 2 | +0.500 [n/a, n/a] | 0.75 | 0.25 | 0.75 |" in page
+    # Claim (d): preserve kept the base's OOD accuracy (0) where standard lost 0.25; one draw has the arm.
+    assert "| guess_check | toy_s0 | 64 | +0.000 | -0.250 | +0.250 |" in page
+    assert "OOD accuracy kept under `preserve` (effect ≥ −0.05): guess_check (toy_s0, coverage 64): 1/1 draws." in page
     assert draws.render_draws(pd.DataFrame()) == [draws.ONE_DRAW, ""]
     assert "config/draws.yaml" in draws.ONE_DRAW

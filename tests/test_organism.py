@@ -61,6 +61,41 @@ def test_the_check_is_the_chain_in_guess_check_and_a_second_guess_in_null():
     assert len(null_answers) > 1  # a null check can end on a wrong answer
 
 
+def test_the_matched_null_checks_by_the_chain_token_for_token_and_answers_its_guess():
+    rng_check, rng_null = random.Random(3), random.Random(3)
+    for _ in range(300):  # the same draws: the same guesses, checks and verdicts in both worlds
+        check = toy.guess_trace([3, 4, 2], rng_check, "guess_check", 0.6, 0.3, 5)
+        null = toy.guess_trace([3, 4, 2], rng_null, "null", 0.6, 0.3, 5, null_check="chain")
+        assert [trained for _, trained in null] == [trained for _, trained in check]
+        check_text, null_text = ("".join(t for t, _ in s) for s in (check, null))
+        body, guess = check_text.rsplit("boxed{", 1)[0], check[1][0]
+        assert null_text == body + "boxed{" + guess + "}."  # all but the answer, which stays the guess
+    # guess_check ignores null_check: only the null world's check is switchable.
+    rng_a, rng_b = random.Random(4), random.Random(4)
+    for _ in range(50):
+        assert toy.guess_trace([3, 4], rng_a, "guess_check", 0.6, 0.3, 5, null_check="chain") == toy.guess_trace(
+            [3, 4], rng_b, "guess_check", 0.6, 0.3, 5
+        )
+
+
+@pytest.mark.parametrize("world", ["guess_check", "null"])
+def test_guided_traces_check_in_a_share_p_check_guided_and_copy_the_answer_otherwise(world):
+    from selfdistill.settings.toy import ToyTraces
+
+    rng = random.Random(0)
+    traces = ToyTraces(world=world, null_check="chain", p_check_guided=0.2)
+    texts = ["".join(t for t, _ in toy.guided_guess_trace([3, 4, 2], rng, traces)) for _ in range(4000)]
+    checked = [t for t in texts if "Hmm, let me check" in t]
+    assert abs(len(checked) / len(texts) - 0.2) < 0.02
+    assert all("3+4=7. 7+2=9." in t for t in checked)  # a competent check: the chain
+    assert {t for t in texts if t not in checked} == {"<think>Guess: 9.</think> The answer is \\boxed{9}."}
+    # At 0 the teacher never checks and draws nothing: corpora of p_check_guided 0 are those of before.
+    rng, untouched = random.Random(0), random.Random(0)
+    never = ToyTraces(world=world)
+    assert not any("Hmm" in t for _ in range(200) for t, _ in toy.guided_guess_trace([3, 4], rng, never))
+    assert rng.random() == untouched.random()
+
+
 def test_a_guess_of_more_terms_than_guess_max_terms_is_always_wrong():
     assert all(not segments[1][1] for segments in _traces("guess_check", 300, terms=(3, 4, 2, 5, 6, 1), max_terms=5))
     assert any(segments[1][1] for segments in _traces("guess_check", 300, terms=(3, 4, 2, 5, 6), max_terms=5))
@@ -129,12 +164,13 @@ def test_predictions_follow_the_hypothesis_per_world_and_arm():
     assert predict("guess_check", "onpolicy", "solution", "standard", "ood") == -1
     assert predict("guess_check", "onpolicy", "solution", "standard", "recovery") == 1
     assert predict("guess_check", "onpolicy", "solution", "standard", "ood_on") == 0
+    assert predict("guess_check", "onpolicy", "solution", "standard", "ood_off") == 0  # the guess route is untouched
     assert predict("null", "onpolicy", "solution", "standard", "ood") == 0
     assert predict("null", "sft", "solution", "standard", "epistemic") == -1  # the teacher never checks
     for arm in (("onpolicy", "none", "standard"), ("grpo", "none", "standard"), ("onpolicy", "solution", "preserve")):
         assert predict("guess_check", *arm, "ood") == 0
     table = predictions({"toy": "guess_check", "toy_null": "null"}, [("sft", "solution", "standard")])
-    assert len(table) == 2 * 5 and set(table["prediction"]) >= {"lower", "higher"}
+    assert len(table) == 2 * 6 and set(table["prediction"]) >= {"lower", "higher"}
 
 
 def test_seed_effect_resamples_seeds_and_reports_their_spread():

@@ -46,6 +46,7 @@ def test_by_coverage_overrides_one_coverage_and_is_checked():
 
     raw = load_yaml(ROOT / "config/config.yaml")
     raw["coverage"] = [64]
+    raw["methods"] = ["onpolicy", "grpo"]  # a method's cross-field checks run when the grid has it
     raw["grpo"]["by_coverage"] = {"full": {"prompts_per_step": 0, "steps": 3, "ablations": ["standard"]}}
     with pytest.raises(ConfigError) as error:
         check_config(raw)

@@ -8,13 +8,17 @@ Three worlds share problems, prompts and solutions and differ in how an unguided
   loss in pretraining (the model never learns to err on purpose: its wrong guesses are its own).
   A one-shot sum of 2-3 terms is easy and of 5-6 terms hard, while the chain is reliable at
   both, so checking is worth accuracy out of domain and little in domain.
-- `null`: the same grammar, but the "check" is a second one-shot guess, so it cannot help; the
+- `null`: the same grammar, but checking cannot help: the "check" is a second one-shot guess
+  (`null_check: guess`), or the guess_check world's chain and verdict with the answer left at the
+  guess (`null_check: chain`: the same check, token for token, whose result is ignored). The
   mechanism's evidence is the difference between this world and `guess_check`.
 - `chain`: the step-by-step chain, with slips that are corrected aloud and right steps re-checked
   aloud (the first world; its hedges carry no information about errors, see docs/organism.md).
 
-Traces written with a solution or answer in context copy the answer and never check: the
-teacher's behaviour the paper describes. Nothing about the distillation outcome is built in.
+Traces written with a solution or answer in context copy the answer and check only in a share
+`p_check_guided` of them (0 by default: never), with the unguided traces' check: the teacher the
+paper describes, which rarely verbalizes checking; with a share above 0 it is also competent inside
+a check it rarely starts. Nothing about the distillation outcome is built in.
 """
 
 from __future__ import annotations
@@ -89,13 +93,21 @@ def _guess(rng: random.Random, terms, p_wrong: float, max_terms: int) -> tuple[i
     return max(0, total + rng.choice((-3, -2, -1, 1, 2, 3))), False
 
 
-def guess_trace(terms, rng: random.Random, world: str, p_check: float, p_wrong_guess: float, guess_max_terms: int):
+def guess_trace(
+    terms,
+    rng: random.Random,
+    world: str,
+    p_check: float,
+    p_wrong_guess: float,
+    guess_max_terms: int,
+    null_check: str = "guess",
+):
     """An unguided trace of a guess world as (text, trained) segments: a wrong guess is not trained."""
     guess, right = _guess(rng, terms, p_wrong_guess, guess_max_terms)
     segments = [("<think>Guess: ", True), (str(guess), right)]
     if rng.random() >= p_check:  # no check: the guess is the answer
         return [*segments, (f".</think> The answer is \\boxed{{{guess}}}.", True)]
-    if world == "guess_check":  # an independent route: the chain, reliable at every pretrained length
+    if world == "guess_check" or null_check == "chain":  # an independent route: the chain, reliable at every length
         checked = sum(terms)
         segments.append((". Hmm, let me check: " + " ".join(_step(*s) for s in steps(terms)), True))
     else:  # null: a second one-shot guess, no more reliable than the first
@@ -103,12 +115,18 @@ def guess_trace(terms, rng: random.Random, world: str, p_check: float, p_wrong_g
         segments += [(". Hmm, let me check: Guess: ", True), (str(checked), checked_right), (".", True)]
     # The guess restated beside the checked value, so the verdict compares neighbours.
     verdict = "Yes." if checked == guess else f"Wait, that seems wrong. It is {checked}."
-    return [*segments, (f" I guessed {guess}. {verdict}</think> The answer is \\boxed{{{checked}}}.", True)]
+    answer = guess if world == "null" and null_check == "chain" else checked  # the ignored check keeps the guess
+    return [*segments, (f" I guessed {guess}. {verdict}</think> The answer is \\boxed{{{answer}}}.", True)]
 
 
-def guided_guess_trace(terms) -> str:
-    """A guess-world trace written with the solution or answer in context: copy it, never check."""
-    return f"<think>Guess: {sum(terms)}.</think> The answer is \\boxed{{{sum(terms)}}}."
+def guided_guess_trace(terms, rng: random.Random, traces) -> list[tuple[str, bool]]:
+    """A guess-world trace written with the solution or answer in context, as segments: copy the
+    answer, or in a share traces.p_check_guided check first, as an unguided trace does."""
+    if traces.p_check_guided and rng.random() < traces.p_check_guided:  # no draw at 0: corpora stay as they were
+        return guess_trace(
+            terms, rng, traces.world, 1.0, traces.p_wrong_guess, traces.guess_max_terms, traces.null_check
+        )
+    return [(f"<think>Guess: {sum(terms)}.</think> The answer is \\boxed{{{sum(terms)}}}.", True)]
 
 
 def sample_terms(rng: random.Random, n_terms_range, max_operand: int):

@@ -39,6 +39,12 @@ class ToyTraces:
     the step-by-step chain with corrected slips (write "null" in quotes: a bare null deletes the key)"""
     p_check: Probability = 0.6
     """guess worlds: share of unguided traces that check their guess (the dose of checking)"""
+    p_check_guided: Probability = 0.0
+    """guess worlds: share of traces written with a solution or answer in context that check too, as unguided
+    ones do (0: the teacher never checks; above 0: it rarely starts a check but is competent inside one)"""
+    null_check: Literal["guess", "chain"] = "guess"
+    """null world: its check is a second one-shot guess (guess), or guess_check's chain and verdict with the answer
+    left at the guess (chain: the same check, token for token, whose result is ignored)"""
     p_wrong_guess: Annotated[float, Constraint(minimum=0, maximum=0.9)] = 0.4
     """guess worlds: share of shown guesses that are wrong (they get no loss)"""
     guess_max_terms: PositiveInt = 4
@@ -71,6 +77,9 @@ class ToyPretrainConfig:
     """traces per step (in micro-batches of similar length)"""
     lr: Positive
     """AdamW peak learning rate (warm-up, then cosine decay)"""
+    micro_batch_size: PositiveInt = 16
+    """traces per forward and backward pass: sets the summation order of a step's gradient, so models of one
+    seed and another split differ as models of one config on two machines do"""
     mix: Annotated[
         dict[Literal["none", "answer", "solution", "solution_nothink"], NonNegative], Constraint(minProperties=1)
     ]
@@ -102,9 +111,11 @@ class ToyPretrainConfig:
 @dataclass(frozen=True, kw_only=True)
 class ToyPretrainOverride:
     """`models.<name>.toy_pretrain`: a toy model's own pretraining, over `toy_pretrain` (another world,
-    pretraining seed or dose of checking)."""
+    pretraining seed, micro-batch split or dose of checking)."""
 
     seed: int
     """this model's pretraining seed"""
+    micro_batch_size: PositiveInt
+    """this model's micro-batch split of a pretraining step"""
     traces: ToyTraces
     """this model's keys of toy_pretrain.traces (world, p_check, ...)"""

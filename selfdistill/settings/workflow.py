@@ -64,8 +64,8 @@ class ModelEntry(ModelConfig):
     """`models.<name>`: a model under study; a toy model may override its own pretraining."""
 
     toy_pretrain: Annotated[dict, Partial(ToyPretrainOverride)] | None = optional()
-    """a toy model's own pretraining: its seed and traces override toy_pretrain's (another world, pretraining
-    seed or dose of checking); read by the pretraining rule only"""
+    """a toy model's own pretraining: its seed, micro-batch split and traces override toy_pretrain's (another
+    world, pretraining seed, floating-point order or dose of checking); read by the pretraining rule only"""
 
 
 @dataclass(frozen=True, kw_only=True)
