@@ -30,9 +30,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
+from selfdistill.config import load_config  # noqa: E402
 from selfdistill.draws import (  # noqa: E402
     ARM,
     CONTROL,
+    PRESERVE,
     TERMS,
     VERDICTS,
     between_worlds,
@@ -42,9 +44,10 @@ from selfdistill.draws import (  # noqa: E402
     verdict_fractions,
 )
 from selfdistill.organism import MARGIN, sum_lengths  # noqa: E402
+from selfdistill.stats import select  # noqa: E402
+from selfdistill.toy_worlds import pretrained_draws  # noqa: E402
 
 QUANTITIES = ("ood", "ood_on", "ood_off", "recovery", "in_domain", "epistemic")
-PRESERVE = {**ARM, "ablation": "preserve"}  # the uncertainty ablation: the student's own hedging kept (claim d)
 
 
 # ---- reading a run ---------------------------------------------------------------------------
@@ -78,8 +81,9 @@ def _effect(table: pd.DataFrame, model: str, arm: dict, quantity: str, optional:
     return {k: (r[k].item() if hasattr(r[k], "item") else r[k]) for k in keys}
 
 
-def draws(results: Path) -> tuple[list[dict], list[dict]]:
+def draws(results: Path, configs: list[str]) -> tuple[list[dict], list[dict]]:
     """One row per gated toy model (a pretrained draw), and one per (guess_check, null) seed pair."""
+    split = {m: d["micro_batch_size"] for m, d in pretrained_draws(load_config(*configs)).items()}
     table = pd.read_parquet(results / "summary" / "organism.parquet")
     strata = sum_lengths(pd.read_parquet(results / "data" / "toy.parquet"))
     rows = []
@@ -96,6 +100,7 @@ def draws(results: Path) -> tuple[list[dict], list[dict]]:
                 "model": model,
                 "world": gate["world"],
                 "pretraining_seed": gate.get("seed"),
+                "micro_batch_size": split.get(model),
                 "gate": gate,
                 "effects": effects,
                 "control_ood": _effect(table, model, CONTROL, "ood"),
@@ -104,7 +109,9 @@ def draws(results: Path) -> tuple[list[dict], list[dict]]:
                 "decomposition": decompose_strata(base, arm, strata),
             }
         )
-    between = table[(table["world"] == "guess_check - null") & (table["richness"] == ARM["richness"])]
+    between = select(table, world="guess_check - null", **ARM)  # the arm's rows only (not preserve's, none's)
+    if between["model"].duplicated().any():
+        raise ValueError("organism.parquet: two guess_check - null rows of one pair for the arm")
     pairs = [
         {
             "pair": r.model,
@@ -137,14 +144,15 @@ def render(report: dict) -> str:
         "draw's base model (95% CIs over problems of the training-seed mean, as in organism.parquet);",
         f"no-effect margin ±{MARGIN:g}. Recovery = forced-on effect minus free effect.",
         "",
-        "| model | world | seed | gate OOD off / on (value) | in-domain value | Wait selectivity | OOD | "
+        "| model | world | seed / split | gate OOD off / on (value) | in-domain value | Wait selectivity | OOD | "
         "forced on | forced off | recovery | in domain | epistemic words | control (none) OOD | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for d in report["draws"]:
         g, e = d["gate"], d["effects"]
         lines.append(
-            f"| {d['model']} | {d['world']} | {d['pretraining_seed']} | {g['ood_off']:.3f} / {g['ood_on']:.3f} "
+            f"| {d['model']} | {d['world']} | {d['pretraining_seed']} / {d['micro_batch_size']} | "
+            f"{g['ood_off']:.3f} / {g['ood_on']:.3f} "
             f"({g['ood_value']:+.3f}) | {g['in_domain_value']:+.3f} | {_f(g.get('wait_selectivity'), 2)} | "
             f"{_ci(e['ood'])} | {_ci(e['ood_on'])} | {_ci(e['ood_off']) if e['ood_off'] else 'n/a'} | "
             f"{_ci(e['recovery'])} | {_ci(e['in_domain'])} | "
@@ -210,17 +218,17 @@ def render(report: dict) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--results", type=Path, default=ROOT / "results")
-    parser.add_argument("--config", default="config/draws.yaml", help="the overlay the run used (for the record)")
+    parser.add_argument("--config", nargs="+", default=["config/draws.yaml"], help="the overlays the run used")
     parser.add_argument("--machine", default="", help="where and how the run was measured (for the record)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "organism_draws.json")
     args = parser.parse_args()
-    rows, pairs = draws(args.results)
+    rows, pairs = draws(args.results, args.config)
     if not rows:
-        sys.exit(f"no */gate.json under {args.results}: run the draws first (snakemake --configfile {args.config})")
+        sys.exit(f"no */gate.json under {args.results}: run the draws first (snakemake --configfile {args.config[0]})")
     differences = pd.Series({p["pretraining_seed"]: p["effect"] for p in pairs})
     report = {
         "measured": args.machine or f"measured {datetime.date.today()}",
-        "config": args.config,
+        "config": " ".join(args.config),
         "draws": rows,
         "pairs": pairs,
         "between_worlds": between_worlds(differences),

@@ -7,8 +7,9 @@ tests with draws as units.
 Verdict of a draw (the arm's effects against its base model, 95% CIs as in organism.parquet):
 - damage: checking forced on is clearly lower (CI below 0 and the effect beyond the no-effect margin):
   the ability to check, not only its use, is gone;
-- suppression: otherwise, OOD is lower (CI below 0) and forced-on lies within the margin or the
-  recovery (forced-on effect minus free effect) is positive (CI above 0): the drop is checking not used;
+- suppression: otherwise, OOD is lower (CI below 0 and the effect beyond the margin, as for damage) and
+  forced-on lies within the margin or the recovery (forced-on effect minus free effect) is positive
+  (CI above 0): the drop is checking not used;
 - none: neither.
 
 Decomposition of the OOD change (free OOD samples; a sample checks when its response holds the
@@ -63,7 +64,7 @@ def classify(ood: dict, ood_on: dict, recovery: dict, margin: float = MARGIN) ->
     if ood_on["ci_high"] < 0 and ood_on["effect"] < -margin:
         return "damage"
     forced_on_unchanged = -margin <= ood_on["ci_low"] and ood_on["ci_high"] <= margin
-    if ood["ci_high"] < 0 and (forced_on_unchanged or recovery["ci_low"] > 0):
+    if ood["ci_high"] < 0 and ood["effect"] < -margin and (forced_on_unchanged or recovery["ci_low"] > 0):
         return "suppression"
     return "none"
 
@@ -399,8 +400,8 @@ def render_draws(table: pd.DataFrame, tests: pd.DataFrame | None = None) -> list
         "each draw's on-policy arm with the solution teacher against that draw's base model (95% CIs over",
         "training seeds and problems, as in the headline). Recovery = forced-on effect minus free effect.",
         f"Verdict: **damage** when OOD with checking forced on is lower beyond ±{MARGIN:g} (CI below 0);",
-        "**suppression** otherwise when OOD is lower (CI below 0) and forced on is within the margin or the",
-        "recovery positive; **none** otherwise.",
+        f"**suppression** otherwise when OOD is lower beyond ±{MARGIN:g} (CI below 0) and forced on is within the",
+        "margin or the recovery positive; **none** otherwise.",
         "",
     ]
     header = ["world", "draw (model)", "pretraining seed / split", "coverage", "OOD", "OOD, checking forced on"]

@@ -35,6 +35,8 @@ DAMAGE = (effect(-0.318, -0.447, -0.181), effect(-0.505, -0.711, -0.273), effect
         ((effect(-0.10, -0.15, -0.05), effect(-0.03, -0.045, -0.01), effect(0.07, 0.02, 0.12)), "suppression"),
         # OOD lower, forced on neither unchanged nor clearly lower, no recovery: neither verdict
         ((effect(-0.10, -0.15, -0.05), effect(-0.04, -0.09, 0.01), effect(0.06, -0.01, 0.12)), "none"),
+        # a significant OOD drop within the no-effect margin (the null draw seed 3 of 2026-12-06): none
+        ((effect(-0.020, -0.035, -0.004), effect(-0.016, -0.035, 0.0), effect(0.004, -0.008, 0.016)), "none"),
         # forced on clearly lower without a free OOD drop is still damage
         ((effect(-0.02, -0.06, 0.02), effect(-0.20, -0.30, -0.10), effect(-0.18, -0.25, -0.10)), "damage"),
     ],

@@ -67,11 +67,16 @@ def test_default_toy_model_properties(default_run):
     backend = HFBackend.load(str(default_run / "results/models/toy/hf"))
     ood = CONFIG["eval_sets"]["ood"]
     sampling = Sampling(ood["n_samples"], ood["temperature"], ood["top_p"], ood["top_k"], ood["max_new_tokens"], seed=0)
-    accuracy = {}
+    accuracy, checking = {}, {}
     for richness in ("none", "solution"):
         turns = [
             prompts.teacher_user_turn(TEMPLATES, richness, p.problem, p.answer, p.solution)
             for p in ood_problems.itertuples()
         ]
-        accuracy[richness] = generate_table(backend, ood_problems, turns, sampling, GRADING)["correct"].mean()
+        table = generate_table(backend, ood_problems, turns, sampling, GRADING)
+        accuracy[richness] = table["correct"].mean()
+        checking[richness] = table["response"].str.contains("let me check").mean()
     assert accuracy["solution"] > accuracy["none"]
+    # ... and checks far less often (p_check_guided 0.1 of its pretraining traces; 0.66 vs 0.00 at T = 0.6
+    # on 2026-12-06): the teacher that rarely verbalizes checking.
+    assert checking["solution"] < checking["none"] / 2 and checking["none"] >= 0.4
