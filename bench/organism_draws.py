@@ -81,6 +81,15 @@ def _effect(table: pd.DataFrame, model: str, arm: dict, quantity: str, optional:
     return {k: (r[k].item() if hasattr(r[k], "item") else r[k]) for k in keys}
 
 
+def between_rows(table: pd.DataFrame) -> pd.DataFrame:
+    """The organism table's guess_check - null rows of the solution arm: one per seed pair (not the
+    preserve arm's or the control's, which share the richness)."""
+    between = select(table, world="guess_check - null", stratum="all", **ARM)
+    if between["model"].duplicated().any():
+        raise ValueError("organism.parquet: two guess_check - null rows of one pair for the arm")
+    return between
+
+
 def draws(results: Path, configs: list[str]) -> tuple[list[dict], list[dict]]:
     """One row per gated toy model (a pretrained draw), and one per (guess_check, null) seed pair."""
     split = {m: d["micro_batch_size"] for m, d in pretrained_draws(load_config(*configs)).items()}
@@ -109,9 +118,7 @@ def draws(results: Path, configs: list[str]) -> tuple[list[dict], list[dict]]:
                 "decomposition": decompose_strata(base, arm, strata),
             }
         )
-    between = select(table, world="guess_check - null", **ARM)  # the arm's rows only (not preserve's, none's)
-    if between["model"].duplicated().any():
-        raise ValueError("organism.parquet: two guess_check - null rows of one pair for the arm")
+    between = between_rows(table)
     pairs = [
         {
             "pair": r.model,

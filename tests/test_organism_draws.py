@@ -1,17 +1,46 @@
-"""bench/teacher_in_checks.py's token classes of a check (the pure functions of bench/organism_draws.py
-are selfdistill.draws, tested in tests/test_draws.py)."""
+"""bench/teacher_in_checks.py's token classes of a check, and bench/organism_draws.py's between-world
+rows (its other functions are selfdistill.draws, tested in tests/test_draws.py)."""
 
 import importlib.util
 import re
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parents[1] / "bench" / "teacher_in_checks.py"
 
 
-def test_teacher_in_checks_token_classes_and_right_digits():
-    spec = importlib.util.spec_from_file_location("teacher_in_checks", SCRIPT)
+def _bench(name):
+    spec = importlib.util.spec_from_file_location(name, SCRIPT.with_name(f"{name}.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+def test_the_between_world_rows_are_the_solution_arms_only():
+    import pandas as pd
+
+    # One seed pair with the solution arm, its preserve ablation and the control: the mean over pairs
+    # must read the first row only (reading every solution row once averaged the preserve arm's in).
+    rows = [
+        {"richness": "solution", "ablation": "standard", "effect": -0.15},
+        {"richness": "solution", "ablation": "preserve", "effect": 0.0},
+        {"richness": "none", "ablation": "standard", "effect": 0.0},
+    ]
+    table = pd.DataFrame(
+        [
+            {"model": "toy - toy_null", "world": "guess_check - null", "method": "onpolicy", "stratum": "all", **r}
+            for r in rows
+        ]
+    )
+    module = _bench("organism_draws")
+    assert module.between_rows(table)["effect"].tolist() == [-0.15]
+    with pytest.raises(ValueError, match="two guess_check - null rows"):
+        module.between_rows(pd.concat([table, table.iloc[[0]]]))
+
+
+def test_teacher_in_checks_token_classes_and_right_digits():
+    module = _bench("teacher_in_checks")
     # a check with a slip in the last result's units digit (12+5=18) and one in a first digit (3+9=22)
     text = (
         "<think>Guess: 17. Hmm, let me check: 3+9=22. 12+5=18. I guessed 17. Wait, that seems wrong. It is 18.</think>"
