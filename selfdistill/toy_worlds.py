@@ -54,16 +54,17 @@ def pretrained_draws(config: dict) -> dict[str, dict]:
     """Gated toy models that are draws of one design: the same world and pretraining but for the
     seed and the micro-batch split (which changes only the floating-point order, as another machine
     does), where a design has two draws or more. model -> {world, design (its model of the lowest
-    seed and split), seed, micro_batch_size}."""
+    seed, the configured split first), seed, micro_batch_size}."""
     designs: dict[str, dict[str, tuple[int, int]]] = {}
     for model in gated_models(config):
         spec = toy_pretrain_spec(config, model)
         design = json.dumps({**spec, "seed": None, "micro_batch_size": None}, sort_keys=True)
         designs.setdefault(design, {})[model] = (spec["seed"], spec["micro_batch_size"])
+    split = config["toy_pretrain"]["micro_batch_size"]
     return {
         model: {
             "world": toy_world(config, model),
-            "design": min(draws, key=draws.get),
+            "design": min(draws, key=lambda m: (draws[m][0], draws[m][1] != split, draws[m][1])),
             "seed": seed,
             "micro_batch_size": micro_batch_size,
         }

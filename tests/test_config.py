@@ -219,7 +219,7 @@ def test_pretrained_draws_are_models_of_one_world_differing_only_in_the_seed():
     # Another micro-batch split of one seed is another draw of the design (the floating-point order differs).
     machines = pretrained_draws(load_config("config/draws.yaml", "config/machine_draws.yaml"))
     assert {m: d for m, d in machines.items() if d["seed"] == 0 and d["world"] == "guess_check"} == {
-        model: {"world": "guess_check", "design": "toy_mb8", "seed": 0, "micro_batch_size": split}
+        model: {"world": "guess_check", "design": "toy", "seed": 0, "micro_batch_size": split}
         for model, split in (("toy", 16), ("toy_mb8", 8), ("toy_mb32", 32))
     }
     assert len(machines) == 14
