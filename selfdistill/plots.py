@@ -268,8 +268,12 @@ def _arm_label(a, several_coverages: bool) -> str:
     return "\n".join(parts + ([f"c{int(a.coverage)}"] if several_coverages else []))
 
 
+PER_ROW = 3  # models per row of the organism figure: a default run's three draws of a world side by side
+
+
 def plot_organism(effects: pd.DataFrame, cells: pd.DataFrame, path, ood: str = "ood", ood_on: str = "ood"):
-    """One column per world: does OOD accuracy follow checking? Top: each arm's OOD accuracy sampled
+    """A pair of panels per model (world or pretrained draw), PER_ROW models to a row: does OOD accuracy
+    follow checking? Top: each arm's OOD accuracy sampled
     freely (filled) and with checking forced on (open), 95% CIs, the base model's as grey lines
     (dashed: free, dotted: forced on); along the top, the sign predicted before any result (grey
     triangle down: lower than the base, a bar: no effect). Bottom: epistemic words per response."""
@@ -279,13 +283,20 @@ def plot_organism(effects: pd.DataFrame, cells: pd.DataFrame, path, ood: str = "
         for m in models
     }
     width = max([5.0] + [1.0 * len(a) + 1.5 for a in arms_of.values()])
-    fig, axes = plt.subplots(2, max(1, len(models)), figsize=(width * max(1, len(models)), 7.5), squeeze=False)
+    per_row = max(1, min(len(models), PER_ROW))
+    blocks = max(1, -(-len(models) // per_row))
+    fig, axes = plt.subplots(2 * blocks, per_row, figsize=(width * per_row, 7.5 * blocks), squeeze=False)
     if not models:
         axes[0][0].text(0.5, 0.5, "no toy model of a guess world in this grid", ha="center", va="center")
         return _save(fig, path)
-    for column, model in enumerate(models):
+    for unused in range(len(models), blocks * per_row):
+        block, column = divmod(unused, per_row)
+        axes[2 * block][column].set_visible(False)
+        axes[2 * block + 1][column].set_visible(False)
+    for i, model in enumerate(models):
         mine, arms = effects[effects["model"] == model], arms_of[model]
-        top, bottom = axes[0][column], axes[1][column]
+        block, column = divmod(i, per_row)
+        top, bottom = axes[2 * block][column], axes[2 * block + 1][column]
         panels = (
             (ood, "accuracy", top, False),
             (ood_on, "accuracy", top, True),

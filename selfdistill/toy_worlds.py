@@ -60,7 +60,7 @@ def pretrained_draws(config: dict) -> dict[str, dict]:
         spec = toy_pretrain_spec(config, model)
         design = json.dumps({**spec, "seed": None, "micro_batch_size": None}, sort_keys=True)
         designs.setdefault(design, {})[model] = (spec["seed"], spec["micro_batch_size"])
-    split = config["toy_pretrain"]["micro_batch_size"]
+    split = (config.get("toy_pretrain") or {}).get("micro_batch_size")  # no toy_pretrain: no toy draws
     return {
         model: {
             "world": toy_world(config, model),

@@ -38,7 +38,7 @@ def test_factorial_has_a_panel_per_integer_coverage_and_no_point_labels(tmp_path
     assert (tmp_path / "f.png").stat().st_size > 0
 
 
-def test_the_organism_figure_has_a_column_per_world_and_draws_each_prediction(tmp_path):
+def test_the_organism_figure_has_a_panel_pair_per_model_and_draws_each_prediction(tmp_path):
     """One column per world (the between-world rows get none), free and forced-on accuracy per arm,
     and a grey prediction mark per arm in both rows: down for a predicted drop, a bar for none."""
     cells = pd.concat(
@@ -77,6 +77,15 @@ def test_the_organism_figure_has_a_column_per_world_and_draws_each_prediction(tm
     top = fig.axes[0]
     assert [t.get_text() for t in top.get_xticklabels()] == ["onpolicy\nsolution"]  # one coverage: no need to name it
     assert len(top.containers) == 2  # free and forced on
+
+    # Seven models wrap into rows of three: 3 blocks of (accuracy, epistemic) rows; 2 unused pairs hidden.
+    draws = [f"toy_s{i}" for i in range(7)]
+    many = pd.concat([effects[effects["model"] == "toy"].assign(model=m) for m in draws])
+    cells_of = pd.concat([cells[cells["model"] == "toy"].assign(model=m) for m in draws])
+    fig = plots.plot_organism(many, cells_of, tmp_path / "o7.png", "ood", "on")
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(fig.axes) == 18 and len(visible) == 14
+    assert [ax.get_title().strip() for ax in visible[:3]] == [f"toy_s{i} (world guess_check)" for i in range(3)]
 
 
 # ---- never pool models: two worlds with different base models ---------------------------------------------
