@@ -90,9 +90,10 @@ def test_a_two_rank_training_job_runs_its_ranks_through_srun(cluster, tmp_path):
     launcher (a 2-task `srun` step, torchrun's variables from SLURM's), and the trained job logs what
     the same job gives as one process run locally."""
     from selfdistill import grid
+    from selfdistill.config import load_config
 
-    config = yaml.safe_load((REPO / "config/smoke.yaml").read_text())
-    job = f"results/toy/train/{grid.runs(config, ['grpo'])[0]}/log.parquet"
+    config = yaml.safe_load((REPO / "config/smoke.yaml").read_text())  # an overlay, written out below
+    job = f"results/toy/train/{grid.runs(load_config(REPO / 'config/smoke.yaml'), ['grpo'])[0]}/log.parquet"
     local_config, slurm_config = tmp_path / "local.yaml", tmp_path / "slurm.yaml"
     local_config.write_text(yaml.safe_dump({**config, "resources": NO_GPU}))
     resources = {**NO_GPU, "train_rollouts": {"gpu": 0, "tasks": 2}}
