@@ -65,6 +65,7 @@ rule statistics:
         organism="results/summary/organism.parquet",
         draws="results/summary/draws.parquet",
         draw_tests="results/summary/draw_tests.parquet",
+        checking="results/summary/checking.parquet",
     log:
         "logs/statistics/statistics.log",
     conda:
@@ -108,6 +109,7 @@ rule findings:
         organism="results/summary/organism.parquet",
         draws="results/summary/draws.parquet",
         draw_tests="results/summary/draw_tests.parquet",
+        checking="results/summary/checking.parquet",
         predictions="results/predictions.md",
         gates=GATES,
         figures=FIGURES,

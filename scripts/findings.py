@@ -32,7 +32,8 @@ details = ""
 if gates:  # the organism: predictions (written before any result), then its results in detail
     details = Path(snakemake.input.predictions).read_text() + "\n" + render_results(effects, gates)
 draws, draw_tests = read_table(snakemake.input.draws), read_table(snakemake.input.draw_tests)
-text = render(claims, read_table(snakemake.input.mechanism), header, effects, details, worlds, gates, draws, draw_tests)
+mechanism, checking = read_table(snakemake.input.mechanism), read_table(snakemake.input.checking)
+text = render(claims, mechanism, header, effects, details, worlds, gates, draws, draw_tests, checking)
 first = "The figure to look at first: **{}.png** (under *{}*)."
 if len(effects):  # the report's front page opens with the same headline
     note = headline_scope(effects, gates) + " " + first.format("organism", "1. Headline")

@@ -1,5 +1,6 @@
 import pandas as pd
 
+from selfdistill.checking import checking_eval_sets, checking_table, epistemic_checks
 from selfdistill.draws import ARM, checked_samples, draw_table, primary_tests
 from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.grid import parse_path
@@ -46,6 +47,16 @@ claims = (
     else pd.DataFrame()
 )
 write_table(claims, snakemake.output.claims, provenance)
+# Checking's rate and worth on every set also sampled with it forced and banned; the flags only, set by set.
+axes = {path: parse_path("eval", path, full) for path in snakemake.input.evals}
+reads = checking_eval_sets({a["eval_set"] for a in axes.values()})
+flags = [
+    epistemic_checks(read_table(path, ["problem_id", "response", "correct"])).assign(**a)
+    for path, a in axes.items()
+    if a["eval_set"] in reads
+]
+checking = checking_table(pd.concat(flags, ignore_index=True)) if flags else pd.DataFrame()
+write_table(checking, snakemake.output.checking, provenance)
 organism, draws = pd.DataFrame(), pd.DataFrame()
 if param(snakemake, "organism"):
     sets = section(snakemake, "organism", OrganismConfig)

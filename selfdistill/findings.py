@@ -10,6 +10,7 @@ import io
 import numpy as np
 import pandas as pd
 
+from selfdistill.checking import render_checking
 from selfdistill.draws import render_draws
 from selfdistill.grid import METHODS
 from selfdistill.stats import arm, base_arm, holm, independent_difference, paired_difference, select, verdict
@@ -391,12 +392,13 @@ def render(
     gates: dict[str, dict] | None = None,
     draws: pd.DataFrame | None = None,
     draw_tests: pd.DataFrame | None = None,
+    checking: pd.DataFrame | None = None,
 ) -> str:
     """The findings page: the headline table (per world and arm, predicted vs measured, beside the
     paper's numbers) and its figure first, then the organism across pretrained draws (draws: the
     per-draw table, draw_tests: its primary tests; one line when each world has one draw); then the
-    paper's claims per model, the organism's details, the mechanism fit per model; the claims this
-    grid cannot test as one line at the end."""
+    paper's claims per model, checking's rate and worth per model and arm, the organism's details, the
+    mechanism fit per model; the claims this grid cannot test as one line at the end."""
     lines = [header, ""]
     if effects is not None and len(effects):
         lines += ["## Headline: each arm against its base model, per world", "", HEADLINE_LEGEND, ""]
@@ -410,6 +412,7 @@ def render(
         title, figure, _ = SECTIONS[key]
         lines += [f"### {title}", ""] + _markdown(claims_table(claims[claims["claim"] == key], worlds))
         lines += ["", f"![{title}]({figure})", ""] if figure else [""]
+    lines += render_checking(pd.DataFrame() if checking is None else checking, arm_label)
     if details:
         lines += [details.rstrip(), ""]
     lines += _mechanism(mechanism, worlds)

@@ -109,8 +109,8 @@ def write_table(table, path, config_slice, seed=None) -> None:
         pq.write_table(table, tmp)
 
 
-def read_table(path):
-    return pq.read_table(path).to_pandas()
+def read_table(path, columns=None):
+    return pq.read_table(path, columns=columns).to_pandas()
 
 
 def read_provenance(path) -> dict:

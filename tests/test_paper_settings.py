@@ -121,8 +121,6 @@ def test_the_papers_subset_files_are_the_subsets_as_run(tmp_path):
     """config/paper_subsets.yaml's specs on files of the same layout: a 1 x 4 file is one problem, a
     repeated text under two ids stays (as seen_512 has it), and a file mapped to the wrong coverage is
     refused naming the fix."""
-    import subprocess
-
     import yaml
 
     from selfdistill.data.coverage import fixed_subset
@@ -144,8 +142,16 @@ def test_the_papers_subset_files_are_the_subsets_as_run(tmp_path):
     with pytest.raises(ValueError, match="holds 3 distinct training problems but is the subset of coverage 8"):
         fixed_subset(three, "8", 64, "dapo_seen_8x8")
 
-    # The overlay on paper.yaml plans: coverage 1's subset job reads its file, coverage full still draws from DAPO.
-    for name in ("64", "128", "512"):
+
+def test_the_paper_subsets_overlay_plans_the_subset_files(tmp_path):
+    """The overlay on paper.yaml plans: coverage 1's subset job reads its file, coverage full still draws
+    from DAPO. (Apart from the test above, whose functions mutmut tests without a Snakefile.)"""
+    import subprocess
+
+    import yaml
+
+    overlay = yaml.safe_load((ROOT / "config/paper_subsets.yaml").read_text())
+    for name in ("1x64", "8x8", "64", "128", "512"):
         _paper_subset_file(tmp_path / f"seen_{name}.parquet", [(f"p{i}", f"Find {i}.", str(i)) for i in range(3)])
     overlay["datasets"] = {
         name: {**spec_, "path": str(tmp_path / Path(spec_["path"]).name)} for name, spec_ in overlay["datasets"].items()

@@ -2,6 +2,7 @@
 
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -106,7 +107,7 @@ def test_edit_reruns_exactly_the_dependent_jobs(smoke_run, case):
 def test_findings_page_opens_with_the_headline_and_has_every_claim_with_numbers(smoke_run):
     text = (smoke_run / "results/findings.md").read_text()
     sections = re.split(r"^## ", text, flags=re.M)[1:]
-    assert [s[:8] for s in sections] == ["Headline", "The pape", "Predicti", "The mode", "Does OOD"]
+    assert [s[:8] for s in sections] == ["Headline", "The pape", "Checking", "Predicti", "The mode", "Does OOD"]
     # One pretrained draw of the one world: the headline says its verdicts are that draw's, in one line.
     assert sections[0].rstrip().endswith(ONE_DRAW)
     assert pd.read_parquet(smoke_run / "results/summary/draws.parquet").empty
@@ -120,13 +121,23 @@ def test_findings_page_opens_with_the_headline_and_has_every_claim_with_numbers(
         assert re.search(r"\*\*(supported|not supported|inconclusive)", row)
     assert "Not tested" not in text
     # The organism: predictions written before any result, then the gate and a verdict per result.
-    assert sections[2].startswith("Predictions (written from the config before any result)")
-    assert "| toy | guess_check |" in sections[3]  # the gate's row
-    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood \| lower \| [+-]\d\.\d{3} \|", sections[3])
-    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood, \d terms \| lower \| [+-]\d\.\d{3} \|", sections[3])
-    assert "| toy (guess_check) |" in sections[4]  # the mechanism fit of the one model
+    assert sections[3].startswith("Predictions (written from the config before any result)")
+    assert "| toy | guess_check |" in sections[4]  # the gate's row
+    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood \| lower \| [+-]\d\.\d{3} \|", sections[4])
+    assert re.search(r"\| onpolicy/solution/standard/c1 \| ood, \d terms \| lower \| [+-]\d\.\d{3} \|", sections[4])
+    assert "| toy (guess_check) |" in sections[5]  # the mechanism fit of the one model
     claims = pd.read_parquet(smoke_run / "results/summary/claims.parquet")
     assert set(claims["claim"]) == {"a", "b", "c", "d"} and set(claims["model"]) == {"toy"}
+    # Checking's rate and worth: every trained arm on the one set evaluated forced and banned for all variants.
+    checking = pd.read_parquet(smoke_run / "results/summary/checking.parquet")
+    assert len(checking) == len(SFT + ONPOLICY + GRPO) and set(checking["eval_set"]) == {"ood"}
+    assert (checking["rate_off_arm"] == 0).all()  # the ban acts on what the table counts as a check
+    terms = checking[["rate_term", "check_accuracy_term", "nocheck_accuracy_term"]].sum(axis=1, min_count=3)
+    defined = terms.notna()
+    assert np.allclose(terms[defined], checking.loc[defined, "total"]) and np.allclose(
+        checking["total"], checking["free"]
+    )
+    assert sections[2].count("\n| toy | ") == len(checking)
 
 
 def test_report_opens_with_the_headline_and_has_the_figures(smoke_run):
