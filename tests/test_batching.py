@@ -1,3 +1,4 @@
+import pytest
 import torch
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
@@ -105,3 +106,12 @@ def test_pretraining_loss_is_the_mean_over_trained_tokens_whatever_the_split():
         grads.append(torch.cat([p.grad.flatten() for p in model.parameters()]))
     torch.testing.assert_close(grads[0], grads[2], atol=1e-6, rtol=1e-4)
     torch.testing.assert_close(grads[1], grads[2], atol=1e-6, rtol=1e-4)
+
+
+def test_a_prompt_without_its_completion_is_refused_not_dropped():
+    """Prompts and completions pair by position: one list longer than the other is a caller's bug that
+    would silently drop examples (or shift every pair after it), so it raises."""
+    with pytest.raises(ValueError):
+        build_batch([[1, 2], [3]], [[4]], 0)
+    with pytest.raises(ValueError):
+        build_batch([[1, 2]], [[4], [5]], 0)

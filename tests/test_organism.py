@@ -167,6 +167,7 @@ def test_predictions_follow_the_hypothesis_per_world_and_arm():
     assert predict("guess_check", "onpolicy", "solution", "standard", "ood_off") == 0  # the guess route is untouched
     assert predict("null", "onpolicy", "solution", "standard", "ood") == 0
     assert predict("null", "sft", "solution", "standard", "epistemic") == -1  # the teacher never checks
+    assert predict("null", "onpolicy", "none", "standard", "epistemic") == 0  # the model's own teacher
     for arm in (("onpolicy", "none", "standard"), ("grpo", "none", "standard"), ("onpolicy", "solution", "preserve")):
         assert predict("guess_check", *arm, "ood") == 0
     table = predictions({"toy": "guess_check", "toy_null": "null"}, [("sft", "solution", "standard")])
@@ -304,3 +305,84 @@ def test_findings_say_when_pretraining_seeds_are_fewer_than_three():
     assert "fewer than 3" in page
     assert "| 3 | " in page and "| 3.0 |" not in page  # seeds as counted (no between-world rows here)
     assert "fewer than 3" not in render_results(effects, gates([0, 1, 2]))
+
+
+def _holm_reference(p):
+    """Holm by its definition: the i-th smallest p times (m - i), running maximum, at most 1."""
+    order = np.argsort(p)
+    adjusted, running = np.empty(len(p)), 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (len(p) - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted
+
+
+def test_every_quantity_is_its_own_arm_minus_its_own_base_on_its_own_eval_set():
+    """Four arms in two worlds, a distinct value for every (model, arm, eval set): each effect is the arm's
+    value minus its base's on that set and metric, each prediction the arm's own, and the between-world
+    rows pair the arms both worlds have; the null base was never evaluated with checking off."""
+    rng = np.random.default_rng(0)
+    arms = [("sft", "solution", "standard"), ("onpolicy", "none", "standard")]  # sft: guess_check only, first
+    arms += [("onpolicy", "solution", "standard"), ("onpolicy", "solution", "preserve")]
+    seeds = {"toy": [0, 1, 2], "toy_null": [0, 1]}
+    worlds = {"toy": "guess_check", "toy_null": "null"}
+    sets = ["ood", "ood_on", "ood_off", "test"]
+    accuracy, words, rows = {}, {}, []
+    for model in worlds:
+        for arm in [("base", None, None)] + arms[model == "toy_null" :]:
+            words[model, arm] = round(float(rng.uniform(0, 3)), 2)
+            for eval_set in sets:
+                if arm[0] == "base" and model == "toy_null" and eval_set == "ood_off":
+                    continue
+                accuracy[model, arm, eval_set] = round(float(rng.uniform(0.1, 0.9)), 2)
+                for seed in [None] if arm[0] == "base" else seeds[model]:
+                    for i in range(8):
+                        axes = dict(zip(("method", "richness", "ablation"), arm, strict=True))
+                        rows.append(
+                            {
+                                "model": model,
+                                **axes,
+                                "coverage": None if arm[0] == "base" else 64,
+                                "seed": seed,
+                                "eval_set": eval_set,
+                                "problem_id": f"p{i}",
+                                "accuracy": accuracy[model, arm, eval_set],
+                                "epistemic_count": words[model, arm] if eval_set == "ood" else 9.0,
+                            }
+                        )
+    table = organism_effects(pd.DataFrame(rows), worlds, ORGANISM, [("toy", "toy_null")])
+    base = ("base", None, None)
+
+    def expected(model, arm, quantity):
+        a = lambda s: accuracy[model, arm, s] - accuracy[model, base, s]  # noqa: E731
+        return {
+            "ood": a("ood"),
+            "ood_on": a("ood_on"),
+            "ood_off": a("ood_off") if (model, base, "ood_off") in accuracy else None,
+            "in_domain": a("test"),
+            "recovery": a("ood_on") - a("ood"),
+            "epistemic": words[model, arm] - words[model, base],
+        }[quantity]
+
+    assert table.index.equals(pd.RangeIndex(len(table))) and table["p_holm"].dtype == float
+    within = table[table["world"] != "guess_check - null"]
+    for r in within.to_dict("records"):
+        arm = (r["method"], r["richness"], r["ablation"])
+        assert r["effect"] == pytest.approx(expected(r["model"], arm, r["quantity"]), abs=1e-9), r
+        assert r["predicted"] == predict(worlds[r["model"]], *arm, r["quantity"]) and r["stratum"] == "all"
+    counts = within.groupby("model")["quantity"].agg(lambda q: sorted(q.value_counts().to_dict().items()))
+    every = ["epistemic", "in_domain", "ood", "ood_off", "ood_on", "recovery"]
+    assert counts["toy"] == [(q, 4) for q in every]
+    assert counts["toy_null"] == [(q, 3) for q in every if q != "ood_off"]  # no base to compare with
+
+    between = table[table["world"] == "guess_check - null"]
+    assert len(between) == 3 and set(between["model"]) == {"toy - toy_null"} and set(between["stratum"]) == {"all"}
+    for r in between.to_dict("records"):
+        arm = (r["method"], r["richness"], r["ablation"])
+        assert r["effect"] == pytest.approx(expected("toy", arm, "ood") - expected("toy_null", arm, "ood"), abs=1e-9)
+        assert r["predicted"] == predict("guess_check", *arm, "ood") and r["n_seeds"] == 3
+
+    # Two Holm families: the headline quantities with the between-world rows, and the forced-off details.
+    family = table["quantity"] == "ood_off"
+    for rows_ in (table[~family], table[family]):
+        np.testing.assert_allclose(rows_["p_holm"], _holm_reference(rows_["p_value"].to_numpy()))

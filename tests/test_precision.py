@@ -65,9 +65,17 @@ def test_a_bf16_model_trains_float32_masters_that_move_as_a_float32_step(realist
         completion_hidden(mixed, [[5, 6, 7]], [[8, 9]], 0)
     hook.remove()
     assert seen == [torch.bfloat16]
+    seen.clear()  # and so do the training step's (train_sft's own autocast)
+    hook = mixed.model.layers[0].mlp.down_proj.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
     before, after, row = _one_step(mixed, tok)
-    assert _relative_error(_update(before, after), reference) < 0.1
+    hook.remove()
+    assert seen and set(seen) == {torch.bfloat16}
+    update = _update(before, after)
+    assert _relative_error(update, reference) < 0.1
     assert row["update_changed"] > 0.9  # all but the embedding rows of tokens not in the batch (no gradient)
+    weights = torch.cat([w.flatten() for w in before.values()])
+    rms = lambda x: float(x.square().mean().sqrt())  # noqa: E731
+    assert row["update_ratio"] == pytest.approx(rms(update) / rms(weights), rel=0.5)  # over a sample of weights
 
     # Negative control: the pure-bf16 step the code used to take (bf16 weights and AdamW state).
     caplog.set_level(logging.WARNING)

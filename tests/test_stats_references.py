@@ -400,6 +400,8 @@ def test_seed_effect_by_hand():
         (0, "epistemic", 0.1, -0.15, 0.15, 0.5, 0.0, "as predicted (no effect)"),  # margin 0.2 words
         (0, "ood", 0.1, -0.15, 0.15, 0.5, 0.0, "inconclusive at this sample size"),  # margin 0.05
         (-1, "ood", -0.2, -0.3, -0.1, 0.01, 0.25, "inconclusive (too few units: the smallest attainable p is 0.25)"),
+        (0, "epistemic", 0.1, -0.3, 0.5, 0.5, 0.0, "inconclusive at this sample size"),  # beyond 0.2 words
+        (0, "ood", 0.0, -0.01, 0.01, 1.0, 0.5, "inconclusive (too few units: the smallest attainable p is 0.5)"),
     ],
 )
 def test_verdicts_against_the_prediction(predicted, quantity, effect, low, high, p_holm, min_p, expected):
@@ -431,3 +433,91 @@ def test_trace_selection_without_kept_traces_selects_nothing():
     unguided = pd.DataFrame({"problem_id": ["a"], "epistemic_count": [1], "n_tokens": [5], "correct": [True]})
     selected, report = select_traces(teacher, unguided, "preserve", per_problem=1)
     assert selected.empty and list(selected.columns) == list(teacher.columns) and report.empty
+
+
+@pytest.mark.parametrize(
+    "effect, low, high, p_adj, direction, min_p, expected",
+    [
+        # A CI that touches 0 excludes nothing, on either side and in either direction.
+        (0.1, 0.0, 0.2, 0.01, +1, 0.0, "inconclusive at this sample size"),
+        (-0.1, -0.2, 0.0, 0.01, +1, 0.0, "inconclusive at this sample size"),
+        # A CI across 0 is in neither direction however small its p.
+        (0.05, -0.2, 0.3, 0.01, +1, 0.0, "inconclusive at this sample size"),
+        (0.05, -0.2, 0.3, 0.01, -1, 0.0, "inconclusive at this sample size"),
+        # The margin and the size of the test are inclusive bounds of what they allow.
+        (0.0, -0.05, 0.04, 0.5, +1, 0.0, "not supported (no effect: CI within ±0.05)"),
+        (0.0, -0.04, 0.05, 0.5, +1, 0.0, "not supported (no effect: CI within ±0.05)"),
+        (0.1, 0.06, 0.15, 0.05, +1, 0.0, "inconclusive at this sample size"),  # p = 0.05 is not < 0.05
+        (0.1, 0.06, 0.15, 0.01, +1, 0.05, "inconclusive (too few units: the smallest attainable p is 0.05)"),
+        (np.nan, np.nan, np.nan, 0.01, +1, 0.0, "inconclusive (too few problems for an interval)"),
+    ],
+)
+def test_verdict_at_its_boundaries(effect, low, high, p_adj, direction, min_p, expected):
+    from selfdistill.stats import verdict
+
+    assert verdict(effect, low, high, p_adj, direction, 0.05, min_p) == expected
+
+
+def test_independent_difference_is_scipys_percentile_bootstrap_and_reproducible():
+    """The CI is scipy's percentile bootstrap of the difference of means, each group resampled on its own,
+    N_RESAMPLES draws from seed 0, at the level asked; 8 vs 8 (12,870 relabellings) is past the exact
+    permutation test, so its p is sampled too: two calls agree to the last digit."""
+    from scipy import stats
+
+    from selfdistill.stats import N_RESAMPLES
+
+    rng = np.random.default_rng(5)
+    x, y = rng.normal(1.0, 1.0, 8), rng.normal(0.0, 2.0, 8)
+    difference = lambda a, b, axis=-1: np.mean(a, axis=axis) - np.mean(b, axis=axis)  # noqa: E731
+    for level in (0.95, 0.8):
+        ci = stats.bootstrap(
+            (x, y), difference, n_resamples=N_RESAMPLES, confidence_level=level, method="percentile", random_state=0
+        ).confidence_interval
+        result = independent_difference(x, y, level=level)
+        assert (result["ci_low"], result["ci_high"]) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    assert independent_difference(x, y) == independent_difference(x, y)
+    lone = independent_difference([1.0], [2.0, 3.0])
+    assert all(np.isnan(lone[k]) for k in ("ci_low", "ci_high", "p_value"))
+
+
+def _base_cell_rows(values, model="m"):
+    """A base model's cell: no training seed (None), as the workflow's paths give it."""
+    return [
+        {**r, "method": "base", "richness": None, "ablation": None, "coverage": None, "seed": None}
+        for r in _cell_rows([values], model)
+    ]
+
+
+def test_cell_estimates_of_a_base_model_without_a_seed_and_of_two_seeds():
+    """A base cell (seed None) is one seed of its problems; two seeds give the seeds' sd and bootstrap the
+    problems of the seed means (resampling seeds needs three)."""
+    from selfdistill.stats import cell_estimates
+
+    base = cell_estimates(pd.DataFrame(_base_cell_rows([0.2, 0.4, 0.9]))).iloc[0]
+    assert base["n_seeds"] == 1 and base["accuracy"] == pytest.approx(0.5) and np.isnan(base["accuracy_sd_seeds"])
+    assert (base["accuracy_ci_low"], base["accuracy_ci_high"]) == pytest.approx(bootstrap_ci(np.array([0.2, 0.4, 0.9])))
+    matrix = np.random.default_rng(3).random((2, 30))
+    two = cell_estimates(pd.DataFrame(_cell_rows(matrix.tolist()))).iloc[0]
+    assert two["n_seeds"] == 2 and two["accuracy_sd_seeds"] == pytest.approx(np.std(matrix.mean(1), ddof=1))
+    by_id = matrix.mean(0)[np.argsort([f"p{i}" for i in range(30)])]  # the pivot's column order
+    assert (two["accuracy_ci_low"], two["accuracy_ci_high"]) == pytest.approx(bootstrap_ci(by_id))
+
+
+def test_mechanism_fit_of_three_runs_of_one_named_model():
+    """Three runs are enough for an interval; a `model` column naming one model is no pooling; the range of
+    the hedging change is reported; the interval columns are floats (NaN, not None, without one)."""
+    from selfdistill.stats import mechanism_fit
+
+    points = pd.DataFrame(
+        {
+            "model": "m",
+            "run": np.repeat(np.arange(3), 2),
+            "d_epistemic": [-2.0, -1.5, -1.0, 0.5, 0.0, -0.2],
+            "d_accuracy": [-0.3, -0.2, -0.1, 0.05, 0.0, 0.02],
+        }
+    )
+    fit = mechanism_fit(points)
+    assert fit["ci_low"].notna().all() and (fit["ci_low"] <= fit["coefficient"]).all()
+    assert (fit["d_epistemic_min"] == -2.0).all() and (fit["d_epistemic_max"] == 0.5).all()
+    few = mechanism_fit(points[points["run"] < 2])
+    assert few["ci_low"].dtype == float and few["ci_high"].dtype == float
