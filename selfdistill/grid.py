@@ -115,10 +115,13 @@ def parse_path(kind: str, path, full_coverage: int | None = None) -> dict:
 
 
 def method_cells(method: str, config: dict) -> list[tuple[str, str]]:
-    """(richness, ablation) pairs a method runs; a method without a teacher runs once (none, standard)."""
+    """(richness, ablation) pairs a method runs; a method without a teacher runs once (none, standard).
+    The uncertainty ablations reshape what a context teacher teaches; the no-context control (none: the
+    model its own teacher, whose hedging is already the student's) runs standard only."""
     if not METHODS[method].teacher:
         return [("none", "standard")]
-    return [(r, a) for r in config["richness"] for a in config[method]["ablations"]]
+    ablations = config[method]["ablations"]
+    return [(r, a) for r in config["richness"] for a in ablations if r != "none" or a == "standard"]
 
 
 def subsets(config: dict) -> list[str]:

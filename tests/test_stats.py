@@ -202,3 +202,24 @@ def test_floating_point_residue_is_no_effect():
     assert (arm - base).abs().max() > 0  # the residue is there
     result = paired_difference(arm, base)
     assert result["effect"] == 0 and result["p_value"] == 1.0
+
+
+def test_the_uncertainty_ablations_run_for_context_teachers_only():
+    """The default's grid: on-policy's ablations cross the solution teacher; the none control runs standard
+    only; GRPO, without a teacher, runs once."""
+    from selfdistill import grid
+
+    config = {
+        "methods": ["onpolicy", "grpo"],
+        "richness": ["none", "solution"],
+        "coverage": [64],
+        "seeds": [0, 1],
+        "onpolicy": {"ablations": ["standard", "preserve", "suppress"]},
+    }
+    assert grid.runs(config) == [
+        "onpolicy/none/standard/c64_s0",
+        "onpolicy/none/standard/c64_s1",
+        *[f"onpolicy/solution/{a}/c64_s{s}" for a in ("standard", "preserve", "suppress") for s in (0, 1)],
+        "grpo/none/standard/c64_s0",
+        "grpo/none/standard/c64_s1",
+    ]

@@ -31,7 +31,8 @@ class TeacherAxes:
     """The grid key of a method with a teacher."""
 
     ablations: choices(Ablation)
-    """standard | preserve | suppress: the controlled uncertainty ablation (each a job of its own)"""
+    """standard | preserve | suppress: the uncertainty ablation of each context teacher (each a job of its
+    own); the no-context control (richness none) runs standard only"""
 
 
 @dataclass(frozen=True, kw_only=True)
