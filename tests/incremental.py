@@ -40,7 +40,7 @@ REPORT = {
     "summarize": {"results/summary/metrics.parquet", "results/summary/curves.parquet"},
     "statistics": {
         f"results/summary/{t}.parquet"
-        for t in ("cells", "comparisons", "mechanism", "claims", "organism", "draws", "draw_tests")
+        for t in ("cells", "comparisons", "mechanism", "claims", "organism", "draws", "draw_tests", "checking")
     },
     "findings": {"results/findings.md", "results/headline.rst"},
     "figures": FIGURES,
