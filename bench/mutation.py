@@ -142,7 +142,7 @@ def mutated_lines(diff: str) -> str:
     return "\n".join(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and line[1:2] != "+")
 
 
-def report(runs: list[dict]) -> dict:
+def report(runs: list[dict], machine: str) -> dict:
     from mutmut.mutation.diff_apply import get_diff_for_mutant
 
     entries = yaml.safe_load(EQUIVALENT.read_text())
@@ -172,7 +172,7 @@ def report(runs: list[dict]) -> dict:
         table[module] = dict(counts)
     return {
         "tool": "mutmut " + _version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, shared with other developers' jobs",
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores" + (f", {machine}" if machine else ""),
         "runs": runs,
         "scope": SCOPE,
         "per_module": table,
@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--max-children", type=int, default=2, help="mutants tested at once (default 2 cores)")
     parser.add_argument("--report", action="store_true", help="only re-read the last run's results")
     parser.add_argument("--markdown", action="store_true", help="also print the equivalent mutants, for the docs")
+    parser.add_argument("--machine", default="", help="what else ran on the machine, for the record")
     parser.add_argument(
         "--retest",
         action="store_true",
@@ -213,7 +214,7 @@ def main() -> None:
         runs.append(
             {"command": " ".join(["python bench/mutation.py", *sys.argv[1:]]), "ended": date, "wall_s": round(wall)}
         )
-    result = report(runs)
+    result = report(runs, args.machine)
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
     tmp.replace(RESULTS)

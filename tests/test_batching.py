@@ -115,3 +115,22 @@ def test_a_prompt_without_its_completion_is_refused_not_dropped():
         build_batch([[1, 2], [3]], [[4]], 0)
     with pytest.raises(ValueError):
         build_batch([[1, 2]], [[4], [5]], 0)
+
+
+def test_completion_hidden_computes_no_logits_and_fits_the_context_exactly():
+    """At 8k-40k-token responses a full [B, L, V] logits tensor is tens of GB: the forward asks for none
+    (the LM head sees zero positions). A prompt + completion of exactly the model's context fits; one token
+    more is refused before the forward, naming the lengths and the fix."""
+    from selfdistill.train.batching import completion_hidden
+
+    model = _tiny_model()  # max_position_embeddings 32
+    seen = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: seen.append(out.shape[1]))
+    hidden, mask, ids = completion_hidden(model, [[3] * 20, [4]], [[5] * 12, [6, 7]], 0)
+    hook.remove()
+    assert seen == [0] and hidden.shape == (2, 12, 16) and mask.sum().item() == 14
+    with pytest.raises(ValueError, match=r"a prompt \+ completion of 33 tokens exceeds the model's context of 32 "):
+        completion_hidden(model, [[3] * 20, [4]], [[5] * 13, [6, 7]], 0)
+    fix = r"of 32 positions: lower max_new_tokens, or use shorter contexts \(solutions\) in the teacher prompt$"
+    with pytest.raises(ValueError, match=fix):
+        completion_hidden(model, [[4], [3] * 2], [[6, 7], [5] * 31], 0)  # the longer completion, not the prompt

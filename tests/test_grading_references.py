@@ -58,3 +58,10 @@ def test_grading_uses_the_configured_timeout():
     rows = grade_responses([r"\boxed{9^{9^{9^{9^{9^{9}}}}}}", r"\boxed{4}"], ["1", "4"], config)
     assert [(r["correct"], r["grade_status"]) for r in rows] == [(False, "timeout"), (True, "ok")]
     assert time.monotonic() - start < 4.5  # start-up of the worker and its replacement included
+
+
+def test_a_bare_boxed_token_loses_trailing_punctuation_only():
+    """`\\boxed X.` (a letter choice) is X; 2X keeps its X; a token of punctuation alone is no answer."""
+    assert last_boxed("so \\boxed X.") == "X"
+    assert last_boxed("so \\boxed 2X,") == "2X"
+    assert last_boxed("so \\boxed .;") is None

@@ -164,3 +164,9 @@ def test_minus_inf_logits_give_a_finite_loss_and_gradient(alpha, ablation, suppo
     assert torch.isfinite(per_token).all()
     per_token.sum().backward()
     assert torch.isfinite(student.grad).all() and student.grad.abs().sum() > 0
+
+
+def test_an_unknown_ablation_is_refused_naming_it_and_the_choices():
+    q = torch.log_softmax(torch.randn(1, 4), -1)
+    with pytest.raises(ValueError, match=r"^unknown ablation 'keep': use standard, preserve or suppress$"):
+        ablation_target(q, q, torch.zeros(1, 4, dtype=torch.bool), "keep")

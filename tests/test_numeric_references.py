@@ -2,6 +2,7 @@
 and hand-computed cases. Each test kills mutants that the rest of the suite let survive
 (docs/mutation.md); the docstrings name them."""
 
+import math
 import random
 
 import numpy as np
@@ -171,12 +172,15 @@ def test_a_sparse_teachers_top_k_is_sliced_to_the_chunks_positions(tiny_model_di
     top_logp, top_ids = teacher_logp.topk(k, -1)
     hp = rollout_hp("onpolicy", temperature=1.0, support="teacher_topk", topk=k, alpha=0.5)
     objective = make_objective("onpolicy", model, tok, hp, "solution", "standard", TEMPLATES)
+    # vLLM returns float32 log-probs: the loss takes them up to the student's float64 before the tail.
     per_token, _ = objective.token_loss(
-        logits, torch.zeros(2, 2, dtype=torch.long), (top_ids, top_logp), None, slice(1, 3)
+        logits, torch.zeros(2, 2, dtype=torch.long), (top_ids, top_logp.float()), None, slice(1, 3)
     )
     p = np.exp(_np_log_softmax(logits.numpy()))
-    q, top = teacher_logp.exp().numpy()[:, 1:3], top_ids.numpy()[:, 1:3]
-    np.testing.assert_allclose(per_token.numpy(), _np_jsd(_np_restrict(p, top), _np_restrict(q, top), 0.5), rtol=1e-9)
+    top = top_ids.numpy()[:, 1:3]
+    q = np.zeros_like(p)  # the teacher's float32 top-k, its tail the rest of the mass (float64)
+    np.put_along_axis(q, top, np.exp(top_logp.float().double().numpy()[:, 1:3]), -1)
+    np.testing.assert_allclose(per_token.numpy(), _np_jsd(_np_restrict(p, top), _np_restrict(q, top), 0.5), rtol=1e-12)
 
 
 # ---- GRPO ---------------------------------------------------------------------------------------
@@ -736,3 +740,90 @@ def test_teacher_turns_carry_each_richness_context(richness, context):
     assert (
         (context in expected) if context else expected == prompts.student_user_turn(TEMPLATES.student, "Compute 1+2.")
     )
+
+
+def test_update_probe_by_hand():
+    """A tensor of 10 entries is read whole; one of 200 at 64 evenly spaced entries from its first to its
+    last. 3 of p's entries and both ends of q change: 5 of 74 reads; the update's RMS over the weights'.
+    A probe of nothing reads an empty float64 vector; all-zero weights have no ratio."""
+    from selfdistill.train.step import UpdateProbe
+
+    p, q = torch.arange(1.0, 11.0), torch.full((200,), 2.0)
+    probe = UpdateProbe([p, q])
+    before = probe.read()
+    p[[0, 4, 9]] += 0.5
+    q[[0, 199]] += 1.0
+    changed, ratio = UpdateProbe.compare(before, probe.read())
+    assert changed == pytest.approx(5 / 74)
+    assert ratio == pytest.approx(math.sqrt((3 * 0.25 + 2 * 1.0) / (385.0 + 64 * 4.0)))
+    one = torch.tensor([3.0])
+    probe = UpdateProbe([one])
+    before = probe.read()
+    one += 1
+    assert UpdateProbe.compare(before, probe.read()) == pytest.approx((1.0, 1 / 3))
+    empty = UpdateProbe([]).read()
+    assert empty.dtype == torch.float64 and empty.numel() == 0
+    zeros = torch.zeros(4)
+    assert math.isnan(UpdateProbe.compare(zeros, zeros)[1])
+
+
+@pytest.mark.parametrize(
+    "trained, lr, warns",
+    [
+        (1, 0.1, True),  # 1 of 8 weights moves: 12.50% < 25%
+        (2, 0.1, False),  # 2 of 8: exactly the threshold is not vanishing
+        (8, 0.1, False),  # a healthy step
+        (1, 0.0, False),  # no learning rate: nothing was meant to move
+        (0, 0.1, False),  # no gradient: nothing could move
+    ],
+)
+def test_a_vanishing_update_is_reported_with_its_numbers(trained, lr, warns, caplog):
+    """SGD on 8 weights whose loss has a gradient of 1e-3 on the first `trained`: the step's fraction
+    changed and update ratio by hand, and the warning exactly when the step moved under 25% of the weights
+    while a learning rate and a gradient said it should move."""
+    import logging
+
+    from selfdistill.train.step import accumulate_and_step
+
+    w = torch.nn.Parameter(torch.ones(8))
+    optimizer = torch.optim.SGD([w], lr=lr)
+
+    def micro_loss(micro, scale):
+        loss = 1e-3 * w[:trained].sum()
+        (loss * scale).backward()
+        return loss.item(), 0.0
+
+    caplog.set_level(logging.WARNING)
+    stats = accumulate_and_step([w], optimizer, [0], micro_loss, 1, 1e9, step=7)
+    moved = trained if lr else 0
+    assert stats.changed == pytest.approx(moved / 8)
+    # float32 weights near 1 hold the 1e-4 update to 2e-4 of itself
+    assert stats.update_ratio == pytest.approx(math.sqrt(moved * (lr * 1e-3) ** 2 / 8), rel=1e-3)
+    assert stats.grad_norm == pytest.approx(1e-3 * math.sqrt(trained))
+    if warns:
+        (message,) = [r.getMessage() for r in caplog.records]
+        assert message == (
+            "step 7: the optimizer step changed 12.50% of the sampled trainable weights (update / weight RMS 3.54e-05, "
+            "lr 1.00e-01): the update is vanishing. Likely causes: trainable weights in bf16/fp16 (an update of ~lr "
+            "rounds to nothing), or a learning rate too small for the weights' precision"
+        )
+    else:
+        assert "vanishing" not in caplog.text
+
+
+def test_a_step_without_micro_batches_changes_nothing_and_says_so_with_nan():
+    from selfdistill.train.step import accumulate_and_step
+
+    w = torch.nn.Parameter(torch.ones(3))
+    stats = accumulate_and_step([w], torch.optim.SGD([w], lr=0.1), [], None, 0, 1.0, step=0)
+    assert (stats.loss, stats.grad_norm) == (0.0, 0.0) and math.isnan(stats.changed) and math.isnan(stats.update_ratio)
+
+
+def test_a_micro_batch_without_completion_positions_backpropagates_nothing():
+    """A hidden tensor of zero positions (every completion empty): no chunk runs, so no gradient reaches
+    the model and the sums are 0, without an error."""
+    from selfdistill.train.step import backward_in_chunks
+
+    w = torch.nn.Parameter(torch.ones(3))
+    hidden = w * torch.ones(2, 0, 3)
+    assert backward_in_chunks(hidden, None, 4, 1.0) == (0.0, 0.0) and w.grad is None

@@ -386,3 +386,17 @@ def test_every_quantity_is_its_own_arm_minus_its_own_base_on_its_own_eval_set():
     family = table["quantity"] == "ood_off"
     for rows_ in (table[~family], table[family]):
         np.testing.assert_allclose(rows_["p_holm"], _holm_reference(rows_["p_value"].to_numpy()))
+
+
+def test_between_world_rows_pair_each_guess_check_model_with_its_own_null_only():
+    """Two pairs of worlds, one arm each, and a model of no world trained beside them: one between-world row
+    per pair (never an arm of another pair's models), and no row for the model of no world."""
+    effects = {"ood": (0.8, 0.5), "ood_on": (0.85, 0.85), "test": (0.95, 0.95)}
+    null = {"ood": (0.4, 0.4), "ood_on": (0.4, 0.4), "test": (0.95, 0.95)}
+    problems = _problems_table({"toy": effects, "toy_null": null, "toy_s1": effects, "toy_null_s1": null, "real": null})
+    worlds = {"toy": "guess_check", "toy_null": "null", "toy_s1": "guess_check", "toy_null_s1": "null"}
+    table = organism_effects(problems, worlds, ORGANISM, [("toy", "toy_null"), ("toy_s1", "toy_null_s1")])
+    between = table[table["world"] == "guess_check - null"]
+    assert sorted(between["model"]) == ["toy - toy_null", "toy_s1 - toy_null_s1"]
+    assert between["effect"].to_numpy() == pytest.approx([-0.3, -0.3], abs=0.01)
+    assert "real" not in set(table["model"])

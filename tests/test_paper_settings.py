@@ -141,6 +141,9 @@ def test_the_papers_subset_files_are_the_subsets_as_run(tmp_path):
     assert three["problem_id"].tolist() == ["id-a", "id-b", "id-c"]  # the repeated text kept: the rows as run
     with pytest.raises(ValueError, match="holds 3 distinct training problems but is the subset of coverage 8"):
         fixed_subset(three, "8", 64, "dapo_seen_8x8")
+    full = fixed_subset(three, "full", 6, "dapo_seen_8x8")  # coverage full: every problem the file holds
+    assert full["problem_id"].tolist() == ["id-a", "id-b", "id-c"] * 2
+    assert list(full.columns) == [*three.columns, "repeat"]  # nothing else (no old index) in the subset
 
 
 def test_the_paper_subsets_overlay_plans_the_subset_files(tmp_path):

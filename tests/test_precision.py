@@ -65,10 +65,14 @@ def test_a_bf16_model_trains_float32_masters_that_move_as_a_float32_step(realist
         completion_hidden(mixed, [[5, 6, 7]], [[8, 9]], 0)
     hook.remove()
     assert seen == [torch.bfloat16]
-    seen.clear()  # and so do the training step's (train_sft's own autocast)
-    hook = mixed.model.layers[0].mlp.down_proj.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+    seen.clear()  # and so do the training step's forward and LM head (train_sft's own autocasts)
+    hooks = [
+        module.register_forward_hook(lambda m, args, out: seen.append(out.dtype))
+        for module in (mixed.model.layers[0].mlp.down_proj, mixed.get_output_embeddings())
+    ]
     before, after, row = _one_step(mixed, tok)
-    hook.remove()
+    for hook in hooks:
+        hook.remove()
     assert seen and set(seen) == {torch.bfloat16}
     update = _update(before, after)
     assert _relative_error(update, reference) < 0.1
@@ -141,3 +145,32 @@ def test_frozen_copy_is_independent_in_the_compute_dtype_and_keeps_ties(realisti
     with torch.no_grad():
         plain.model.layers[0].mlp.up_proj.weight.add_(1.0)
     assert not torch.equal(copied.model.layers[0].mlp.up_proj.weight, plain.model.layers[0].mlp.up_proj.weight)
+
+
+def test_the_rollout_loss_computes_in_the_compute_dtype(realistic_model_dir):
+    """The on-policy/GRPO micro-batch loss of a bf16 model with float32 masters: the hidden-state pass and
+    each chunk's LM head compute in bf16, as the SFT step does (and as verl's actor does under autocast)."""
+    from selfdistill.backends import Completion
+    from selfdistill.train.batching import output_head
+    from selfdistill.train.objectives import GRPO
+    from selfdistill.train.rollouts import _micro_loss, _sampled_logp_pass, _Step
+
+    from configs import rollout_hp
+
+    mixed = trainable_model(load_model(realistic_model_dir, dtype="bfloat16"), LORA, FULL)
+    head = output_head(mixed)
+    completions = [Completion(0, k, [11 + (k + i) % 7 for i in range(n)], "", "stop") for k, n in enumerate([5, 3])]
+    hp = rollout_hp("grpo", n_rollouts=2, scale_rewards=False)
+    objective = GRPO(hp)
+    keep = objective.prepare([None], completions, [True, False])
+    batch = _Step([[5, 6, 7]], completions)
+    _sampled_logp_pass(mixed, head, batch, keep, 2, 0, hp.temperature, 2, None)  # the rollout's old log-probs
+    seen = []
+    hooks = [
+        m.register_forward_hook(lambda m, a, out: seen.append(out.dtype))
+        for m in (mixed.model.layers[0].mlp.down_proj, head)
+    ]
+    _micro_loss(mixed, head, objective, batch, 0, 2, keep, 1.0)
+    for hook in hooks:
+        hook.remove()
+    assert len(seen) >= 3 and set(seen) == {torch.bfloat16}  # one hidden pass, then the head chunk by chunk

@@ -130,7 +130,7 @@ def test_mechanism_fit_refuses_to_pool_models():
             "d_accuracy": [0.1, 0.2, 0.3, 0.4],
         }
     )
-    with pytest.raises(ValueError, match="several models"):
+    with pytest.raises(ValueError, match="^mechanism_fit pools points of several models; fit each model on its own$"):
         mechanism_fit(points)
 
 

@@ -350,6 +350,7 @@ def test_mechanism_fit_matches_ols_and_its_interval_the_standard_error():
     np.testing.assert_allclose(table["ci_high"] - table["ci_low"], 2 * 1.96 * se, rtol=0.25)
     np.testing.assert_allclose((table["ci_high"] + table["ci_low"]) / 2, coef, atol=0.5 * se.max())
     assert (table["n_points"] == n).all() and (table["n_runs"] == n).all()
+    pd.testing.assert_frame_equal(table, mechanism_fit(points, seed=0).set_index("term"))  # seed 0 unless given
 
 
 def test_mechanism_fit_gives_no_interval_with_fewer_than_three_runs():
@@ -518,6 +519,63 @@ def test_mechanism_fit_of_three_runs_of_one_named_model():
     )
     fit = mechanism_fit(points)
     assert fit["ci_low"].notna().all() and (fit["ci_low"] <= fit["coefficient"]).all()
+    pd.testing.assert_frame_equal(fit, mechanism_fit(points, seed=0))  # seed 0 unless given
     assert (fit["d_epistemic_min"] == -2.0).all() and (fit["d_epistemic_max"] == 0.5).all()
     few = mechanism_fit(points[points["run"] < 2])
     assert few["ci_low"].dtype == float and few["ci_high"].dtype == float
+
+
+def test_intervals_and_p_values_are_scipys_with_the_documented_settings():
+    """20 problems' differences: the CI is scipy's percentile bootstrap of the mean (N_RESAMPLES draws, seed 0
+    unless given, at the level asked), the p its sign-flip permutation test (2^20 sign patterns > 9,999,
+    so sampled, from the same seed); the hierarchical CI's default seed is 0 as well."""
+    from scipy import stats
+
+    from selfdistill.stats import N_RESAMPLES
+
+    d = np.random.default_rng(8).normal(0.05, 0.1, 20)
+    for seed, level in ((0, 0.95), (3, 0.8)):
+        ci = stats.bootstrap(
+            (d,), np.mean, n_resamples=N_RESAMPLES, confidence_level=level, method="percentile", random_state=seed
+        ).confidence_interval
+        assert bootstrap_ci(d, seed, level) == pytest.approx((ci.low, ci.high), rel=1e-12)
+    result = paired_difference(pd.Series(d), pd.Series(np.zeros(20)))
+    p = stats.permutation_test((d,), np.mean, permutation_type="samples", n_resamples=9999, random_state=0).pvalue
+    assert result["p_value"] == pytest.approx(p, rel=1e-12) and 0.01 < p < 0.5  # a sampled p, not 0 or 1
+    assert (result["ci_low"], result["ci_high"]) == pytest.approx(bootstrap_ci(d, 0), rel=1e-12)
+    assert bootstrap_ci(d) == bootstrap_ci(d, 0)
+    matrix = np.random.default_rng(9).random((3, 10))
+    assert hierarchical_ci(matrix) == hierarchical_ci(matrix, seed=0)
+
+
+def test_the_same_gain_on_every_problem_is_tested_not_taken_for_no_difference():
+    """Every one of 5 problems gains exactly 1 (0 -> 1): only the observed and the all-flipped sign pattern
+    reach |mean| 1, p = 2/32; no difference at all is p = 1."""
+    gain = paired_difference(pd.Series(np.ones(5)), pd.Series(np.zeros(5)))
+    assert gain["effect"] == 1.0 and gain["p_value"] == pytest.approx(2 / 32)
+    assert paired_difference(pd.Series(np.ones(5)), pd.Series(np.ones(5)))["p_value"] == 1.0
+
+
+def test_seed_effect_draws_its_intervals_and_p_from_the_seed_it_is_given():
+    """20 problems: with three seeds the CI is the hierarchical one of the seeds x problems differences,
+    with one seed the percentile bootstrap of the problems, and the p the sign-flip test of the seed
+    means, all from the seed given (0 by default); two seeds have a spread."""
+    from selfdistill.organism import seed_effect
+
+    rng = np.random.default_rng(4)
+    ids = [f"p{i:02d}" for i in range(20)]
+    diff = rng.normal(0.05, 0.1, (3, 20))
+    treated = pd.DataFrame(
+        [{"seed": s, "problem_id": p, "value": 0.5 + diff[s, i]} for s in range(3) for i, p in enumerate(ids)]
+    )
+    reference = pd.Series(0.5, index=ids)
+    three = seed_effect(treated, reference, seed=3)
+    assert (three["ci_low"], three["ci_high"]) == pytest.approx(hierarchical_ci(diff, 3))
+    assert three["p_value"] == pytest.approx(
+        paired_difference(pd.Series(diff.mean(0)), pd.Series(0.0, range(20)), 3)["p_value"]
+    )
+    assert seed_effect(treated, reference) == seed_effect(treated, reference, seed=0)
+    one = seed_effect(treated[treated["seed"] == 0], reference, seed=3)
+    assert (one["ci_low"], one["ci_high"]) == pytest.approx(bootstrap_ci(diff[0], 3))
+    two = seed_effect(treated[treated["seed"] < 2], reference)
+    assert two["seed_sd"] == pytest.approx(np.std(diff[:2].mean(1), ddof=1))
