@@ -445,6 +445,8 @@ def test_trace_selection_without_kept_traces_selects_nothing():
         # A CI across 0 is in neither direction however small its p.
         (0.05, -0.2, 0.3, 0.01, +1, 0.0, "inconclusive at this sample size"),
         (0.05, -0.2, 0.3, 0.01, -1, 0.0, "inconclusive at this sample size"),
+        (-0.1, -0.3, 0.0, 0.01, -1, 0.0, "inconclusive at this sample size"),  # a lower claim, CI up to 0
+        (0.1, 0.0, 0.2, 0.01, -1, 0.0, "inconclusive at this sample size"),  # the opposite side, from 0
         # The margin and the size of the test are inclusive bounds of what they allow.
         (0.0, -0.05, 0.04, 0.5, +1, 0.0, "not supported (no effect: CI within ±0.05)"),
         (0.0, -0.04, 0.05, 0.5, +1, 0.0, "not supported (no effect: CI within ±0.05)"),
