@@ -5,6 +5,7 @@ write the score per module to bench/results/mutation.json (docs/mutation.md).
     python bench/mutation.py             # every module in SCOPE, 2 mutants at a time
     python bench/mutation.py --modules selfdistill.train.losses selfdistill.stats
     python bench/mutation.py --retest    # after adding tests: the survivors only
+    python bench/mutation.py --all       # after a test file changed: every mutant again
     python bench/mutation.py --report    # re-read the last run's results, run nothing
 
 mutmut (configured in pyproject.toml) copies the package into mutants/, records which test of the
@@ -196,6 +197,11 @@ def main() -> None:
     parser.add_argument("--markdown", action="store_true", help="also print the equivalent mutants, for the docs")
     parser.add_argument("--machine", default="", help="what else ran on the machine, for the record")
     parser.add_argument(
+        "--all",
+        action="store_true",
+        help="every mutant in scope again (after a test file changed: mutmut keeps the old results otherwise)",
+    )
+    parser.add_argument(
         "--retest",
         action="store_true",
         help="re-test only the survivors and those no test reached (after adding tests)",
@@ -206,7 +212,7 @@ def main() -> None:
         names = [mutant_glob(m, f) for m in args.modules for f in SCOPE[m]]
     else:  # mutmut re-tests every mutant it is given by name: give it those without a result
         redo = ("survived", "no tests") if args.retest else ("not checked",)
-        names = [k for m in args.modules for k, status in results(m).items() if status in redo]
+        names = [k for m in args.modules for k, status in results(m).items() if args.all or status in redo]
     runs = json.loads(RESULTS.read_text()).get("runs", []) if RESULTS.exists() else []
     if not args.report and names:
         wall = run_mutmut(names, args.max_children)
