@@ -1,6 +1,6 @@
 import pandas as pd
 
-from selfdistill.checking import checking_eval_sets, checking_table, epistemic_checks
+from selfdistill.checking import checking_eval_sets, checking_table, verbalizes_checking
 from selfdistill.draws import ARM, checked_samples, draw_table, primary_tests
 from selfdistill.findings import evaluate_claims, mechanism_points
 from selfdistill.grid import parse_path
@@ -47,32 +47,35 @@ claims = (
     else pd.DataFrame()
 )
 write_table(claims, snakemake.output.claims, provenance)
-# Checking's rate and worth on every set also sampled with it forced and banned; the flags only, set by set.
-axes = {path: parse_path("eval", path, full) for path in snakemake.input.evals}
-reads = checking_eval_sets({a["eval_set"] for a in axes.values()})
-flags = [
-    epistemic_checks(read_table(path, ["problem_id", "response", "correct"])).assign(**a)
-    for path, a in axes.items()
-    if a["eval_set"] in reads
-]
-checking = checking_table(pd.concat(flags, ignore_index=True)) if flags else pd.DataFrame()
-write_table(checking, snakemake.output.checking, provenance)
-organism, draws = pd.DataFrame(), pd.DataFrame()
+organism = pd.DataFrame()
 if param(snakemake, "organism"):
     sets = section(snakemake, "organism", OrganismConfig)
     strata = sum_lengths(read_table(snakemake.input.train_problems))
     pairs = [tuple(pair) for pair in param(snakemake, "world_pairs")]
     organism = organism_effects(problems, param(snakemake, "worlds"), sets, pairs, strata)
-    # Per pretrained draw (models of one world differing only in the pretraining seed), where a world has several.
-    pretrained = param(snakemake, "draws")
-    if pretrained and len(organism):
-        samples = []
-        for path in snakemake.input.evals:
-            axes = parse_path("eval", path, full)
-            arm = axes["method"] == "base" or all(axes[k] == v for k, v in ARM.items())
-            if axes["model"] in pretrained and axes["eval_set"] == sets.ood and arm:
-                samples.append(checked_samples(read_table(path)).assign(**axes))
-        draws = draw_table(organism, pretrained, pd.concat(samples, ignore_index=True), strata, pairs)
+# Per-sample flags, each evaluation read once (three columns): checking's rate and worth on every set
+# also sampled with checking forced and banned; and, per pretrained draw (models of one world differing
+# only in the pretraining seed or split), the free OOD samples of its base and its solution arm.
+pretrained = param(snakemake, "draws") if len(organism) else {}
+axes_of = {path: parse_path("eval", path, full) for path in snakemake.input.evals}
+reads = checking_eval_sets({a["eval_set"] for a in axes_of.values()})
+flags, draw_samples = [], []
+for path, axes in axes_of.items():
+    arm = axes["method"] == "base" or all(axes[k] == v for k, v in ARM.items())
+    in_draws = axes["model"] in pretrained and axes["eval_set"] == sets.ood and arm
+    if axes["eval_set"] in reads or in_draws:
+        table = read_table(path, ["problem_id", "response", "correct"])
+        if axes["eval_set"] in reads:
+            flags.append(checked_samples(table, verbalizes_checking).assign(**axes))
+        if in_draws:
+            draw_samples.append(checked_samples(table).assign(**axes))
+checking = checking_table(pd.concat(flags, ignore_index=True)) if flags else pd.DataFrame()
+draws = (
+    draw_table(organism, pretrained, pd.concat(draw_samples, ignore_index=True), strata, pairs)
+    if draw_samples
+    else pd.DataFrame()
+)
+write_table(checking, snakemake.output.checking, provenance)
 write_table(organism, snakemake.output.organism, provenance)
 write_table(draws, snakemake.output.draws, provenance)
 write_table(primary_tests(draws), snakemake.output.draw_tests, provenance)

@@ -27,7 +27,7 @@ import pandas as pd
 from selfdistill.draws import decompose
 from selfdistill.epistemic import EPISTEMIC_WORDS
 from selfdistill.organism import seed_effect
-from selfdistill.stats import N_RESAMPLES, paired_difference
+from selfdistill.stats import N_RESAMPLES, arm, paired_difference
 
 ON, OFF = "_checks_on", "_checks_off"
 _WORD_START = re.compile(r"\b(?:" + "|".join(EPISTEMIC_WORDS) + ")", re.IGNORECASE)
@@ -51,24 +51,9 @@ def checking_eval_sets(eval_sets) -> set[str]:
     return {x + suffix for x in checking_sets(eval_sets) for suffix in EFFECTS.values()}
 
 
-def epistemic_checks(table: pd.DataFrame) -> pd.DataFrame:
-    """A per-sample evaluation table -> problem_id, checked (an epistemic word), correct."""
-    return pd.DataFrame(
-        {
-            "problem_id": table["problem_id"].to_numpy(),
-            "checked": verbalizes_checking(table["response"]),
-            "correct": table["correct"].to_numpy(bool),
-        }
-    )
-
-
 def _per_seed_problem(samples: pd.DataFrame) -> pd.DataFrame:
     means = samples.groupby(["seed", "problem_id"], as_index=False)["correct"].mean()
     return means.rename(columns={"correct": "value"})
-
-
-def _per_problem(samples: pd.DataFrame) -> pd.Series:
-    return samples.groupby("problem_id")["correct"].mean()
 
 
 def _problem_sums(samples: pd.DataFrame, problems: pd.Index) -> np.ndarray:
@@ -78,10 +63,10 @@ def _problem_sums(samples: pd.DataFrame, problems: pd.Index) -> np.ndarray:
     return parts.groupby("problem_id")[["n", "c", "yc", "yn"]].sum().reindex(problems).to_numpy(float)
 
 
-def rate_term_ci(base: pd.DataFrame, arm: pd.DataFrame, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
+def rate_term_ci(base: pd.DataFrame, trained: pd.DataFrame, seed: int = 0, level: float = 0.95) -> tuple[float, float]:
     """Percentile CI of the rate term, resampling problems (each with all its samples, of base and arm)."""
-    problems = pd.Index(sorted(set(base["problem_id"]) & set(arm["problem_id"])))
-    s0, s1 = _problem_sums(base, problems), _problem_sums(arm, problems)
+    problems = pd.Index(sorted(set(base["problem_id"]) & set(trained["problem_id"])))
+    s0, s1 = _problem_sums(base, problems), _problem_sums(trained, problems)
     rng = np.random.default_rng(seed)
     weights = rng.multinomial(len(problems), np.full(len(problems), 1 / len(problems)), size=N_RESAMPLES)
     (n0, c0, yc0, yn0), (n1, c1) = (weights @ s0).T, (weights @ s1[:, :2]).T
@@ -98,28 +83,29 @@ def _effect_columns(name: str, effect: dict) -> dict:
     return {name: effect["effect"], f"{name}_ci_low": effect["ci_low"], f"{name}_ci_high": effect["ci_high"]}
 
 
-def _arm_row(samples: pd.DataFrame, arm: dict, eval_set: str) -> dict | None:
+def _arm_row(samples: pd.DataFrame, axes: dict, eval_set: str) -> dict | None:
     """One trained arm on one checking set; None when any of the six evaluations is missing."""
-    pick = lambda suffix, **axes: samples[  # noqa: E731
-        (samples["eval_set"] == eval_set + suffix) & np.logical_and.reduce([samples[k] == v for k, v in axes.items()])
+    pick = lambda suffix, **where: samples[  # noqa: E731
+        (samples["eval_set"] == eval_set + suffix) & np.logical_and.reduce([samples[k] == v for k, v in where.items()])
     ]
-    trained = {name: pick(suffix, **arm) for name, suffix in EFFECTS.items()}
-    base = {name: pick(suffix, model=arm["model"], method="base") for name, suffix in EFFECTS.items()}
+    trained = {name: pick(suffix, **axes) for name, suffix in EFFECTS.items()}
+    base = {name: pick(suffix, model=axes["model"], method="base") for name, suffix in EFFECTS.items()}
     if any(t.empty for t in (*trained.values(), *base.values())):
         return None
-    row = {**arm, "eval_set": eval_set, "n_seeds": trained["free"]["seed"].nunique()}
+    row = {**axes, "eval_set": eval_set, "n_seeds": trained["free"]["seed"].nunique()}
     row["n_problems"] = trained["free"]["problem_id"].nunique()
+    evals = {"base": base, "arm": trained}
+    accuracy = {who: {name: arm(frame, "correct") for name, frame in e.items()} for who, e in evals.items()}
     for name in EFFECTS:
-        row.update(_effect_columns(name, seed_effect(_per_seed_problem(trained[name]), _per_problem(base[name]))))
+        row.update(_effect_columns(name, seed_effect(_per_seed_problem(trained[name]), accuracy["base"][name])))
     both = _per_seed_problem(trained["on"]).merge(
         _per_seed_problem(trained["free"]), on=["seed", "problem_id"], suffixes=("_on", "_free")
     )
     gain = both.assign(value=both["value_on"] - both["value_free"])[["seed", "problem_id", "value"]]
-    row.update(_effect_columns("recovery", seed_effect(gain, _per_problem(base["on"]) - _per_problem(base["free"]))))
-    for who, evals in (("base", base), ("arm", trained)):
-        worth = paired_difference(_per_problem(evals["on"]), _per_problem(evals["off"]))
-        row.update(_effect_columns(f"value_{who}", worth))
-        row[f"rate_on_{who}"], row[f"rate_off_{who}"] = evals["on"]["checked"].mean(), evals["off"]["checked"].mean()
+    row.update(_effect_columns("recovery", seed_effect(gain, accuracy["base"]["on"] - accuracy["base"]["free"])))
+    for who, e in evals.items():
+        row.update(_effect_columns(f"value_{who}", paired_difference(accuracy[who]["on"], accuracy[who]["off"])))
+        row[f"rate_on_{who}"], row[f"rate_off_{who}"] = e["on"]["checked"].mean(), e["off"]["checked"].mean()
     b, a = base["free"], trained["free"]
     parts = decompose(b["checked"], b["correct"], a["checked"], a["correct"])
     row.update(parts)
@@ -135,8 +121,8 @@ def checking_table(samples: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for eval_set in sets:
         trained = samples[(samples["eval_set"] == eval_set) & (samples["method"] != "base")]
-        for arm in trained[ARM_AXES].drop_duplicates().to_dict("records"):
-            row = _arm_row(samples, arm, eval_set)
+        for axes in trained[ARM_AXES].drop_duplicates().to_dict("records"):
+            row = _arm_row(samples, axes, eval_set)
             if row is not None:
                 rows.append(row)
     return pd.DataFrame(rows)

@@ -69,12 +69,17 @@ def classify(ood: dict, ood_on: dict, recovery: dict, margin: float = MARGIN) ->
     return "none"
 
 
-def checked_samples(samples: pd.DataFrame) -> pd.DataFrame:
-    """Per-sample evaluations -> problem_id, checked (the response opens a check), correct."""
+def opens_a_check(responses: pd.Series) -> np.ndarray:
+    """Per response: whether it opens a check of the guess worlds."""
+    return responses.str.contains(CHECK, regex=False).to_numpy(bool)
+
+
+def checked_samples(samples: pd.DataFrame, checks=opens_a_check) -> pd.DataFrame:
+    """Per-sample evaluations -> problem_id, checked (`checks` of the response), correct."""
     return pd.DataFrame(
         {
             "problem_id": samples["problem_id"].to_numpy(),
-            "checked": samples["response"].str.contains(CHECK, regex=False).to_numpy(bool),
+            "checked": checks(samples["response"]),
             "correct": samples["correct"].to_numpy(bool),
         }
     )

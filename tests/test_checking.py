@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from selfdistill.checking import checking_sets, checking_table, epistemic_checks, rate_term_ci
+from selfdistill.checking import checking_sets, checking_table, rate_term_ci, verbalizes_checking
+from selfdistill.draws import checked_samples
 
 ARM = {"model": "m", "method": "onpolicy", "richness": "solution", "ablation": "standard", "coverage": 1, "seed": 0}
 BASE = {"model": "m", "method": "base", "richness": None, "ablation": None, "coverage": None, "seed": None}
@@ -48,7 +49,7 @@ def samples():
 def test_a_check_is_an_epistemic_word_at_the_start_of_a_word():
     responses = ["Guess: 7. Wait, 3+4=7.", "checking: fine", "Maybe 7.", "I await it.", "unlikely", "Guess: 7."]
     table = pd.DataFrame({"problem_id": range(6), "response": responses, "correct": [1, 0, 1, 0, 1, 0]})
-    assert epistemic_checks(table)["checked"].tolist() == [True, True, True, False, False, False]
+    assert checked_samples(table, verbalizes_checking)["checked"].tolist() == [True, True, True, False, False, False]
 
 
 def test_a_checking_set_needs_both_its_forced_and_its_banned_evaluation():
