@@ -47,6 +47,7 @@ def main(args: dict) -> None:
     from selfdistill.backends.hf import HFBackend
     from selfdistill.models import load_model, load_tokenizer
     from selfdistill.train.model import trainable_model
+    from selfdistill.train.progress import Progress
     from selfdistill.train.sft import train_sft
 
     from configs import LORA, TRAINING, rollout_hp, run_rollouts, sft_hp
@@ -60,7 +61,9 @@ def main(args: dict) -> None:
         # 12 fixed examples of different lengths; 2 steps of 3 micro-batches: one rank pads its share.
         examples = [([5 + i, 6, 7], [8 + (i * 7) % 50 for _ in range(3 + i % 4)] + [2]) for i in range(12)]
         hp = sft_hp(lr=1e-2, epochs=1, batch_size=6, micro_batch_size=2, max_grad_norm=1.0, checkpoint_every=1)
-        rows = train_sft(model, tok, examples, hp, seed=0, loss_chunk=3, state_path=args["state"])
+        progress = Progress(Path(args["out"]) / "tensorboard")
+        rows = train_sft(model, tok, examples, hp, seed=0, loss_chunk=3, state_path=args["state"], on_step=progress)
+        progress.close()
     else:
         # 2 prompts x 4 rollouts in micro-batches of 3: 3 micro-batches over 2 ranks.
         teacher = {"teacher": args.get("teacher", "frozen"), "ema_rate": 0.5} if args["method"] == "onpolicy" else {}

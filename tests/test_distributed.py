@@ -1,6 +1,7 @@
 """Training as 2 ranks (`training.processes: 2`: accelerate launch, FSDP2 over gloo on CPU) gives
 what one process gives: the same per-step log and the same trained weights."""
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
+from test_progress import scalars
 
 WORKER = "tests/distributed_worker.py"
 
@@ -62,6 +64,12 @@ def test_two_ranks_train_as_one_process(tiny_model_dir, tmp_path, method, finetu
         assert shares(tmp_path, "one") == [[[0, 1], [0, 1]]]
     if finetune == "full":
         assert any(".mlp." in name for name in two[1])  # the whole model was gathered and saved
+    if method == "sft" and importlib.util.find_spec("tensorboard"):
+        # One writer, rank 0's (two raced: one rank's fresh-run emptying deleted the other's file).
+        assert [len(list((tmp_path / run / "tensorboard").iterdir())) for run in ("one", "two")] == [1, 1]
+        assert scalars(tmp_path / "two" / "tensorboard", "train/loss") == pytest.approx(
+            scalars(tmp_path / "one" / "tensorboard", "train/loss"), rel=1e-4
+        )
 
 
 def test_two_ranks_resume_from_their_shards(tiny_model_dir, tmp_path):

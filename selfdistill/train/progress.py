@@ -8,6 +8,8 @@ import shutil
 import time
 from pathlib import Path
 
+from selfdistill import distributed
+
 log = logging.getLogger("train")
 
 # Shown in the log line, in this order, when a step's row has them.
@@ -19,7 +21,9 @@ class Progress:
 
     tensorboard_dir: where event files go (`tensorboard --logdir results/`); a fresh run empties
     it, a resumed one continues it (the steps an earlier attempt logged past the resume point are
-    purged). The ETA counts from the first step this process trains.
+    purged). Only rank 0 writes them: the ranks log the same all-reduced metrics, and a second
+    writer would race the first (one rank's fresh-run emptying deleted the other's open file).
+    The ETA counts from the first step this process trains.
     """
 
     def __init__(self, tensorboard_dir=None):
@@ -48,7 +52,7 @@ class Progress:
 
 def _writer(directory, first_step: int):
     """A TensorBoard writer, or None without a directory or the tensorboard package."""
-    if directory is None:
+    if directory is None or distributed.rank() != 0:
         return None
     try:
         from torch.utils.tensorboard import SummaryWriter
