@@ -20,6 +20,7 @@ OVERLAYS = {
     "config/paper.yaml": (),
     "config/paper_lora.yaml": ("config/paper.yaml",),
     "config/paper_subsets.yaml": ("config/paper.yaml",),
+    "config/organism_one_seed.yaml": ("config/organism.yaml",),
 }
 
 

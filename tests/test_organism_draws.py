@@ -1,5 +1,6 @@
-"""bench/teacher_in_checks.py's token classes of a check, and bench/organism_draws.py's between-world
-rows (its other functions are selfdistill.draws, tested in tests/test_draws.py)."""
+"""bench/teacher_in_checks.py's token classes of a check, bench/organism_draws.py's between-world
+rows (its other functions are selfdistill.draws, tested in tests/test_draws.py) and
+bench/organism_curves.py's table."""
 
 import importlib.util
 import re
@@ -59,3 +60,25 @@ def test_teacher_in_checks_token_classes_and_right_digits():
     # right digits: 3+9 -> "1" at the first result digit (shown "2": the next is not scored); 12+5 -> "1", "7"
     results = [k for k, c in enumerate(classes) if c == "chain result"]
     assert right == {results[0]: "1", results[2]: "1", results[3]: "7"}
+
+
+def test_organism_curves_average_an_arms_change_from_the_base_per_step():
+    import pandas as pd
+
+    # Two training seeds of one arm on one model, from bases 0.5 and 0.7 (each run's step 0).
+    rows = []
+    for seed, base, later in [(0, 0.5, [0.4, 0.3]), (1, 0.7, [0.7, 0.5])]:
+        for step, acc in zip([0, 6, 12], [base, *later], strict=True):
+            rows.append(
+                {"model": "toy", "method": "onpolicy", "richness": "solution", "ablation": "standard", "coverage": 64}
+                | {"seed": seed, "step": step, "eval_set": "ood", "accuracy": acc, "epistemic_count": 1.0 - step / 12}
+            )
+    curves = pd.DataFrame(rows + [{**rows[0], "eval_set": "test", "step": 6, "accuracy": 0.0}])  # another set
+    module = _bench("organism_curves")
+    table = module.curve_table(curves, {"toy": "guess_check"}, "ood")
+    assert table["step"].tolist() == [6, 12] and table["runs"].tolist() == [2, 2]
+    assert table["d_accuracy"].tolist() == pytest.approx([(-0.1 + 0.0) / 2, (-0.2 - 0.2) / 2])
+    assert table["d_epistemic"].tolist() == pytest.approx([-0.5, -1.0]) and set(table["world"]) == {"guess_check"}
+    report = {"measured": "here", "config": "c", "eval_set": "ood", "rows": table.to_dict("records")}
+    row = "| toy | guess_check | onpolicy/solution/standard | -0.050 / -0.50 | -0.200 / -1.00 |"
+    assert row in module.render(report)
