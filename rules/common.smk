@@ -10,7 +10,7 @@ from snakemake.exceptions import WorkflowError
 import selfdistill
 from selfdistill import grid
 from selfdistill.code import code_hash
-from selfdistill.config import check_config
+from selfdistill.config import COMMAND_LINE, check_config
 from selfdistill.settings.models import model_section
 from selfdistill.toy_worlds import (
     gated_models,
@@ -33,7 +33,11 @@ if Path(selfdistill.__file__).resolve().parent != PKG.resolve():
 # keys are deleted and the declared defaults filled in, so rules and scripts read every key directly.
 check_config(
     config,
-    [DEFAULT_CONFIG, *workflow.overwrite_configfiles],
+    [
+        DEFAULT_CONFIG,
+        *workflow.overwrite_configfiles,
+        (COMMAND_LINE, dict(workflow.config_settings.config)),
+    ],
 )
 
 

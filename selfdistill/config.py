@@ -98,11 +98,20 @@ def delete_nulled(config: dict, schema: dict, config_files=(), path: tuple = ())
     return errors
 
 
+# Where `snakemake --config key=value` values come from, as a config source: (this name, their mapping).
+COMMAND_LINE = "--config (its list items are read as text: set lists in an overlay file)"
+
+
 def _where(path: tuple, config_files) -> str:
-    """The last config file that sets this key path (later files override earlier ones)."""
-    found = None
-    for f in config_files or ():
-        node = yaml.safe_load(Path(f).read_text()) or {}
+    """The last config source that sets this key path (later ones override earlier ones): a file, or a
+    (name, mapping) pair such as the command line's --config."""
+    found, last_file = None, None
+    for source in config_files or ():
+        if isinstance(source, tuple):
+            name, node = source
+        else:
+            name = last_file = source
+            node = yaml.safe_load(Path(source).read_text()) or {}
         for key in path:
             if isinstance(node, dict) and key in node:
                 node = node[key]
@@ -111,9 +120,8 @@ def _where(path: tuple, config_files) -> str:
             else:
                 break
         else:
-            found = f
-    if found is None and config_files:  # a default the files leave unset: name the last file
-        found = list(config_files)[-1]
+            found = name
+    found = found or last_file  # a default the sources leave unset: name the last file
     return str(found) if found else "the merged config"
 
 
@@ -173,7 +181,8 @@ def with_defaults(config: dict, schema: dict | None = None) -> dict:
 def check_config(config: dict, config_files=(DEFAULT,)) -> dict:
     """Nulled keys deleted, then schema errors; then, with the defaults filled in (in place), the
     checks across fields. Returns the config; raises ConfigError listing every problem found.
-    `config_files`: the files it was composed of, in order (named in the messages)."""
+    `config_files`: the files it was composed of, in order, and (name, mapping) pairs for other sources
+    (named in the messages)."""
     schema = workflow.schema()
     errors = delete_nulled(config, schema, config_files)
     errors += schema_errors(config, schema, config_files)

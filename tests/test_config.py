@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from selfdistill.config import ConfigError, check_config, compose, load_config
+from selfdistill.config import COMMAND_LINE, ConfigError, check_config, compose, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT = "config/config.yaml"
@@ -514,3 +514,22 @@ def test_a_local_jsonl_training_set_with_the_toy_model_plans(tmp_path):
     )
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
     assert "pretrain_toy" in out.stdout
+
+
+def test_a_value_set_with_snakemake_config_is_named_as_from_the_command_line(tmp_path):
+    """`--config seeds=[0]` gives seeds ['0'] (Snakemake reads list items as text): the error names the
+    command line and says to use an overlay, not the last config file, which never set the key."""
+    import subprocess
+
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text("coverage: [8]\n")
+    out = subprocess.run(
+        ["snakemake", "-n", "-s", "Snakefile", "-d", str(tmp_path / "run"), "--configfile", str(overlay)]
+        + ["--config", "seeds=[0]"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode != 0
+    assert f"{COMMAND_LINE}: seeds.0 = '0'" in out.stderr, out.stderr[-2000:]
+    assert f"{overlay}: seeds" not in out.stderr
