@@ -530,6 +530,7 @@ def test_a_value_set_with_snakemake_config_is_named_as_from_the_command_line(tmp
         text=True,
         timeout=300,
     )
+    printed = out.stdout + out.stderr
     assert out.returncode != 0
-    assert f"{COMMAND_LINE}: seeds.0 = '0'" in out.stderr, out.stderr[-2000:]
-    assert f"{overlay}: seeds" not in out.stderr
+    assert f"{COMMAND_LINE}: seeds.0 = '0'" in printed, printed[-2000:]
+    assert f"{overlay}: seeds" not in printed
