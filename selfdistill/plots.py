@@ -59,7 +59,10 @@ def _coverage(value) -> str:
 
 
 def _save(fig, path):
-    fig.tight_layout()
+    # A fixed strip on top for the suptitle: tight_layout's own allowance is a share of the height,
+    # so in a tall figure (a row per model) the first row's titles ran into it.
+    top = 1 - 0.45 / fig.get_figheight() if fig.get_suptitle() else 1
+    fig.tight_layout(rect=(0, 0, 1, top))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return fig  # closed for pyplot, still inspectable

@@ -202,3 +202,19 @@ def test_each_model_has_its_own_training_curves(tmp_path):
             assert list(line.get_ydata()) == pytest.approx(list(values))
     ood = [ax for ax in _panels(fig) if "ood accuracy" in ax.get_title()]
     assert [ax.lines[-1].get_ydata()[0] for ax in ood] == pytest.approx([BASES["toy"], BASES["toy_null"]])
+
+
+def test_the_title_of_a_tall_figure_stays_clear_of_its_panels(tmp_path):
+    """A training-curve figure of 8 models (the organism's full design): the figure's title overlapped
+    the first row's panel titles when tight_layout gave it a share of the height."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    logs, curves = curve_tables()
+    copies = range(4)  # 2 models x 4 = 8 rows
+    logs = pd.concat([logs.assign(model=logs["model"] + f"_{k}") for k in copies])
+    curves = pd.concat([curves.assign(model=curves["model"] + f"_{k}") for k in copies])
+    worlds = {f"{m}_{k}": w for m, w in WORLDS.items() for k in copies}
+    fig = plots.plot_training_curves(logs, curves, tmp_path / "c.png", worlds)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    title = fig._suptitle.get_window_extent(renderer)
+    assert len(fig.axes) == 32 and not any(title.overlaps(ax.title.get_window_extent(renderer)) for ax in fig.axes)
