@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT)]
 
 from selfdistill.findings import mechanism_points  # noqa: E402
+from selfdistill.io import write_json  # noqa: E402
 
 ARM = ["method", "richness", "ablation"]
 
@@ -82,10 +83,7 @@ def main() -> None:
         "eval_set": args.eval_set,
         "rows": table.to_dict("records"),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(report, indent=1, default=float) + "\n")
-    tmp.replace(args.out)
+    write_json(report, args.out)
     markdown = render(report)
     args.out.with_suffix(".md").write_text(markdown)
     print(markdown)
