@@ -51,7 +51,8 @@ class Progress:
 
 
 def _writer(directory, first_step: int):
-    """A TensorBoard writer, or None without a directory or the tensorboard package."""
+    """A TensorBoard writer, or None without a directory, on ranks other than 0, or without the
+    tensorboard package."""
     if directory is None or distributed.rank() != 0:
         return None
     try:
